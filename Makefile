@@ -1,0 +1,56 @@
+# otel_db: `make demo` and `make test` set up everything they need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PGPORT := 54329
+export OTEL_STORAGE_CONNECTION_STRING ?= postgresql://postgres@127.0.0.1:$(PGPORT)/otel
+
+.PHONY: help setup system venv db migrate test demo bench freeze lint clean stop
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+setup: system venv  ## system packages and the virtual environment
+
+system:  ## PostgreSQL, pg_cron and pgvector (apt; pgvector built from source on Debian 12)
+	@scripts/setup-system.sh >/dev/null
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install -q --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+venv: $(VENV)/.installed  ## the virtual environment, with the package installed editable
+
+db: system  ## the project-local cluster in .pgdata on 127.0.0.1:54329 (created or started)
+	@scripts/pg-cluster.sh start
+
+stop:  ## stop the project-local cluster
+	@scripts/pg-cluster.sh stop
+
+migrate: db venv  ## alembic upgrade head on the project cluster
+	@$(BIN)/alembic upgrade head
+
+test: migrate  ## lint, then the test suite against the project cluster
+	@$(BIN)/ruff check .
+	@$(BIN)/pytest -q
+
+demo: migrate  ## load the sample OTLP/JSON, flush, show what landed
+	@$(BIN)/otel-db ingest examples/sample.jsonl
+	@$(BIN)/otel-db stats
+
+bench: migrate  ## the benchmarks (see BENCHMARKS.md)
+	@$(BIN)/python -m bench
+
+freeze: venv  ## copy sql/ into the frozen set of the newest revision, update checksums
+	@$(BIN)/python -m migrations.freeze
+
+lint: venv  ## ruff
+	@$(BIN)/ruff check .
+	@$(BIN)/ruff format --check .
+
+clean: stop  ## stop the cluster, remove the cluster, the venv and caches
+	rm -rf "$$(readlink -f .pgdata)" .pgdata $(VENV) .ruff_cache .hypothesis *.egg-info

@@ -1,0 +1,247 @@
+-- The working set of one flush: temporary tables, dropped at commit.
+--   pg_temp.otel_otlp            claimed OTLP/JSON requests, parsed once
+--   pg_temp.otel_<kind>_rows     rows as text, numbered n = 1, 2, … (staging
+--                                rows and records decoded from requests)
+--   pg_temp.otel_<kind>          the same rows typed, or with err set
+--   pg_temp.otel_rejects         everything bound for the dead-letter queue
+-- dlq_id is set on rows that otel.retry_dlq() took back from the queue.
+
+create or replace function otel.flush_prepare()
+returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    if to_regclass('pg_temp.otel_otlp') is null then
+        create temp table otel_otlp (
+            id bigint generated always as identity,
+            dlq_id bigint,
+            payload text,
+            doc jsonb
+        ) on commit drop;
+        create temp table otel_rejects (
+            dlq_id bigint,
+            telemetry_type text,
+            source text,
+            raw_data text,
+            raw_format text,
+            error_message text
+        ) on commit drop;
+        create temp table otel_traces_rows (
+            n bigint generated always as identity, dlq_id bigint,
+            payload_id bigint, rs int, ss int, rec int, dp int,
+            like otel.traces_staging) on commit drop;
+        create temp table otel_logs_rows (
+            n bigint generated always as identity, dlq_id bigint,
+            payload_id bigint, rs int, ss int, rec int, dp int,
+            like otel.logs_staging) on commit drop;
+        create temp table otel_metrics_rows (
+            n bigint generated always as identity, dlq_id bigint,
+            payload_id bigint, rs int, ss int, rec int, dp int,
+            like otel.metrics_staging) on commit drop;
+        -- Typed rows: the final columns without their not-null constraints,
+        -- since a rejected row keeps only n and err.
+        create temp table otel_traces on commit drop as
+            select null::bigint as n, null::text as err, null::text as signature, t.*
+              from otel.traces as t with no data;
+        create temp table otel_logs on commit drop as
+            select null::bigint as n, null::text as err, l.* from otel.logs as l with no data;
+        create temp table otel_metrics on commit drop as
+            select null::bigint as n, null::text as err, m.* from otel.metrics as m with no data;
+    else
+        truncate otel_otlp, otel_rejects, otel_traces_rows, otel_logs_rows, otel_metrics_rows,
+                 otel_traces, otel_logs, otel_metrics restart identity;
+    end if;
+end
+$$;
+comment on function otel.flush_prepare() is
+    'Creates (or empties) the temporary tables one flush works in; internal to otel.flush()';
+
+create or replace function otel.otlp_keys(kind text, out resource_key text, out scope_key text, out record_key text)
+language sql immutable parallel safe
+as $$
+    select v.resource_key, v.scope_key, v.record_key
+      from (values ('traces', 'resourceSpans', 'scopeSpans', 'spans'),
+                   ('logs', 'resourceLogs', 'scopeLogs', 'logRecords'),
+                   ('metrics', 'resourceMetrics', 'scopeMetrics', 'metrics'))
+           as v (kind, resource_key, scope_key, record_key)
+     where v.kind = otlp_keys.kind
+$$;
+comment on function otel.otlp_keys(text) is
+    'The OTLP/JSON field names of a request of traces, logs or metrics: resource, scope and record arrays';
+
+create or replace function otel.otlp_records(doc jsonb, kind text)
+returns table (rs int, ss int, rec int, dp int)
+language sql immutable parallel safe
+as $$
+    -- Every record of a request by position (1-based); for metrics every
+    -- data point of every metric.
+    select r.i::int, s.j::int, x.k::int, p.l::int
+      from otel.otlp_keys(kind) as key
+     cross join lateral jsonb_array_elements(doc -> key.resource_key) with ordinality as r (v, i)
+     cross join lateral jsonb_array_elements(r.v -> key.scope_key) with ordinality as s (v, j)
+     cross join lateral jsonb_array_elements(s.v -> key.record_key) with ordinality as x (v, k)
+      left join lateral jsonb_array_elements(
+                case when kind = 'metrics'
+                     then coalesce(x.v -> 'gauge', x.v -> 'sum', x.v -> 'histogram',
+                                   x.v -> 'exponentialHistogram', x.v -> 'summary') -> 'dataPoints' end)
+                with ordinality as p (v, l) on true
+$$;
+comment on function otel.otlp_records(jsonb, text) is
+    'Positions (resource, scope, record, data point) of every record in an OTLP/JSON request';
+
+create or replace function otel.otlp_single_record(doc jsonb, kind text, rs int, ss int, rec int, dp int)
+returns jsonb
+language sql immutable parallel safe
+as $$
+    -- A request holding only the given record, with its resource and scope:
+    -- what the dead-letter queue keeps, and what a retry loads again.
+    with key as (select * from otel.otlp_keys(kind)),
+    parts as (
+        select key.*,
+               doc -> key.resource_key -> (rs - 1) as resource,
+               doc -> key.resource_key -> (rs - 1) -> key.scope_key -> (ss - 1) as scope,
+               doc -> key.resource_key -> (rs - 1) -> key.scope_key -> (ss - 1) -> key.record_key -> (rec - 1) as record
+          from key
+    ),
+    one as (
+        select parts.*,
+               case when dp is null then record
+                    else (select jsonb_set(record, array[f, 'dataPoints'],
+                                           jsonb_build_array(record -> f -> 'dataPoints' -> (dp - 1)))
+                            from unnest(array['gauge', 'sum', 'histogram', 'exponentialHistogram', 'summary']) as f
+                           where record ? f
+                           limit 1)
+               end as single
+          from parts
+    )
+    select jsonb_build_object(resource_key, jsonb_build_array(
+               resource || jsonb_build_object(scope_key, jsonb_build_array(
+                   scope || jsonb_build_object(record_key, jsonb_build_array(single))))))
+      from one
+$$;
+comment on function otel.otlp_single_record(jsonb, text, int, int, int, int) is
+    'An OTLP/JSON request with only the record at the given position, its resource and its scope';
+
+create or replace function otel.decode_otlp(kind text)
+returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+-- Decodes the claimed requests of one kind into pg_temp.otel_<kind>_rows:
+-- all at once, else request by request, else record by record, so that a
+-- bad record goes to the dead-letter queue and its siblings still land.
+declare
+    key record;
+    request record;
+    position record;
+    decode text := format('select otel.decode_otlp_%s($1, $2, $3, $4, $5, $6)', kind);
+begin
+    select * into key from otel.otlp_keys(kind);
+    begin
+        execute decode using 1::bigint, 9223372036854775807::bigint, null::int, null::int, null::int, null::int;
+        return;
+    exception when others then
+        null;  -- some request is bad: isolate it below
+    end;
+    for request in
+        select id, dlq_id, payload, doc from pg_temp.otel_otlp where doc ? key.resource_key order by id
+    loop
+        begin
+            execute decode using request.id, request.id, null::int, null::int, null::int, null::int;
+        exception when others then
+            begin
+                for position in select * from otel.otlp_records(request.doc, kind) loop
+                    begin
+                        execute decode using request.id, request.id, position.rs, position.ss, position.rec, position.dp;
+                    exception when others then
+                        insert into pg_temp.otel_rejects
+                        values (request.dlq_id, kind, 'otel.otlp_staging',
+                                otel.otlp_single_record(request.doc, kind, position.rs, position.ss,
+                                                        position.rec, position.dp)::text,
+                                'text', 'rejected record: ' || sqlerrm);
+                    end;
+                end loop;
+            exception when others then
+                insert into pg_temp.otel_rejects
+                values (request.dlq_id, 'otlp', 'otel.otlp_staging', request.payload, 'text',
+                        format('not a valid OTLP/JSON %s request: %s', kind, sqlerrm));
+            end;
+        end;
+    end loop;
+end
+$$;
+comment on function otel.decode_otlp(text) is
+    'Decodes claimed OTLP/JSON requests of one kind, isolating bad requests and records; internal to otel.flush()';
+
+create or replace function otel.type_rows(kind text)
+returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+-- Types pg_temp.otel_<kind>_rows into pg_temp.otel_<kind>: one set-based
+-- statement; when a value defeats it (malformed JSON text, an impossible
+-- date), chunk by chunk, then row by row within the failing chunk.
+declare
+    chunk constant integer := 1000;
+    last_n integer;
+    chunk_start integer;
+    row_n integer;
+    type_range text := format('select otel.type_%s($1, $2)', kind);
+begin
+    execute format('select coalesce(max(n), 0) from pg_temp.otel_%s_rows', kind) into last_n;
+    if last_n = 0 then
+        return;
+    end if;
+    begin
+        execute type_range using 1, last_n;
+        return;
+    exception when others then
+        null;  -- some row is unreadable: isolate it below
+    end;
+    for chunk_start in 1..last_n by chunk loop
+        begin
+            execute type_range using chunk_start, least(chunk_start + chunk - 1, last_n);
+        exception when others then
+            for row_n in chunk_start..least(chunk_start + chunk - 1, last_n) loop
+                begin
+                    execute type_range using row_n, row_n;
+                exception when others then
+                    execute format('insert into pg_temp.otel_%s (n, err) values ($1, $2)', kind)
+                        using row_n, 'unreadable row: ' || sqlerrm;
+                end;
+            end loop;
+        end;
+    end loop;
+end
+$$;
+comment on function otel.type_rows(text) is
+    'Validates and casts the text rows of one kind, isolating unreadable rows; internal to otel.flush()';
+
+create or replace function otel.reject_invalid_rows(kind text)
+returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+-- Queues every row that failed validation for the dead-letter queue: a
+-- staging row as a JSON object of its columns, a decoded record as an
+-- OTLP/JSON request holding just that record.
+begin
+    execute format($sql$
+        insert into pg_temp.otel_rejects
+        select r.dlq_id, %1$L,
+               case when r.payload_id is null then 'otel.%1$s_staging' else 'otel.otlp_staging' end,
+               case when r.payload_id is null
+                    then jsonb_strip_nulls(to_jsonb(r) - '{n,dlq_id,payload_id,rs,ss,rec,dp}'::text[])::text
+                    else otel.otlp_single_record(p.doc, %1$L, r.rs, r.ss, r.rec, r.dp)::text end,
+               case when r.payload_id is null then 'row-json' else 'text' end,
+               t.err
+          from pg_temp.otel_%1$s as t
+          join pg_temp.otel_%1$s_rows as r using (n)
+          left join pg_temp.otel_otlp as p on p.id = r.payload_id
+         where t.err is not null
+    $sql$, kind);
+end
+$$;
+comment on function otel.reject_invalid_rows(text) is
+    'Moves rows that failed validation to the reject list of the flush; internal to otel.flush()';

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# The project-local PostgreSQL cluster: 127.0.0.1:54329, database "otel",
+# user "postgres", trust on loopback, pg_cron preloaded.
+#
+#   scripts/pg-cluster.sh start   create the cluster if missing, start it if stopped
+#   scripts/pg-cluster.sh stop
+#   scripts/pg-cluster.sh status
+#
+# PostgreSQL refuses to run as root, so as root the cluster runs as the
+# "postgres" OS user. That user must be able to reach the data directory:
+# when the checkout sits under a private directory (/root is mode 700) the
+# files live under /var/tmp instead and .pgdata is a symlink to them.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+port=${OTEL_DB_PGPORT:-54329}
+major=${OTEL_DB_PGMAJOR:-$("$repo/scripts/setup-system.sh")}
+bin=/usr/lib/postgresql/$major/bin
+
+say() { printf 'pg-cluster: %s\n' "$*"; }
+die() { printf 'pg-cluster: error: %s\n' "$*" >&2; exit 1; }
+
+if [ "$(id -u)" -eq 0 ]; then
+    as_owner() { runuser -u postgres -- "$@"; }
+    owner=postgres
+else
+    as_owner() { "$@"; }
+    owner=$(id -un)
+fi
+
+data_dir() {
+    if [ -L "$repo/.pgdata" ] || [ -d "$repo/.pgdata" ]; then
+        readlink -f "$repo/.pgdata"; return
+    fi
+    if as_owner test -x "$repo" 2>/dev/null; then
+        echo "$repo/.pgdata"
+    else
+        local outside
+        outside=/var/tmp/otel_db-pgdata-$(printf '%s' "$repo" | sha1sum | cut -c1-12)
+        say "$owner cannot reach $repo: keeping the cluster in $outside (.pgdata links to it)" >&2
+        ln -sfn "$outside" "$repo/.pgdata"
+        echo "$outside"
+    fi
+}
+
+create() {
+    local dir=$1
+    say "creating the cluster in $dir"
+    mkdir -p "$dir"
+    chown "$owner" "$dir"
+    chmod 700 "$dir"
+    as_owner "$bin/initdb" -D "$dir" -U postgres --auth-local=trust --auth-host=trust \
+        -E UTF8 --locale=C.UTF-8 >/dev/null
+    cat >> "$dir/postgresql.conf" <<CONF
+
+# otel_db project-local cluster
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$dir'
+shared_preload_libraries = 'pg_cron'
+cron.database_name = 'otel'
+cron.use_background_workers = on
+max_worker_processes = 16
+shared_buffers = 1GB
+work_mem = 64MB
+maintenance_work_mem = 512MB
+max_wal_size = 8GB
+checkpoint_timeout = 15min
+autovacuum_naptime = 10s
+logging_collector = off
+CONF
+}
+
+start() {
+    local dir
+    dir=$(data_dir)
+    [ -f "$dir/PG_VERSION" ] || create "$dir"
+    if ! as_owner "$bin/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
+        as_owner "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 start >/dev/null \
+            || die "the server did not start; see $dir/server.log"
+    fi
+    local psql=("$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -X -q -v ON_ERROR_STOP=1)
+    if [ "$("${psql[@]}" -d postgres -tAc "select 1 from pg_database where datname = 'otel'")" != 1 ]; then
+        "${psql[@]}" -d postgres -c "create database otel"
+    fi
+}
+
+case ${1:-start} in
+    start) start ;;
+    stop) as_owner "$bin/pg_ctl" -D "$(data_dir)" -m fast -w stop ;;
+    status) as_owner "$bin/pg_ctl" -D "$(data_dir)" status ;;
+    *) die "usage: $0 start|stop|status" ;;
+esac

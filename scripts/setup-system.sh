@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Installs the system packages otel_db needs: PostgreSQL with pg_cron and
+# pgvector. Debian 13 ships all three as binary packages; Debian 12 ships
+# PostgreSQL 15 and pg_cron 1.4, and pgvector is built from Debian's source
+# package for trixie. Idempotent: does nothing when everything is present.
+set -euo pipefail
+
+PGVECTOR_VERSION=0.8.0-1
+build_dir=${OTEL_DB_BUILD_DIR:-/var/tmp/otel_db-build}
+
+say() { printf 'setup-system: %s\n' "$*"; }
+die() { printf 'setup-system: error: %s\n' "$*" >&2; exit 1; }
+
+apt_updated=no
+apt_update_once() {
+    [ "$apt_updated" = yes ] && return
+    [ "$(id -u)" -eq 0 ] || die "packages are missing: run as root, or install them (see README)"
+    apt-get update -qq
+    apt_updated=yes
+}
+
+have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+
+pick_pg_major() {
+    # The newest server that Debian offers with pg_cron packaged beside it.
+    for major in 17 16 15; do
+        if have_pkg "postgresql-$major" && have_pkg "postgresql-$major-cron"; then
+            echo "$major"; return
+        fi
+    done
+    apt_update_once
+    for major in 17 15; do
+        if apt-cache show "postgresql-$major-cron" >/dev/null 2>&1; then
+            echo "$major"; return
+        fi
+    done
+    die "no postgresql-NN-cron package is available from apt"
+}
+
+apt_install() {
+    local missing=()
+    for pkg in "$@"; do have_pkg "$pkg" || missing+=("$pkg"); done
+    [ ${#missing[@]} -eq 0 ] && return
+    say "installing ${missing[*]}"
+    apt_update_once
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+vector_installed() {
+    local sharedir
+    sharedir=$("/usr/lib/postgresql/$1/bin/pg_config" --sharedir 2>/dev/null) || return 1
+    [ -f "$sharedir/extension/vector.control" ]
+}
+
+build_pgvector() {
+    local major=$1 pg_config="/usr/lib/postgresql/$1/bin/pg_config"
+    apt_install "postgresql-server-dev-$major" build-essential
+    say "building pgvector $PGVECTOR_VERSION from Debian's source package"
+    mkdir -p "$build_dir/apt/lists/partial" "$build_dir/src"
+    # A private apt configuration, so the machine's own sources stay untouched.
+    echo "deb-src http://deb.debian.org/debian trixie main" > "$build_dir/apt/sources.list"
+    local opts=(-o "Dir::Etc::sourcelist=$build_dir/apt/sources.list"
+                -o "Dir::Etc::sourceparts=/dev/null"
+                -o "Dir::State::Lists=$build_dir/apt/lists")
+    apt-get "${opts[@]}" update -qq
+    (cd "$build_dir/src" && apt-get "${opts[@]}" source --download-only "pgvector=$PGVECTOR_VERSION" >/dev/null 2>&1) \
+        || die "could not fetch the source of pgvector $PGVECTOR_VERSION from Debian trixie"
+    local upstream=${PGVECTOR_VERSION%-*}
+    rm -rf "$build_dir/src/pgvector-$upstream"
+    tar -C "$build_dir/src" -xzf "$build_dir/src/pgvector_$upstream.orig.tar.gz"
+    # OPTFLAGS="" as Debian builds it: no -march=native, so the build runs on any x86-64.
+    make -s -C "$build_dir/src/pgvector-$upstream" PG_CONFIG="$pg_config" OPTFLAGS="" >/dev/null
+    make -s -C "$build_dir/src/pgvector-$upstream" PG_CONFIG="$pg_config" OPTFLAGS="" install >/dev/null
+}
+
+main() {
+    command -v dpkg-query >/dev/null || die "this set-up needs a Debian system (dpkg and apt)"
+    local major
+    major=$(pick_pg_major)
+    apt_install "postgresql-$major" "postgresql-$major-cron" "postgresql-client-$major"
+    if ! vector_installed "$major"; then
+        apt_update_once
+        if apt-cache show "postgresql-$major-pgvector" >/dev/null 2>&1; then
+            apt_install "postgresql-$major-pgvector"
+        else
+            build_pgvector "$major"
+        fi
+    fi
+    vector_installed "$major" || die "pgvector is still missing for PostgreSQL $major"
+    echo "$major"
+}
+
+main "$@"

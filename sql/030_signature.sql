@@ -1,0 +1,76 @@
+-- Span signatures: the text a person would search a span by, with what
+-- makes every span unique (ids, numbers, timestamps, addresses) replaced by
+-- placeholders, so that the same operation failing the same way gives the
+-- same text and is embedded once.
+
+create or replace function otel.normalize_text(value text)
+returns text
+language sql immutable parallel safe
+as $$
+    -- Order matters: whole shapes (uuids, timestamps, addresses) before the
+    -- digit runs they contain.
+    select nullif(left(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
+           regexp_replace(regexp_replace(regexp_replace(regexp_replace(
+               value,
+               '[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}', '<uuid>', 'g'),
+               '[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}:?[0-9]{2})?', '<time>', 'g'),
+               '[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}', '<email>', 'g'),
+               '\m[0-9]{1,3}(\.[0-9]{1,3}){3}(:[0-9]{1,5})?\M', '<ip>', 'g'),
+               '\m(0x)?[0-9a-fA-F]*[0-9][0-9a-fA-F]*[a-fA-F][0-9a-fA-F]*\M|\m(0x)?[0-9a-fA-F]*[a-fA-F][0-9a-fA-F]*[0-9][0-9a-fA-F]*\M', '<hex>', 'g'),
+               '-?[0-9]+(\.[0-9]+)?', '<num>', 'g'),
+               '\s+', ' ', 'g'),
+               '^ | $', '', 'g'), 300), '')
+$$;
+comment on function otel.normalize_text(text) is
+    'Replaces uuids, timestamps, e-mail and IP addresses, hex ids and numbers by placeholders, squeezes white space, keeps at most 300 characters';
+
+create or replace function otel.http_reason(status text)
+returns text
+language sql immutable parallel safe
+as $$
+    select case status
+        when '200' then 'OK' when '201' then 'Created' when '202' then 'Accepted' when '204' then 'No Content'
+        when '301' then 'Moved Permanently' when '302' then 'Found' when '304' then 'Not Modified'
+        when '400' then 'Bad Request' when '401' then 'Unauthorized' when '402' then 'Payment Required'
+        when '403' then 'Forbidden' when '404' then 'Not Found' when '405' then 'Method Not Allowed'
+        when '408' then 'Request Timeout' when '409' then 'Conflict' when '410' then 'Gone'
+        when '413' then 'Payload Too Large' when '415' then 'Unsupported Media Type'
+        when '422' then 'Unprocessable Entity' when '429' then 'Too Many Requests'
+        when '500' then 'Internal Server Error' when '501' then 'Not Implemented' when '502' then 'Bad Gateway'
+        when '503' then 'Service Unavailable' when '504' then 'Gateway Timeout'
+    end
+$$;
+comment on function otel.http_reason(text) is 'The reason phrase of an HTTP status code, null for unusual codes';
+
+create or replace function otel.span_signature(
+    service_name text, kind text, name text, status_code text, status_message text,
+    attributes jsonb, events jsonb)
+returns text
+language sql immutable parallel safe
+as $$
+    select left(concat_ws(' | ',
+        service_name,
+        lower(kind) || ' ' || otel.normalize_text(name),
+        case when status_code = 'ERROR'
+             then concat_ws(': ', 'error', otel.normalize_text(status_message)) end,
+        (select concat_ws(': ', 'exception ' || (e -> 'attributes' ->> 'exception.type'),
+                          otel.normalize_text(e -> 'attributes' ->> 'exception.message'))
+           from jsonb_array_elements(case jsonb_typeof(events) when 'array' then events else '[]' end) as e
+          where e ->> 'name' = 'exception'
+          limit 1),
+        nullif(concat_ws(' ',
+            coalesce(attributes ->> 'http.request.method', attributes ->> 'http.method'),
+            otel.normalize_text(coalesce(attributes ->> 'http.route', attributes ->> 'url.template')),
+            coalesce(attributes ->> 'http.response.status_code', attributes ->> 'http.status_code')
+                || coalesce(' ' || otel.http_reason(coalesce(attributes ->> 'http.response.status_code',
+                                                             attributes ->> 'http.status_code')), '')), ''),
+        nullif(concat_ws(' ', attributes ->> 'db.system.name', attributes ->> 'db.system',
+            coalesce(attributes ->> 'db.operation.name', attributes ->> 'db.operation'),
+            otel.normalize_text(coalesce(attributes ->> 'db.collection.name', attributes ->> 'db.sql.table'))), ''),
+        nullif(concat_ws(' ', attributes ->> 'messaging.system',
+            coalesce(attributes ->> 'messaging.operation.type', attributes ->> 'messaging.operation'),
+            otel.normalize_text(attributes ->> 'messaging.destination.name')), '')
+    ), 1000)
+$$;
+comment on function otel.span_signature(text, text, text, text, text, jsonb, jsonb) is
+    'The normalised text a span is embedded by: service, kind and name, error status and message, exception type and message, HTTP method, route and status with its reason phrase, database system and operation, messaging destination';
