@@ -24,21 +24,31 @@ def newest_revision() -> str:
     return revisions[-1]
 
 
-def checksum_lines() -> list[str]:
-    return [
+def checksum_lines(revision: str) -> list[str]:
+    """Recorded checksums of older revisions as they are, fresh ones for `revision`."""
+    kept = []
+    if CHECKSUMS.exists():
+        kept = [
+            line
+            for line in CHECKSUMS.read_text(encoding="utf-8").splitlines()
+            if line and not line.split("  ", 1)[1].startswith(f"{revision}/")
+        ]
+    fresh = [
         f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.relative_to(FROZEN).as_posix()}"
-        for path in sorted(FROZEN.glob("*/*.sql"))
+        for path in sorted((FROZEN / revision).glob("*.sql"))
     ]
+    return sorted(kept + fresh, key=lambda line: line.split("  ", 1)[1])
 
 
 def main() -> None:
-    target = FROZEN / newest_revision()
+    revision = newest_revision()
+    target = FROZEN / revision
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
     for path in sorted(SOURCE.glob("*.sql")):
         shutil.copy2(path, target / path.name)
-    CHECKSUMS.write_text("\n".join(checksum_lines()) + "\n", encoding="utf-8")
+    CHECKSUMS.write_text("\n".join(checksum_lines(revision)) + "\n", encoding="utf-8")
     print(f"froze {len(list(target.glob('*.sql')))} files into {target.relative_to(ROOT)}")
 
 

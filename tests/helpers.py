@@ -5,10 +5,7 @@ from collections.abc import Iterable
 
 import psycopg
 
-COPY_OTLP = (
-    "copy otel.otlp_staging (payload) from stdin "
-    "with (format csv, quote e'\\x01', delimiter e'\\x02')"
-)
+COPY_OTLP = "copy otel.otlp_staging (payload) from stdin with (format csv, quote e'\\x01', delimiter e'\\x02')"
 
 
 def stage_otlp(conn: psycopg.Connection, requests: Iterable[dict | str]) -> None:
@@ -33,6 +30,4 @@ def scalar(conn: psycopg.Connection, query: str, params: tuple | dict | None = N
 
 def dead_letters(conn: psycopg.Connection) -> list[tuple[str, str, str]]:
     """(telemetry_type, error_message, raw_data) of every letter, oldest first."""
-    return conn.execute(
-        "select telemetry_type, error_message, raw_data from otel.telemetry_dlq order by id"
-    ).fetchall()
+    return conn.execute("select telemetry_type, error_message, raw_data from otel.telemetry_dlq order by id").fetchall()

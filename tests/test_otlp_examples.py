@@ -1,7 +1,6 @@
 """The official OTLP/JSON examples land with the counts their notes give."""
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -24,9 +23,7 @@ def example_lines(name: str) -> list[tuple[int, str]]:
 CASES = [(name, entry) for name, entries in EXPECTED.items() for entry in entries]
 
 
-@pytest.mark.parametrize(
-    ("name", "entry"), CASES, ids=[f"{n}:{e['line']}" for n, e in CASES]
-)
+@pytest.mark.parametrize(("name", "entry"), CASES, ids=[f"{n}:{e['line']}" for n, e in CASES])
 def test_example_line_lands_with_expected_counts(conn, name, entry):
     line = dict(example_lines(name))[entry["line"]]
     stage_otlp(conn, [line])
@@ -69,9 +66,7 @@ def test_start_time_beyond_int64_is_kept(conn):
 def test_observed_time_stands_in_for_missing_time(conn):
     stage_otlp(conn, [dict(example_lines("public_logs.jsonl"))[4]])
     flush(conn)
-    time, observed, trace_id = conn.execute(
-        "select time, observed_time, trace_id from otel.logs"
-    ).fetchone()
+    time, observed, trace_id = conn.execute("select time, observed_time, trace_id from otel.logs").fetchone()
     assert time == observed
     assert trace_id is None
 
@@ -89,5 +84,3 @@ def test_legacy_field_names_hold_no_points(conn):
     run = flush(conn)
     assert run["metric_points"] == 0
     assert run["dead_lettered"] == 0
-
-

@@ -1,0 +1,171 @@
+"""Bad input goes to the dead-letter queue with a clear message; neighbours land."""
+
+import json
+
+import pytest
+
+from tests.helpers import dead_letters, flush, scalar, stage_otlp
+from tests.otlp import attribute, span, traces_request
+
+GOOD = traces_request(span())
+
+
+def stage_typed_spans(conn, rows: list[dict]) -> None:
+    columns = sorted({key for row in rows for key in row})
+    with conn.cursor().copy(f"copy otel.traces_staging ({', '.join(columns)}) from stdin") as copy:
+        for row in rows:
+            copy.write_row([row.get(c) for c in columns])
+
+
+def typed_span(**overrides) -> dict:
+    row = {
+        "trace_id": "0af7651916cd43dd8448eb211c80319c",
+        "span_id": "b7ad6b7169203331",
+        "name": "SELECT orders",
+        "kind": "CLIENT",
+        "start_time": "2025-11-24T10:00:00.000001Z",
+        "end_time": "2025-11-24T10:00:00.250Z",
+        "status_code": "OK",
+        "attributes": '{"db.system": "postgresql"}',
+    }
+    row.update(overrides)
+    return row
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ('{"resourceSpans": [', "not valid JSON"),
+        ("[1, 2, 3]", "not an OTLP/JSON export request"),
+        ('{"hello": "world"}', "not an OTLP/JSON export request"),
+        ('{"resourceSpans": {"not": "an array"}}', "not a valid OTLP/JSON traces request"),
+    ],
+)
+def test_unreadable_request_is_dead_lettered_whole(conn, payload, message):
+    stage_otlp(conn, [json.dumps(GOOD), payload, json.dumps(traces_request(span()))])
+    run = flush(conn)
+    assert run["spans"] == 2
+    [(kind, error, raw)] = dead_letters(conn)
+    assert kind == "otlp"
+    assert message in error
+    assert raw == payload
+
+
+@pytest.mark.parametrize(
+    ("bad_span", "message"),
+    [
+        (span(traceId="xyz"), 'trace_id "xyz" is not 32 hex digits'),
+        (span(spanId=""), "span_id is missing"),
+        (span(kind=9), 'kind "9" is not a span kind'),
+        (span(status={"code": 7}), 'status_code "7" is not a status'),
+        (span(startTimeUnixNano="18446744073709551616"), "start_time"),
+        (span(endTimeUnixNano="1763999999000000000"), "is before start_time"),
+        (span(attributes=[attribute("n", {"intValue": "notAndInt123"})]), "invalid OTLP intValue"),
+        (span(attributes={"not": "a list"}), "rejected record"),
+    ],
+)
+def test_bad_span_is_dead_lettered_and_its_siblings_land(conn, bad_span, message):
+    request = traces_request(span(), bad_span, span())
+    stage_otlp(conn, [request])
+    run = flush(conn)
+    assert run["spans"] == 2
+    assert run["dead_lettered"] == 1
+    [(kind, error, raw)] = dead_letters(conn)
+    assert kind == "traces"
+    assert message in error
+    # The letter is a request holding just the bad span, with its resource and scope.
+    letter = json.loads(raw)
+    [resource] = letter["resourceSpans"]
+    assert resource["resource"] == request["resourceSpans"][0]["resource"]
+    assert resource["scopeSpans"][0]["spans"] == [bad_span]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"attributes": "{not json"}, "unreadable row: invalid input syntax for type json"),
+        ({"start_time": "2025-13-45T00:00:00Z"}, "unreadable row"),
+        ({"start_time": "yesterday"}, 'start_time "yesterday" is neither'),
+        ({"kind": "SIDEWAYS"}, 'kind "SIDEWAYS"'),
+        ({"attributes": "[1]"}, "attributes is not a JSON object"),
+        ({"name": None}, "name is missing"),
+        ({"service_name": "s" * 2000}, "service_name is longer than 1024 bytes"),
+    ],
+)
+def test_bad_typed_row_is_dead_lettered_as_row_json(conn, overrides, message):
+    rows = [typed_span(span_id=f"{i:016x}") for i in range(1, 2500)]
+    rows[1200] = typed_span(span_id="00000000000004b1", **overrides)
+    stage_typed_spans(conn, rows)
+    run = flush(conn)
+    assert run["spans"] == 2498
+    [(kind, error, raw)] = dead_letters(conn)
+    assert kind == "traces"
+    assert message in error
+    letter = json.loads(raw)
+    assert letter["span_id"] == "00000000000004b1"
+    for key, value in overrides.items():
+        assert letter.get(key) == value
+
+
+def test_duplicate_spans_are_dropped_and_counted(conn):
+    twin = span()
+    stage_otlp(conn, [traces_request(twin, twin)])
+    first = flush(conn)
+    stage_otlp(conn, [traces_request({**twin, "spanId": twin["spanId"].upper()})])
+    second = flush(conn)
+    assert (first["spans"], first["duplicates"]) == (1, 1)
+    assert (second["spans"], second["duplicates"]) == (0, 1)
+    assert scalar(conn, "select count(*) from otel.traces") == 1
+    assert scalar(conn, "select count(*) from otel.telemetry_dlq") == 0
+
+
+def test_retry_moves_a_repaired_letter_and_counts_the_rest(conn):
+    stage_typed_spans(
+        conn,
+        [typed_span(kind="SIDEWAYS"), typed_span(span_id="1111111111111111", start_time="never")],
+    )
+    flush(conn)
+    conn.execute(
+        "update otel.telemetry_dlq set raw_data = replace(raw_data, 'SIDEWAYS', 'SERVER')"
+        " where error_message like 'kind%'"
+    )
+    conn.execute("call otel.retry_dlq()")
+    letters = conn.execute(
+        "select error_message, retry_count, processed_at is not null from otel.telemetry_dlq order by id"
+    ).fetchall()
+    assert [(r[1], r[2]) for r in letters] == [(0, True), (1, False)]
+    assert scalar(conn, "select kind from otel.traces") == "SERVER"
+    conn.execute("call otel.retry_dlq(2)")
+    conn.execute("call otel.retry_dlq(2)")
+    assert scalar(conn, "select max(retry_count) from otel.telemetry_dlq") == 2
+
+
+def test_retry_of_an_otlp_record_letter(conn):
+    bad = span(endTimeUnixNano="1")
+    stage_otlp(conn, [traces_request(bad)])
+    flush(conn)
+    conn.execute(
+        'update otel.telemetry_dlq set raw_data = replace(raw_data, \'"endTimeUnixNano": "1"\','
+        ' \'"endTimeUnixNano": "1764000000300000000"\')'
+    )
+    conn.execute("call otel.retry_dlq()")
+    assert scalar(conn, "select count(*) from otel.traces") == 1
+    assert scalar(conn, "select count(*) from otel.telemetry_dlq where processed_at is null") == 0
+
+
+def test_retry_rejects_a_bad_argument(conn):
+    with pytest.raises(Exception, match="max_retries must be a positive integer") as info:
+        conn.execute("call otel.retry_dlq(0)")
+    assert info.value.sqlstate == "22023"
+
+
+def test_dead_letter_function_keeps_bytes_recoverable(conn):
+    raw = b'{"a": "\x00\xff"}'
+    escaped = "".join(
+        chr(b) if 0x20 <= b < 0x7F and b != 0x5C else ("\\\\" if b == 0x5C else f"\\{b:03o}") for b in raw
+    )
+    conn.execute(
+        "select otel.dead_letter('otlp', 'test', %s, 'bytea-escape', 'contains a NUL byte')",
+        (escaped,),
+    )
+    assert scalar(conn, "select decode(raw_data, 'escape') from otel.telemetry_dlq") == raw
