@@ -30,7 +30,9 @@ begin
      cross join lateral jsonb_array_elements(s.v -> 'logRecords') with ordinality as x (v, k)
      where p.id between first_id and last_id
        and p.doc ? 'resourceLogs'
-       and (only_rs is null or (r.i = only_rs and s.j = only_ss and x.k = only_rec));
+       and (only_rs is null or r.i = only_rs)
+       and (only_ss is null or s.j = only_ss)
+       and (only_rec is null or x.k = only_rec);
 end
 $$;
 comment on function otel.decode_otlp_logs(bigint, bigint, int, int, int, int) is

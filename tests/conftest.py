@@ -37,6 +37,16 @@ def migrate(host: str, port: int, user: str, dbname: str, **_: object) -> None:
     command.upgrade(alembic_config(database_url(dbname)), "head")
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Drop what an interrupted run may have left, so the template can be made again."""
+    with psycopg.connect(database_url("postgres"), autocommit=True) as admin:
+        for (name,) in admin.execute(
+            "select datname from pg_database where datname in ('otel_test', 'otel_test_tmpl', 'otel_test_empty')"
+        ).fetchall():
+            admin.execute(f"alter database {name} is_template false")
+            admin.execute(f"drop database {name} with (force)")
+
+
 postgresql_noproc_fixture = factories.postgresql_noproc(
     host=HOST, port=PORT, user=USER, dbname="otel_test", load=[migrate]
 )

@@ -39,7 +39,9 @@ begin
      cross join lateral jsonb_array_elements(s.v -> 'spans') with ordinality as x (v, k)
      where p.id between first_id and last_id
        and p.doc ? 'resourceSpans'
-       and (only_rs is null or (r.i = only_rs and s.j = only_ss and x.k = only_rec));
+       and (only_rs is null or r.i = only_rs)
+       and (only_ss is null or s.j = only_ss)
+       and (only_rec is null or x.k = only_rec);
 end
 $$;
 comment on function otel.decode_otlp_traces(bigint, bigint, int, int, int, int) is

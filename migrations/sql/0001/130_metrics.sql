@@ -31,8 +31,8 @@ begin
                 then (d.v - '{attributes,startTimeUnixNano,timeUnixNano,count,sum,min,max,exemplars,flags}'::text[])::text end,
            (select jsonb_agg(jsonb_build_object(
                        'time', otel.parse_time(e ->> 'timeUnixNano'),
-                       'value', coalesce(otel.otlp_value(jsonb_build_object('doubleValue', e -> 'asDouble')),
-                                         otel.otlp_value(jsonb_build_object('intValue', e -> 'asInt'))),
+                       'value', case when e ? 'asDouble' then otel.otlp_value(jsonb_build_object('doubleValue', e -> 'asDouble'))
+                                     when e ? 'asInt' then otel.otlp_value(jsonb_build_object('intValue', e -> 'asInt')) end,
                        'trace_id', lower(nullif(e ->> 'traceId', '')),
                        'span_id', lower(nullif(e ->> 'spanId', '')),
                        'attributes', otel.otlp_attributes(e -> 'filteredAttributes')) order by ei)
@@ -58,7 +58,10 @@ begin
      cross join lateral jsonb_array_elements(m.data -> 'dataPoints') with ordinality as d (v, l)
      where p.id between first_id and last_id
        and p.doc ? 'resourceMetrics'
-       and (only_rs is null or (r.i = only_rs and s.j = only_ss and x.k = only_rec and d.l = only_dp));
+       and (only_rs is null or r.i = only_rs)
+       and (only_ss is null or s.j = only_ss)
+       and (only_rec is null or x.k = only_rec)
+       and (only_dp is null or d.l = only_dp);
 end
 $$;
 comment on function otel.decode_otlp_metrics(bigint, bigint, int, int, int, int) is

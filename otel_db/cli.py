@@ -1,0 +1,303 @@
+"""`otel-db`: load files, flush, and look at the store from a shell.
+
+Exit codes: 0 when every input was read (dead-lettered lines are data
+judged, not a failure); 1 when the database refused something (a bad CSV
+header, a schema that is not migrated, a failed flush); 2 when an input
+cannot be read or the database cannot be reached. Errors are one line on
+stderr, never a traceback: the command is run by people and by scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import stat
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import errors
+from tqdm import tqdm
+
+from otel_db.client import Client
+from otel_db.ingest import (
+    SIGNALS,
+    IngestError,
+    IngestReport,
+    ingest_csv_file,
+    ingest_otlp_file,
+)
+from otel_db.settings import Settings
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_UNAVAILABLE = 2
+
+
+class CommandError(Exception):
+    """A failure to report as one line, with its exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="otel-db", description="OpenTelemetry data in PostgreSQL: load, flush, inspect."
+    )
+    parser.add_argument(
+        "--dsn",
+        metavar="URL",
+        help="PostgreSQL connection string (default: OTEL_STORAGE_CONNECTION_STRING)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ingest = commands.add_parser(
+        "ingest",
+        help="load OTLP/JSON lines files (or CSV with --signal) and flush",
+        description="Load OTLP/JSON lines files (one export request per line, as the "
+        "Collector's file exporter writes them) into otel.otlp_staging, or CSV files whose "
+        "header names staging columns into otel.<signal>_staging; then call otel.flush(). "
+        "Use - for standard input.",
+    )
+    ingest.add_argument("files", nargs="+", metavar="FILE")
+    ingest.add_argument("--signal", choices=SIGNALS, help="the files are CSV for otel.<signal>_staging")
+    ingest.add_argument("--no-flush", action="store_true", help="only stage, do not flush")
+    ingest.add_argument("--progress", action="store_true", help="show the progress bar even when not on a TTY")
+    ingest.set_defaults(run=cmd_ingest)
+
+    stats = commands.add_parser("stats", help="row counts, staging backlog, DLQ, recent flushes")
+    stats.set_defaults(run=cmd_stats)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        dsn = args.dsn or Settings.from_env().connection_string
+    except ValueError as exc:  # an OTEL_STORAGE_* variable is invalid
+        return _fail(str(exc), EXIT_UNAVAILABLE)
+    try:
+        with Client(dsn, settings=Settings(connection_string=dsn)) as client:
+            return args.run(client, args)
+    except CommandError as exc:
+        return _fail(str(exc), exc.code)
+    except psycopg.OperationalError as exc:
+        return _fail(f"database unavailable: {_one_line(exc)}", EXIT_UNAVAILABLE)
+    except (errors.UndefinedTable, errors.UndefinedFunction, errors.InvalidSchemaName) as exc:
+        return _fail(
+            f"{_one_line(exc)} (is the otel schema installed? run `alembic upgrade head`)",
+            EXIT_FAILED,
+        )
+    except psycopg.Error as exc:
+        return _fail(f"database error: {_one_line(exc)}", EXIT_FAILED)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+
+
+# --------------------------------------------------------------------------- ingest
+
+
+def cmd_ingest(client: Client, args: argparse.Namespace) -> int:
+    sizes = [_readable_size(f) for f in args.files]
+    conn = client.connection()
+    total = None if None in sizes else sum(s for s in sizes if s is not None)
+    show = args.progress or sys.stderr.isatty()
+    with tqdm(
+        total=total,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        file=sys.stderr,
+        disable=not show,
+        dynamic_ncols=True,
+    ) as bar:
+        for path in args.files:
+            bar.set_description(Path(path).name)
+            report = _ingest_one(conn, path, args.signal, bar.update)
+            bar.write(_report_line(report, args.signal), file=sys.stdout)
+    if not args.no_flush:
+        try:
+            run = client.flush()
+        except psycopg.OperationalError:
+            raise
+        except psycopg.Error as exc:
+            raise CommandError(f"flush failed: {_one_line(exc)}") from None
+        print(_flush_line(run))
+    return EXIT_OK
+
+
+def _readable_size(path: str) -> int | None:
+    """Fail before any loading when an input cannot be read; its size for the bar.
+
+    Only regular files are opened here: opening and closing a FIFO (as in
+    `otel-db ingest <(zcat x.gz)`) would disturb its writer.
+    """
+    if path == "-":
+        return None
+    try:
+        info = os.stat(path)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+        if not stat.S_ISREG(info.st_mode):
+            if not os.access(path, os.R_OK):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+            return None
+        with open(path, "rb"):
+            return info.st_size
+    except OSError as exc:
+        raise CommandError(f"cannot read {path}: {exc.strerror or exc}", EXIT_UNAVAILABLE) from None
+
+
+def _ingest_one(
+    conn: psycopg.Connection, path: str, signal: str | None, progress: Callable[[int], object]
+) -> IngestReport:
+    try:
+        if signal:
+            return ingest_csv_file(conn, path, signal, progress=progress)
+        return ingest_otlp_file(conn, path, progress=progress)
+    except IngestError as exc:
+        raise CommandError(str(exc)) from None
+    except OSError as exc:
+        raise CommandError(f"cannot read {path}: {exc.strerror or exc}", EXIT_UNAVAILABLE) from None
+
+
+def _report_line(report: IngestReport, signal: str | None) -> str:
+    size = _human_bytes(report.bytes_read)
+    if signal:
+        return (
+            f"{report.source}: {report.lines_read:,} lines read, {report.lines_sent:,} rows "
+            f"sent to otel.{signal}_staging ({size})"
+        )
+    return (
+        f"{report.source}: {report.lines_read:,} lines read, {report.lines_sent:,} sent, "
+        f"{report.lines_dead_lettered:,} dead-lettered, {report.blank_lines:,} blank ({size})"
+    )
+
+
+def _flush_line(run: dict[str, Any]) -> str:
+    if not run:
+        return "flush: done (no otel.flush_runs row recorded)"
+    seconds = run["duration"].total_seconds() if run.get("duration") is not None else 0.0
+    return (
+        f"flush: {run.get('spans', 0):,} spans, {run.get('logs', 0):,} logs, "
+        f"{run.get('metric_points', 0):,} metric points, "
+        f"{run.get('dead_lettered', 0):,} dead-lettered, "
+        f"{run.get('duplicates', 0):,} duplicates in {seconds:.3f} s"
+    )
+
+
+# --------------------------------------------------------------------------- stats
+
+_COUNTS = """
+select 'otel.traces' as "table", (select count(*) from otel.traces) as rows
+union all select 'otel.logs', (select count(*) from otel.logs)
+union all select 'otel.metrics', (select count(*) from otel.metrics)
+union all select 'otel.trace_summaries', (select count(*) from otel.trace_summaries)
+"""
+
+_BACKLOG = """
+select 'otel.otlp_staging' as "staging table", (select count(*) from otel.otlp_staging) as rows
+union all select 'otel.traces_staging', (select count(*) from otel.traces_staging)
+union all select 'otel.logs_staging', (select count(*) from otel.logs_staging)
+union all select 'otel.metrics_staging', (select count(*) from otel.metrics_staging)
+"""
+
+# Messages carry line numbers and offsets; grouping on them with the digits
+# masked shows the kinds of failure rather than one row per letter.
+_DLQ_TOP = """
+select count(*) as letters,
+       regexp_replace(error_message, '(?<![[:alnum:]_.-])[0-9]+(?![[:alnum:]_.])', 'N', 'g')
+         as error
+  from otel.telemetry_dlq
+ where processed_at is null
+ group by 2
+ order by 1 desc, 2
+ limit 5
+"""
+
+_FLUSHES = """
+select started_at, duration, spans, logs, metric_points, otlp_requests,
+       dead_lettered, duplicates
+  from otel.flush_runs
+ order by id desc
+ limit 5
+"""
+
+
+def cmd_stats(client: Client, args: argparse.Namespace) -> int:
+    conn = client.connection()
+    print(_table(conn, _COUNTS))
+    print()
+    print(_table(conn, _BACKLOG))
+    print()
+    pending = conn.execute("select count(*) from otel.telemetry_dlq where processed_at is null").fetchone()
+    print(f"dead letters (unprocessed): {pending[0] if pending else 0:,}")
+    print(_table(conn, _DLQ_TOP, empty="  (none)"))
+    print()
+    print("last flushes:")
+    print(_table(conn, _FLUSHES, empty="  (none)"))
+    return EXIT_OK
+
+
+def _table(conn: psycopg.Connection, query: str, empty: str = "") -> str:
+    """A query result as aligned plain text (numbers right-aligned)."""
+    cur = conn.execute(query)
+    names = [d.name for d in cur.description or []]
+    rows = cur.fetchall()
+    if not rows and empty:
+        return empty
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max([len(n)] + [len(r[i]) for r in cells]) for i, n in enumerate(names)]
+    numeric = [all(isinstance(row[i], int | float) for row in rows) for i in range(len(names))]
+
+    def fmt(values: Sequence[str]) -> str:
+        return "  ".join(
+            v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)
+        ).rstrip()
+
+    lines = [fmt(names), fmt(["-" * w for w in widths])]
+    lines += [fmt(r) for r in cells]
+    return "\n".join(lines)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, int):
+        return f"{value:,}"
+    text = str(value)
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"otel-db: error: {message}", file=sys.stderr)
+    return code
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message without the server's multi-line detail (LINE 2: … ^)."""
+    text = str(exc)
+    if isinstance(exc, psycopg.Error) and exc.diag.message_primary:
+        text = exc.diag.message_primary
+    return " ".join(text.split()) or type(exc).__name__
+
+
+def _human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""Settings from `OTEL_STORAGE_*` environment variables, read in one place.
+
+Every knob the package has lives here so that a deployment is configured by
+its environment alone and no module reads `os.environ` on its own. The
+dataclass is frozen: settings are passed around, never mutated.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+DEFAULT_CONNECTION_STRING = "postgresql://postgres@127.0.0.1:54329/otel"
+
+PREFIX = "OTEL_STORAGE_"
+
+# Older deployments (the seed design) named the flush interval this way.
+FLUSH_INTERVAL_ALIAS = "OTEL_STORAGE_BATCH_INTERVAL_SECONDS"
+
+
+def env_name(field_name: str) -> str:
+    """The environment variable that sets `field_name`."""
+    return PREFIX + field_name.upper()
+
+
+def libpq_dsn(url: str) -> str:
+    """Accept SQLAlchemy-style `postgresql+psycopg://` URLs as libpq ones.
+
+    Alembic users tend to copy their SQLAlchemy URL into
+    OTEL_STORAGE_CONNECTION_STRING; libpq rejects the `+driver` part.
+    """
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme.startswith(("postgresql+", "postgres+")):
+        return "postgresql://" + rest
+    return url
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Runtime configuration of otel_db.
+
+    Build it with `Settings.from_env()` in applications; construct it
+    directly in tests. Invalid values raise `ValueError` naming both the
+    field and its environment variable.
+    """
+
+    connection_string: str = DEFAULT_CONNECTION_STRING
+    embedding_model: str = "all-MiniLM-L6-v2"
+    embedding_dimension: int = 384
+    cache_size: int = 1000
+    similarity_threshold: float = 0.85
+    batch_size: int = 100
+    flush_interval: float = 5.0
+    max_retries: int = 3
+    circuit_breaker_threshold: int = 5
+
+    def __post_init__(self) -> None:
+        def fail(name: str, rule: str) -> None:
+            value = getattr(self, name)
+            raise ValueError(f"{name} ({env_name(name)}) must be {rule}, got {value!r}")
+
+        if not self.connection_string.strip():
+            fail("connection_string", "a non-empty PostgreSQL connection string")
+        if not self.embedding_model.strip():
+            fail("embedding_model", "a non-empty model name")
+        if self.embedding_dimension < 1:
+            fail("embedding_dimension", "a positive integer")
+        if self.cache_size < 0:
+            fail("cache_size", "an integer >= 0 (0 disables the cache)")
+        if not (math.isfinite(self.similarity_threshold) and 0 <= self.similarity_threshold <= 1):
+            fail("similarity_threshold", "a number between 0 and 1")
+        if self.batch_size < 1:
+            fail("batch_size", "an integer >= 1")
+        if not (math.isfinite(self.flush_interval) and self.flush_interval > 0):
+            fail("flush_interval", "a positive number of seconds")
+        if self.max_retries < 0:
+            fail("max_retries", "an integer >= 0")
+        if self.circuit_breaker_threshold < 1:
+            fail("circuit_breaker_threshold", "an integer >= 1")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every `OTEL_STORAGE_*` variable; unset or empty ones keep the default.
+
+        `environ` defaults to `os.environ`; tests pass a plain dict.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name = env_name(f.name)
+            raw = env.get(name, "").strip()
+            if f.name == "flush_interval":
+                raw, name = _flush_interval_source(env, raw, name)
+            if not raw:
+                continue
+            values[f.name] = _parse(name, raw, type(f.default))
+        if "connection_string" in values:
+            values["connection_string"] = libpq_dsn(values["connection_string"])
+        return cls(**values)
+
+
+def _flush_interval_source(env: Mapping[str, str], raw: str, name: str) -> tuple[str, str]:
+    """Pick OTEL_STORAGE_FLUSH_INTERVAL, else the seed's alias; refuse a conflict."""
+    alias = env.get(FLUSH_INTERVAL_ALIAS, "").strip()
+    if not alias:
+        return raw, name
+    if not raw:
+        return alias, FLUSH_INTERVAL_ALIAS
+    if _parse(name, raw, float) != _parse(FLUSH_INTERVAL_ALIAS, alias, float):
+        raise ValueError(f"{name}={raw!r} and {FLUSH_INTERVAL_ALIAS}={alias!r} disagree: set only one of them")
+    return raw, name
+
+
+def _parse(name: str, raw: str, kind: type) -> Any:
+    if kind is str:
+        return raw
+    try:
+        return int(raw) if kind is int else float(raw)
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise ValueError(f"{name} must be {what}, got {raw!r}") from None
