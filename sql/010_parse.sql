@@ -8,8 +8,12 @@ language sql stable parallel safe
 as $$
     -- Unix nanoseconds (OTLP fixed64, up to 2^64-1; exact to the microsecond,
     -- never through float64) or RFC 3339 text. Text without an offset is UTC
-    -- inside otel.flush(), which runs with timezone = UTC.
+    -- inside otel.flush(), which runs with timezone = UTC. Nanoseconds that
+    -- fit a bigint (until 2262) take the fast integer path.
     select case
+        when value ~ '^[0-9]{1,18}$' or (value ~ '^[0-9]{19}$' and value collate "C" <= '9223372036854775807') then
+            to_timestamp(value::bigint / 1000000000)
+            + (value::bigint % 1000000000 / 1000)::int * interval '1 microsecond'
         when value ~ '^\s*[0-9]{1,20}\s*$' and value::numeric <= 18446744073709551615 then
             to_timestamp(div(value::numeric, 1000000000)::float8)
             + div(mod(value::numeric, 1000000000), 1000)::int * interval '1 microsecond'
@@ -67,7 +71,7 @@ create or replace function otel.is_hex_id(value text, hex_digits int)
 returns boolean
 language sql immutable parallel safe
 as $$
-    select value ~ ('^[0-9a-f]{' || hex_digits || '}$')
+    select length(value) = hex_digits and value !~ '[^0-9a-f]'
 $$;
 comment on function otel.is_hex_id(text, int) is
     'True when value is exactly hex_digits lower-case hex digits';

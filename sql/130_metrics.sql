@@ -132,7 +132,7 @@ begin
                        case lower(trim(r.is_monotonic)) when 'true' then true when 't' then true when '1' then true
                            when 'false' then false when 'f' then false when '0' then false end as is_monotonic,
                        case when r.flags ~ '^\s*[0-9]{1,10}\s*$' and r.flags::bigint <= 4294967295
-                            then r.flags::bigint end as flags) as t,
+                            then r.flags::bigint end as flags offset 0) as t,
                (select otel.parse_json(r.labels, '{}') as labels,
                        otel.parse_json(r.resource_attributes, '{}') as resource_attributes,
                        otel.parse_json(r.bucket_counts, null) as bucket_counts_json,
@@ -141,7 +141,8 @@ begin
                        otel.json_numeric_array(otel.parse_json(r.explicit_bounds, null)) as explicit_bounds,
                        otel.parse_json(r.quantiles, null) as quantiles,
                        otel.parse_json(r.exponential, null) as exponential,
-                       otel.parse_json(r.exemplars, null) as exemplars) as j
+                       otel.parse_json(r.exemplars, null) as exemplars offset 0) as j
+      offset 0
      ) as v
      where r.n between first_n and last_n;
 end

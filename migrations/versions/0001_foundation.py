@@ -234,12 +234,13 @@ $$;
 """
 
 DROP_ALL = r"""
+-- Remove this database's pg_cron jobs, wherever pg_cron lives; without
+-- pg_cron (or dblink to reach it) there are none to remove.
 do $$
 begin
-    if exists (select 1 from pg_extension where extname = 'pg_cron') then
-        perform cron.unschedule(jobid) from cron.job
-         where jobname in ('otel-flush', 'otel-maintenance') and database = current_database();
-    end if;
+    perform otel.unschedule_flush();
+exception when feature_not_supported then
+    raise notice 'otel_db: no pg_cron jobs removed: %', sqlerrm;
 end
 $$;
 drop schema otel cascade;

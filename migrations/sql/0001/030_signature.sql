@@ -42,32 +42,71 @@ as $$
 $$;
 comment on function otel.http_reason(text) is 'The reason phrase of an HTTP status code, null for unusual codes';
 
+create or replace function otel.exception_attribute(events jsonb, attribute text)
+returns text
+language sql immutable parallel safe
+as $$
+    select case when jsonb_typeof(events) = 'array' and events <> '[]'
+                then jsonb_path_query_first(events, '$[*] ? (@.name == "exception").attributes') ->> attribute end
+$$;
+comment on function otel.exception_attribute(jsonb, text) is
+    'An attribute (exception.type, exception.message) of the first "exception" event, null when there is none';
+
+create or replace function otel.signature_input(
+    service_name text, kind text, name text, status_code text, status_message text,
+    attributes jsonb, events jsonb)
+returns uuid
+language sql immutable parallel safe
+as $$
+    -- A hash of exactly the fields otel.span_signature() reads, cheap enough
+    -- for every span (one inlined expression): spans with the same input
+    -- get the same signature, so the costly normalisation runs once per
+    -- distinct input instead of once per span.
+    select md5(concat_ws(e'\x01',
+        coalesce(service_name, ''), coalesce(kind, ''), coalesce(name, ''),
+        case when status_code = 'ERROR' then coalesce(status_message, '') else e'\x02' end,
+        coalesce(otel.exception_attribute(events, 'exception.type'), ''),
+        coalesce(otel.exception_attribute(events, 'exception.message'), ''),
+        coalesce(attributes ->> 'http.request.method', attributes ->> 'http.method', ''),
+        coalesce(attributes ->> 'http.route', attributes ->> 'url.template', ''),
+        coalesce(attributes ->> 'http.response.status_code', attributes ->> 'http.status_code', ''),
+        coalesce(attributes ->> 'db.system.name', attributes ->> 'db.system', ''),
+        coalesce(attributes ->> 'db.operation.name', attributes ->> 'db.operation', ''),
+        coalesce(attributes ->> 'db.collection.name', attributes ->> 'db.sql.table', ''),
+        coalesce(attributes ->> 'messaging.system', ''),
+        coalesce(attributes ->> 'messaging.operation.type', attributes ->> 'messaging.operation', ''),
+        coalesce(attributes ->> 'messaging.destination.name', '')))::uuid
+$$;
+comment on function otel.signature_input(text, text, text, text, text, jsonb, jsonb) is
+    'A hash of the span fields otel.span_signature() reads: spans with equal hashes share a signature';
+
 create or replace function otel.span_signature(
     service_name text, kind text, name text, status_code text, status_message text,
     attributes jsonb, events jsonb)
 returns text
 language sql immutable parallel safe
 as $$
+    -- Reads the same fields as otel.signature_input(): change both together.
     select left(concat_ws(' | ',
         service_name,
         lower(kind) || ' ' || otel.normalize_text(name),
-        case when status_code = 'ERROR'
-             then concat_ws(': ', 'error', otel.normalize_text(status_message)) end,
-        (select concat_ws(': ', 'exception ' || (e -> 'attributes' ->> 'exception.type'),
-                          otel.normalize_text(e -> 'attributes' ->> 'exception.message'))
-           from jsonb_array_elements(case jsonb_typeof(events) when 'array' then events else '[]' end) as e
-          where e ->> 'name' = 'exception'
-          limit 1),
+        case when status_code = 'ERROR' then concat_ws(': ', 'error', otel.normalize_text(status_message)) end,
+        case when otel.exception_attribute(events, 'exception.type') is not null
+               or otel.exception_attribute(events, 'exception.message') is not null
+             then concat_ws(': ', 'exception ' || otel.exception_attribute(events, 'exception.type'),
+                            otel.normalize_text(otel.exception_attribute(events, 'exception.message'))) end,
         nullif(concat_ws(' ',
             coalesce(attributes ->> 'http.request.method', attributes ->> 'http.method'),
             otel.normalize_text(coalesce(attributes ->> 'http.route', attributes ->> 'url.template')),
             coalesce(attributes ->> 'http.response.status_code', attributes ->> 'http.status_code')
                 || coalesce(' ' || otel.http_reason(coalesce(attributes ->> 'http.response.status_code',
                                                              attributes ->> 'http.status_code')), '')), ''),
-        nullif(concat_ws(' ', attributes ->> 'db.system.name', attributes ->> 'db.system',
+        nullif(concat_ws(' ',
+            coalesce(attributes ->> 'db.system.name', attributes ->> 'db.system'),
             coalesce(attributes ->> 'db.operation.name', attributes ->> 'db.operation'),
             otel.normalize_text(coalesce(attributes ->> 'db.collection.name', attributes ->> 'db.sql.table'))), ''),
-        nullif(concat_ws(' ', attributes ->> 'messaging.system',
+        nullif(concat_ws(' ',
+            attributes ->> 'messaging.system',
             coalesce(attributes ->> 'messaging.operation.type', attributes ->> 'messaging.operation'),
             otel.normalize_text(attributes ->> 'messaging.destination.name')), '')
     ), 1000)

@@ -30,6 +30,7 @@ comment on function otel.ensure_partitions(text, date[]) is
 
 create or replace procedure otel.maintain(days_ahead integer default 3)
 language plpgsql
+security definer
 set search_path = pg_catalog, pg_temp
 as $$
 -- Creates partitions from yesterday to days_ahead days ahead, so that a

@@ -42,7 +42,7 @@ begin
         -- Typed rows: the final columns without their not-null constraints,
         -- since a rejected row keeps only n and err.
         create temp table otel_traces on commit drop as
-            select null::bigint as n, null::text as err, null::text as signature, t.*
+            select null::bigint as n, null::text as err, null::uuid as signature_input, t.*
               from otel.traces as t with no data;
         create temp table otel_logs on commit drop as
             select null::bigint as n, null::text as err, l.* from otel.logs as l with no data;

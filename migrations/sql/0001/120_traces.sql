@@ -58,11 +58,11 @@ as $$
 -- otel.type_rows() isolates.
 begin
     insert into pg_temp.otel_traces (
-        n, err, signature, trace_id, span_id, parent_span_id, trace_state, flags, name, kind,
+        n, err, signature_input, trace_id, span_id, parent_span_id, trace_state, flags, name, kind,
         start_time, end_time, duration_ms, status_code, status_message,
         service_name, scope_name, scope_version, attributes, resource_attributes, events, links)
     select r.n, v.err,
-           case when v.err is null then otel.span_signature(
+           case when v.err is null then otel.signature_input(
                nullif(r.service_name, ''), v.kind, r.name, v.status_code, nullif(r.status_message, ''),
                v.attributes, v.events) end,
            v.trace_id, v.span_id, v.parent_span_id, nullif(r.trace_state, ''), v.flags, r.name, v.kind,
@@ -107,11 +107,12 @@ begin
                        otel.parse_time(r.start_time) as start_time,
                        otel.parse_time(r.end_time) as end_time,
                        case when r.flags ~ '^\s*[0-9]{1,10}\s*$' and r.flags::bigint <= 4294967295
-                            then r.flags::bigint end as flags) as t,
+                            then r.flags::bigint end as flags offset 0) as t,
                (select otel.parse_json(r.attributes, '{}') as attributes,
                        otel.parse_json(r.resource_attributes, '{}') as resource_attributes,
                        otel.parse_json(r.events, '[]') as events,
-                       otel.parse_json(r.links, '[]') as links) as j
+                       otel.parse_json(r.links, '[]') as links offset 0) as j
+      offset 0
      ) as v
      where r.n between first_n and last_n;
 end
@@ -123,57 +124,85 @@ create or replace function otel.move_traces(out moved bigint, out duplicates big
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
--- Valid spans into otel.traces in one statement: dropping duplicates
--- (within the batch and against stored spans), upserting signatures and
--- keeping otel.trace_summaries current. Flushes are serialised, so the
--- duplicate check cannot race another flush.
+-- Valid spans into otel.traces: drop duplicates (within the batch and
+-- against stored spans), upsert one signature per distinct signature
+-- input, insert, and keep otel.trace_summaries current. Flushes are
+-- serialised, so the duplicate check cannot race another flush.
+declare
+    stored_before bigint;
 begin
+    analyze pg_temp.otel_traces;  -- row counts for the planner: the joins below depend on them
+
+    delete from pg_temp.otel_traces as b
+     using (select trace_id, span_id, min(n) as first_n
+              from pg_temp.otel_traces
+             where err is null
+             group by trace_id, span_id
+            having count(*) > 1) as repeated
+     where b.trace_id = repeated.trace_id and b.span_id = repeated.span_id
+       and b.n > repeated.first_n and b.err is null;
+    get diagnostics duplicates = row_count;
+    delete from pg_temp.otel_traces as b
+     where b.err is null
+       and exists (select 1 from otel.traces as t where t.trace_id = b.trace_id and t.span_id = b.span_id);
+    get diagnostics stored_before = row_count;
+    duplicates := duplicates + stored_before;
+
     perform otel.ensure_partitions('traces', array(
         select distinct (start_time at time zone 'UTC')::date from pg_temp.otel_traces where err is null));
 
-    with valid as (
-        select * from pg_temp.otel_traces where err is null
+    create temp table if not exists otel_signature_ids (signature_input uuid primary key, signature_id bigint)
+        on commit drop;
+    truncate pg_temp.otel_signature_ids;
+    with inputs as (
+        select signature_input, min(n) as first_n, count(*) as spans
+          from pg_temp.otel_traces where err is null group by signature_input
     ),
-    fresh as (
-        select distinct on (b.trace_id, b.span_id) b.*
-          from valid as b
-         where not exists (select 1 from otel.traces as t
-                            where t.trace_id = b.trace_id and t.span_id = b.span_id)
-         order by b.trace_id, b.span_id, b.n
+    signed as (
+        select i.signature_input, i.spans,
+               otel.span_signature(t.service_name, t.kind, t.name, t.status_code, t.status_message,
+                                   t.attributes, t.events) as signature
+          from inputs as i
+          join pg_temp.otel_traces as t on t.n = i.first_n
     ),
-    signature_counts as (
-        select signature, md5(signature)::uuid as text_hash, count(*) as spans
-          from fresh group by signature
+    per_signature as (
+        select signature, md5(signature)::uuid as text_hash, sum(spans) as spans from signed group by signature
     ),
     new_signatures as (
         insert into otel.span_signatures (text, span_count)
-        select signature, spans from signature_counts
+        select signature, spans from per_signature
         on conflict (text_hash) do nothing
         returning id, text_hash
     ),
     old_signatures as (
         update otel.span_signatures as s
-           set span_count = s.span_count + c.spans
-          from signature_counts as c
-         where s.text_hash = c.text_hash
+           set span_count = s.span_count + p.spans
+          from per_signature as p
+         where s.text_hash = p.text_hash
         returning s.id, s.text_hash
     ),
     signature_ids as (
         select id, text_hash from new_signatures
         union all
         select id, text_hash from old_signatures
-    ),
-    inserted as (
+    )
+    insert into pg_temp.otel_signature_ids
+    select s.signature_input, i.id
+      from signed as s
+      join signature_ids as i on i.text_hash = md5(s.signature)::uuid;
+
+    with inserted as (
         insert into otel.traces (
             trace_id, span_id, parent_span_id, trace_state, flags, name, kind, start_time, end_time,
             duration_ms, status_code, status_message, service_name, scope_name, scope_version,
             attributes, resource_attributes, events, links, signature_id)
-        select f.trace_id, f.span_id, f.parent_span_id, f.trace_state, f.flags, f.name, f.kind,
-               f.start_time, f.end_time, f.duration_ms, f.status_code, f.status_message,
-               f.service_name, f.scope_name, f.scope_version,
-               f.attributes, f.resource_attributes, f.events, f.links, si.id
-          from fresh as f
-          join signature_ids as si on si.text_hash = md5(f.signature)::uuid
+        select t.trace_id, t.span_id, t.parent_span_id, t.trace_state, t.flags, t.name, t.kind,
+               t.start_time, t.end_time, t.duration_ms, t.status_code, t.status_message,
+               t.service_name, t.scope_name, t.scope_version,
+               t.attributes, t.resource_attributes, t.events, t.links, s.signature_id
+          from pg_temp.otel_traces as t
+          join pg_temp.otel_signature_ids as s using (signature_input)
+         where t.err is null
         returning trace_id, parent_span_id, start_time, end_time, status_code, service_name, name
     ),
     per_trace as (
@@ -205,9 +234,7 @@ begin
             services = array(select distinct x from unnest(s.services || excluded.services) as x order by x)
         returning 1
     )
-    select (select count(*) from inserted),
-           (select count(*) from valid) - (select count(*) from inserted)
-      into moved, duplicates;
+    select count(*) into moved from inserted;
 end
 $$;
 comment on function otel.move_traces() is

@@ -85,9 +85,10 @@ begin
                        otel.normalize_id(r.trace_id, 32) as trace_id,
                        otel.normalize_id(r.span_id, 16) as span_id,
                        case when r.flags ~ '^\s*[0-9]{1,10}\s*$' and r.flags::bigint <= 4294967295
-                            then r.flags::bigint end as flags) as t,
+                            then r.flags::bigint end as flags offset 0) as t,
                (select otel.parse_json(r.attributes, '{}') as attributes,
-                       otel.parse_json(r.resource_attributes, '{}') as resource_attributes) as j
+                       otel.parse_json(r.resource_attributes, '{}') as resource_attributes offset 0) as j
+      offset 0
      ) as v
      where r.n between first_n and last_n;
 end

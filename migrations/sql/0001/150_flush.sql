@@ -80,6 +80,7 @@ language plpgsql
 security definer
 set search_path = pg_catalog, pg_temp
 set timezone = 'UTC'
+set jit = off  -- compiling these statements costs more than it saves
 as $$
 declare
     started_at timestamptz := clock_timestamp();

@@ -5,6 +5,7 @@ language plpgsql
 security definer
 set search_path = pg_catalog, pg_temp
 set timezone = 'UTC'
+set jit = off
 as $$
 -- Re-validates every unprocessed letter tried fewer than max_retries times
 -- (after a fix to the data, or to otel_db). Letters that pass move to their
