@@ -3,8 +3,9 @@
 -- (jsonb numbers are numeric: int64 and uint64 stay exact), doubles as numbers
 -- ("NaN", "Infinity", "-Infinity" stay strings: JSON has no such numbers),
 -- bytes as their base64 text, arrays as arrays, kvlists as objects.
--- The scalar cases are one inlinable SQL expression; arrays and kvlists
--- recurse through PL/pgSQL, which is only entered for them.
+-- The scalar cases are one inlinable SQL expression (so: immutable
+-- functions only, text::jsonb rather than the stable to_jsonb); arrays and
+-- kvlists recurse through PL/pgSQL, which is only entered for them.
 
 create or replace function otel.otlp_invalid(field text, value text)
 returns jsonb
@@ -50,17 +51,17 @@ as $$
         when v ? 'stringValue' then v -> 'stringValue'
         when v ? 'intValue' then
             case when v ->> 'intValue' ~ '^\s*-?[0-9]{1,20}\s*$'
-                 then to_jsonb((v ->> 'intValue')::numeric)
+                 then ((v ->> 'intValue')::numeric)::text::jsonb
                  else otel.otlp_invalid('intValue', v ->> 'intValue') end
         when v ? 'doubleValue' then
             case when jsonb_typeof(v -> 'doubleValue') = 'number' then v -> 'doubleValue'
                  when v ->> 'doubleValue' in ('NaN', 'Infinity', '-Infinity') then v -> 'doubleValue'
                  when v ->> 'doubleValue' ~ '^\s*-?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?\s*$'
-                 then to_jsonb((v ->> 'doubleValue')::numeric)
+                 then ((v ->> 'doubleValue')::numeric)::text::jsonb
                  else otel.otlp_invalid('doubleValue', v ->> 'doubleValue') end
         when v ? 'boolValue' then
             case when jsonb_typeof(v -> 'boolValue') = 'boolean' then v -> 'boolValue'
-                 when v ->> 'boolValue' in ('true', 'false') then to_jsonb((v ->> 'boolValue')::boolean)
+                 when v ->> 'boolValue' in ('true', 'false') then (v ->> 'boolValue')::jsonb
                  else otel.otlp_invalid('boolValue', v ->> 'boolValue') end
         when v ? 'bytesValue' then v -> 'bytesValue'
         when v ? 'arrayValue' then otel.otlp_array(v -> 'arrayValue')
@@ -72,10 +73,14 @@ comment on function otel.otlp_value(jsonb) is
 
 create or replace function otel.otlp_attributes(key_values jsonb)
 returns jsonb
-language sql immutable parallel safe
+language plpgsql immutable parallel safe
 as $$
-    select coalesce(jsonb_object_agg(kv ->> 'key', otel.otlp_value(kv -> 'value')), '{}')
-      from jsonb_array_elements(coalesce(key_values, '[]')) as kv
+-- PL/pgSQL rather than SQL: a SQL function that cannot be inlined is planned
+-- again on every call, which cost more than the decoding itself.
+begin
+    return coalesce((select jsonb_object_agg(kv ->> 'key', otel.otlp_value(kv -> 'value'))
+                       from jsonb_array_elements(key_values) as kv), '{}');
+end
 $$;
 comment on function otel.otlp_attributes(jsonb) is
     'OTLP/JSON KeyValue array to a JSON object (a repeated key keeps its last value)';

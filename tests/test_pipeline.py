@@ -49,7 +49,7 @@ def test_spans_differing_only_in_ids_and_numbers_share_a_signature(conn):
 def test_flush_truncates_idle_staging_tables(conn):
     stage_otlp(conn, [traces_request(*[span() for _ in range(200)])])
     run = flush(conn)
-    assert run["staging_truncated"] is True
+    assert run["truncated_staging"] == ["otlp_staging", "traces_staging", "logs_staging", "metrics_staging"]
     assert scalar(conn, "select pg_relation_size('otel.otlp_staging')") == 0
 
 

@@ -192,7 +192,7 @@ create table otel.flush_runs (
     otlp_requests bigint not null default 0,
     dead_lettered bigint not null default 0,
     duplicates bigint not null default 0,
-    staging_truncated boolean not null default false
+    truncated_staging text[] not null default '{}'
 );
 create index flush_runs_started_at_idx on otel.flush_runs (started_at desc);
 

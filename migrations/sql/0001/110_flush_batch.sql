@@ -144,6 +144,8 @@ begin
     exception when others then
         null;  -- some request is bad: isolate it below
     end;
+    create index if not exists otel_otlp_id on pg_temp.otel_otlp (id);  -- each request below is picked by id
+    analyze pg_temp.otel_otlp;
     for request in
         select id, dlq_id, payload, doc from pg_temp.otel_otlp where doc ? key.resource_key order by id
     loop
@@ -199,6 +201,9 @@ begin
     exception when others then
         null;  -- some row is unreadable: isolate it below
     end;
+    -- Each chunk and row below picks its rows by n.
+    execute format('create index on pg_temp.otel_%s_rows (n)', kind);
+    execute format('analyze pg_temp.otel_%s_rows', kind);
     for chunk_start in 1..last_n by chunk loop
         begin
             execute type_range using chunk_start, least(chunk_start + chunk - 1, last_n);

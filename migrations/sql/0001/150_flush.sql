@@ -91,7 +91,7 @@ declare
     points bigint := 0;
     duplicates bigint := 0;
     dead_lettered bigint;
-    truncated boolean := false;
+    truncated text[] := '{}';
     staging text;
 begin
     -- One flush at a time: the duplicate check and the claim rely on it. A
@@ -118,7 +118,7 @@ begin
                 execute format('lock table otel.%I in access exclusive mode nowait', staging);
                 if not otel.has_rows(staging) then
                     execute format('truncate otel.%I', staging);
-                    truncated := true;
+                    truncated := truncated || staging;
                 end if;
             exception when lock_not_available then
                 null;  -- a writer is busy: vacuum reclaims the space instead
@@ -127,7 +127,7 @@ begin
     end if;
 
     insert into otel.flush_runs (started_at, duration, spans, logs, metric_points, otlp_requests,
-                                 dead_lettered, duplicates, staging_truncated)
+                                 dead_lettered, duplicates, truncated_staging)
     values (started_at, clock_timestamp() - started_at, spans, logs, points, requests,
             dead_lettered, duplicates, truncated);
 end

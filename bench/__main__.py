@@ -1,0 +1,29 @@
+"""`python -m bench [NAME ...]`: run the benchmarks (all by default) and save bench/results/NAME.json.
+
+OTEL_DB_BENCH_SPANS sets the span count of the flush benchmark (default 1,000,000).
+"""
+
+import os
+import sys
+
+from bench import flush_throughput, ingest_memory, seed_orm, staging_space
+from bench.common import save
+
+BENCHMARKS = {
+    "flush_throughput": lambda: flush_throughput.run(int(os.environ.get("OTEL_DB_BENCH_SPANS", "1000000"))),
+    "seed_orm": seed_orm.run,
+    "staging_space": staging_space.run,
+    "ingest_memory": ingest_memory.run,
+}
+
+
+def main(names: list[str]) -> None:
+    unknown = [name for name in names if name not in BENCHMARKS]
+    if unknown:
+        sys.exit(f"unknown benchmark {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
+    for name in names or BENCHMARKS:
+        save(name, BENCHMARKS[name]())
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,90 @@
+"""Flush throughput: the typed path against the server's own ceiling, and the OTLP/JSON path.
+
+Typed path: COPY N spans into otel.traces_staging, then `call otel.flush()`.
+Ceiling: `insert … select` of the very rows the flush produced into a plain
+table with the same columns and indexes, in the same run.
+OTLP/JSON path: the same spans as OTLP/JSON requests in otel.otlp_staging.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+from bench.common import (
+    TYPED_COLUMNS,
+    drop_database,
+    fresh_database,
+    otlp_lines,
+    span_dicts,
+    timed,
+    typed_row,
+)
+
+COPY_OTLP = "copy otel.otlp_staging (payload) from stdin with (format csv, quote e'\\x01', delimiter e'\\x02')"
+
+CEILING_TABLE = """
+create table bench_ceiling (like otel.traces including defaults);
+create index on bench_ceiling using brin (start_time);
+create index on bench_ceiling (service_name, start_time desc);
+create index on bench_ceiling (trace_id, span_id);
+create index on bench_ceiling (start_time desc) where status_code = 'ERROR';
+create index on bench_ceiling using gin (attributes jsonb_path_ops);
+create index on bench_ceiling (signature_id);
+"""
+
+
+def copy_typed(conn: psycopg.Connection, count: int) -> float:
+    with timed() as t, conn.cursor().copy(f"copy otel.traces_staging ({TYPED_COLUMNS}) from stdin") as copy:
+        for span in span_dicts(count):
+            copy.write_row(typed_row(span))
+    return t.seconds
+
+
+def copy_otlp(conn: psycopg.Connection, count: int) -> float:
+    with timed() as t, conn.cursor().copy(COPY_OTLP) as copy:
+        for line in otlp_lines(span_dicts(count)):
+            copy.write(b"\x01" + line.encode() + b"\x01\n")
+    return t.seconds
+
+
+def flush(conn: psycopg.Connection) -> tuple[float, int]:
+    with timed() as t:
+        conn.execute("call otel.flush()")
+    spans = conn.execute("select spans from otel.flush_runs order by id desc limit 1").fetchone()[0]
+    return t.seconds, spans
+
+
+def run(spans: int = 1_000_000) -> dict:
+    url = fresh_database("otel_bench")
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            typed_copy = copy_typed(conn, spans)
+            typed_flush, moved = flush(conn)
+            assert moved == spans, f"the typed flush moved {moved} of {spans} spans"
+            conn.execute(CEILING_TABLE)
+            conn.execute("checkpoint")
+            with timed() as ceiling:
+                conn.execute("insert into bench_ceiling select * from otel.traces")
+            conn.execute("drop table bench_ceiling")
+
+            conn.execute("truncate otel.traces, otel.trace_summaries, otel.span_signatures")
+            conn.execute("checkpoint")
+            otlp_copy = copy_otlp(conn, spans)
+            otlp_flush, moved = flush(conn)
+            assert moved == spans, f"the OTLP flush moved {moved} of {spans} spans"
+    finally:
+        drop_database("otel_bench")
+    typed_rate = spans / typed_flush
+    ceiling_rate = spans / ceiling.seconds
+    otlp_rate = spans / otlp_flush
+    return {
+        "spans": spans,
+        "typed_copy_spans_per_s": round(spans / typed_copy),
+        "typed_flush_spans_per_s": round(typed_rate),
+        "ceiling_insert_select_rows_per_s": round(ceiling_rate),
+        "typed_flush_vs_ceiling": round(typed_rate / ceiling_rate, 3),
+        "otlp_copy_spans_per_s": round(spans / otlp_copy),
+        "otlp_flush_spans_per_s": round(otlp_rate),
+        "otlp_vs_typed": round(otlp_rate / typed_rate, 3),
+        "goals": {"typed_flush_vs_ceiling": ">= 0.6", "otlp_vs_typed": ">= 0.5"},
+    }
