@@ -1,7 +1,9 @@
 """Staging space under a steady write load: 10 flush cycles while a writer keeps COPYing.
 
-The writer stages BATCH rows every second (a rate the flush keeps up with,
-as a steady state must); a flush runs one second after the previous one ends.
+The writer stages BATCH rows every INTERVAL seconds (a rate the flush keeps
+up with, as a steady state must); a flush runs INTERVAL seconds after the
+previous one ends. The size is taken right after the tenth flush, while the
+writer goes on.
 
 Reports the size of otel.traces_staging after the cycles against the size
 of one batch (the same rows COPYed into an empty table of the same shape).
@@ -18,6 +20,7 @@ from bench.common import TYPED_COLUMNS, drop_database, fresh_database, span_dict
 
 BATCH = 20_000
 CYCLES = 10
+INTERVAL = 2.0
 
 
 def copy_batch(conn: psycopg.Connection, table: str, seed: int) -> None:
@@ -39,7 +42,7 @@ def run() -> dict:
                 copy_batch(conn, "otel.traces_staging", seed)
                 written[0] += BATCH
                 seed += 1
-                next_batch += 1.0
+                next_batch += INTERVAL
                 time.sleep(max(0.0, next_batch - time.monotonic()))
 
     try:
@@ -51,21 +54,22 @@ def run() -> dict:
             thread.start()
             truncated = 0
             for _ in range(CYCLES):
-                time.sleep(1.0)
+                time.sleep(INTERVAL)
                 conn.execute("call otel.flush()")
                 truncated += conn.execute(
                     "select ('traces_staging' = any(truncated_staging))::int"
                     " from otel.flush_runs order by id desc limit 1"
                 ).fetchone()[0]
+            staging_bytes = conn.execute("select pg_total_relation_size('otel.traces_staging')").fetchone()[0]
             stop.set()
             thread.join()
-            staging_bytes = conn.execute("select pg_total_relation_size('otel.traces_staging')").fetchone()[0]
             conn.execute("call otel.flush()")
             moved = conn.execute("select sum(spans) + sum(duplicates) from otel.flush_runs").fetchone()[0]
     finally:
         drop_database("otel_bench")
     return {
         "batch_rows": BATCH,
+        "batch_interval_s": INTERVAL,
         "flush_cycles": CYCLES,
         "rows_written": written[0],
         "rows_moved": int(moved),

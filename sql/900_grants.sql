@@ -16,5 +16,6 @@ grant select on otel.traces, otel.trace_summaries, otel.logs, otel.metrics, otel
 
 grant select, insert, update, delete, truncate on all tables in schema otel to otel_admin;
 grant execute on procedure otel.flush(), otel.retry_dlq(integer), otel.maintain(integer) to otel_admin;
+grant execute on function otel.flush_claim(), otel.flush_process(timestamptz, text[]) to otel_admin;
 grant execute on function otel.schedule_flush(text), otel.unschedule_flush(), otel.dead_letter(text, text, text, text, text)
     to otel_admin;

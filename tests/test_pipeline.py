@@ -5,6 +5,7 @@ import subprocess
 import threading
 
 import psycopg
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -171,3 +172,19 @@ def test_every_staged_row_ends_exactly_once_in_a_table_or_the_queue(conn, rows):
     assert stored + letters + run["duplicates"] == len(rows)
     assert (run["spans"], run["dead_lettered"]) == (stored, letters)
     assert scalar(conn, "select count(*) from otel.traces_staging") == 0
+
+
+def test_flush_commits_in_between_so_refuses_a_transaction_block(dsn):
+    with psycopg.connect(dsn) as inside, pytest.raises(psycopg.errors.InvalidTransactionTermination):
+        inside.execute("call otel.flush()")
+
+
+def test_rows_claimed_by_an_interrupted_flush_land_with_the_next(conn):
+    stage_otlp(conn, [traces_request(span(), span())])
+    truncated = scalar(conn, "select otel.flush_claim()")  # the first transaction only, then "a crash"
+    assert "otlp_staging" in truncated
+    assert scalar(conn, "select count(*) from otel.claimed_otlp") == 1
+    stage_otlp(conn, [traces_request(span())])
+    run = flush(conn)
+    assert run["spans"] == 3
+    assert scalar(conn, "select count(*) from otel.claimed_otlp") == 0

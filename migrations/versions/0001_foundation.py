@@ -165,6 +165,13 @@ create unlogged table otel.otlp_staging (
 ) with (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 100,
         autovacuum_vacuum_cost_delay = 0);
 
+-- Claim tables: a flush first moves staged rows here in a short
+-- transaction, then processes them in a second one (see otel.flush()).
+create unlogged table otel.claimed_otlp (like otel.otlp_staging);
+create unlogged table otel.claimed_traces (like otel.traces_staging);
+create unlogged table otel.claimed_logs (like otel.logs_staging);
+create unlogged table otel.claimed_metrics (like otel.metrics_staging);
+
 create table otel.telemetry_dlq (
     id bigint generated always as identity primary key,
     telemetry_type text not null,

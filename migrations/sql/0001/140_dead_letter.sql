@@ -1,19 +1,5 @@
 -- The dead-letter queue: otel.telemetry_dlq.
 
-create or replace function otel.has_rows(staging text)
-returns boolean
-language plpgsql
-set search_path = pg_catalog, pg_temp
-as $$
-declare
-    found boolean;
-begin
-    execute format('select exists (select 1 from otel.%I)', staging) into found;
-    return found;
-end
-$$;
-comment on function otel.has_rows(text) is 'True when the staging table otel.<staging> holds a visible row';
-
 create or replace function otel.store_rejects()
 returns bigint
 language plpgsql

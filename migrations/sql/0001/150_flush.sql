@@ -11,34 +11,66 @@ $$;
 comment on function otel.staging_columns(text) is
     'The column list of otel.<kind>_staging, quoted and comma-separated';
 
-create or replace function otel.claim_staging()
+create or replace function otel.flush_claim()
+returns text[]
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+-- The first, short transaction of a flush: every committed staging row
+-- moves to its claim table (otel.claimed_*). When no writer holds a staging
+-- table (lock taken with nowait, never queueing in front of writers), its
+-- rows are copied and the table truncated: its file shrinks to nothing,
+-- with no dead tuples left for vacuum. Otherwise delete … returning takes
+-- the committed rows, leaving uncommitted ones for the next flush, and
+-- vacuum reclaims the space. Returns the staging tables it truncated.
+declare
+    kind text;
+    truncated text[] := '{}';
+begin
+    perform pg_advisory_xact_lock(hashtext('otel.flush'));
+    foreach kind in array array['otlp', 'traces', 'logs', 'metrics'] loop
+        begin
+            execute format('lock table otel.%I in access exclusive mode nowait', kind || '_staging');
+            execute format('insert into otel.%I select * from otel.%I', 'claimed_' || kind, kind || '_staging');
+            execute format('truncate otel.%I', kind || '_staging');
+            truncated := truncated || (kind || '_staging');
+        exception when lock_not_available then
+            execute format('with claimed as (delete from otel.%I returning *) insert into otel.%I select * from claimed',
+                           kind || '_staging', 'claimed_' || kind);
+        end;
+    end loop;
+    return truncated;
+end
+$$;
+comment on function otel.flush_claim() is
+    'Moves every committed staging row to the claim tables, truncating the staging tables no writer holds; the first transaction of otel.flush()';
+
+create or replace function otel.load_claimed()
 returns bigint
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
--- Takes every committed staging row into the working set with
--- delete … returning: rows that writers have not committed yet are not
--- visible to the delete and stay for the next flush, so nothing is lost
--- and writers are never blocked. Returns the number of OTLP requests.
+-- Everything in the claim tables into the working set, and the claim tables
+-- emptied (only flushes touch them, and flushes are serialised). Returns
+-- the number of OTLP requests.
 declare
     requests bigint;
     kind text;
 begin
-    with claimed as (delete from otel.otlp_staging returning payload)
     insert into pg_temp.otel_otlp (payload, doc)
-    select payload, otel.try_jsonb(payload) from claimed;
+    select payload, otel.try_jsonb(payload) from otel.claimed_otlp;
     get diagnostics requests = row_count;
-
     foreach kind in array array['traces', 'logs', 'metrics'] loop
-        execute format('with claimed as (delete from otel.%1$I returning *)
-                        insert into pg_temp.%2$I (%3$s) select %3$s from claimed',
-                       kind || '_staging', 'otel_' || kind || '_rows', otel.staging_columns(kind));
+        execute format('insert into pg_temp.%1$I (%2$s) select %2$s from otel.%3$I',
+                       'otel_' || kind || '_rows', otel.staging_columns(kind), 'claimed_' || kind);
     end loop;
+    truncate otel.claimed_otlp, otel.claimed_traces, otel.claimed_logs, otel.claimed_metrics;
     return requests;
 end
 $$;
-comment on function otel.claim_staging() is
-    'Moves every committed staging row into the working set of the flush; internal to otel.flush()';
+comment on function otel.load_claimed() is
+    'Moves the claimed rows into the working set of the flush; internal to otel.flush()';
 
 create or replace function otel.process_working_set()
 returns table (kind text, moved bigint, duplicates bigint)
@@ -75,15 +107,17 @@ $$;
 comment on function otel.process_working_set() is
     'Decodes, validates and moves the working set of a flush or a retry; internal';
 
-create or replace procedure otel.flush()
+create or replace function otel.flush_process(started_at timestamptz, truncated text[])
+returns void
 language plpgsql
 security definer
 set search_path = pg_catalog, pg_temp
 set timezone = 'UTC'
 set jit = off  -- compiling these statements costs more than it saves
 as $$
+-- The second transaction of a flush: the claimed rows to their final
+-- tables or the dead-letter queue, and a row in otel.flush_runs.
 declare
-    started_at timestamptz := clock_timestamp();
     requests bigint;
     counts record;
     spans bigint := 0;
@@ -91,14 +125,10 @@ declare
     points bigint := 0;
     duplicates bigint := 0;
     dead_lettered bigint;
-    truncated text[] := '{}';
-    staging text;
 begin
-    -- One flush at a time: the duplicate check and the claim rely on it. A
-    -- second flush waits here and then takes what was staged meanwhile.
     perform pg_advisory_xact_lock(hashtext('otel.flush'));
     perform otel.flush_prepare();
-    requests := otel.claim_staging();
+    requests := otel.load_claimed();
     for counts in select * from otel.process_working_set() loop
         case counts.kind
             when 'traces' then spans := counts.moved;
@@ -108,29 +138,31 @@ begin
         duplicates := duplicates + counts.duplicates;
     end loop;
     dead_lettered := otel.store_rejects();
-
-    -- Give the staging files back while no writer holds them: an empty
-    -- table truncated under a lock taken with nowait (never queueing in
-    -- front of writers) leaves no dead tuples for vacuum to chase.
-    if current_setting('transaction_isolation') = 'read committed' then
-        foreach staging in array array['otlp_staging', 'traces_staging', 'logs_staging', 'metrics_staging'] loop
-            begin
-                execute format('lock table otel.%I in access exclusive mode nowait', staging);
-                if not otel.has_rows(staging) then
-                    execute format('truncate otel.%I', staging);
-                    truncated := truncated || staging;
-                end if;
-            exception when lock_not_available then
-                null;  -- a writer is busy: vacuum reclaims the space instead
-            end;
-        end loop;
-    end if;
-
     insert into otel.flush_runs (started_at, duration, spans, logs, metric_points, otlp_requests,
                                  dead_lettered, duplicates, truncated_staging)
     values (started_at, clock_timestamp() - started_at, spans, logs, points, requests,
             dead_lettered, duplicates, truncated);
 end
 $$;
+comment on function otel.flush_process(timestamptz, text[]) is
+    'Moves the claimed rows to their final tables or the dead-letter queue and records the flush; the second transaction of otel.flush()';
+
+create or replace procedure otel.flush()
+language plpgsql
+as $$
+-- Two transactions, so that a staging table is locked only while its rows
+-- are copied (the first), never while they are processed (the second).
+-- Hence: call it outside a transaction block, as pg_cron, psql in
+-- autocommit and otel_db.Client do. A row is always in exactly one of
+-- staging, claim table, final table or dead-letter queue.
+declare
+    started_at timestamptz := clock_timestamp();
+    truncated text[];
+begin
+    truncated := otel.flush_claim();
+    commit;
+    perform otel.flush_process(started_at, truncated);
+end
+$$;
 comment on procedure otel.flush() is
-    'Moves every row staged before it started to otel.traces, otel.logs, otel.metrics or otel.telemetry_dlq; never loses or duplicates a row; safe beside writers and another flush; records itself in otel.flush_runs';
+    'Moves every row staged before it started to otel.traces, otel.logs, otel.metrics or otel.telemetry_dlq; never loses or duplicates a row; safe beside writers and another flush; records itself in otel.flush_runs. Call it outside a transaction block: it commits once, after claiming the staged rows';
