@@ -70,21 +70,47 @@ $$;
 comment on function otel.otlp_keys(text) is
     'The OTLP/JSON field names of a request of traces, logs or metrics: resource, scope and record arrays';
 
+create or replace function otel.otlp_request_records(doc jsonb, kind text)
+returns table (rs int, ss int, rec int, resource_attributes jsonb, scope jsonb, record jsonb)
+language sql immutable parallel safe
+as $$
+    -- Every record of an OTLP/JSON request with its position (1-based), its
+    -- resource's attributes (decoded once per resource: offset 0 keeps the
+    -- subquery from being pulled up and evaluated per record) and its scope.
+    -- One inlinable query, shared by the decoders of all three kinds.
+    select r.i::int, s.j::int, x.k::int, resource.attributes, s.v -> 'scope', x.v
+      from otel.otlp_keys(kind) as key
+     cross join lateral jsonb_array_elements(doc -> key.resource_key) with ordinality as r (v, i)
+     cross join lateral (select otel.otlp_attributes(r.v -> 'resource' -> 'attributes') as attributes offset 0) as resource
+     cross join lateral jsonb_array_elements(r.v -> key.scope_key) with ordinality as s (v, j)
+     cross join lateral jsonb_array_elements(s.v -> key.record_key) with ordinality as x (v, k)
+$$;
+comment on function otel.otlp_request_records(jsonb, text) is
+    'Every record of an OTLP/JSON request of traces, logs or metrics, with its position, resource attributes and scope';
+
+create or replace function otel.metric_data(metric jsonb, out type text, out data jsonb)
+language sql immutable parallel safe
+as $$
+    select case when metric ? 'gauge' then 'gauge' when metric ? 'sum' then 'sum'
+                when metric ? 'histogram' then 'histogram'
+                when metric ? 'exponentialHistogram' then 'exponential_histogram'
+                when metric ? 'summary' then 'summary' end,
+           coalesce(metric -> 'gauge', metric -> 'sum', metric -> 'histogram',
+                    metric -> 'exponentialHistogram', metric -> 'summary')
+$$;
+comment on function otel.metric_data(jsonb) is
+    'The type of an OTLP/JSON metric (gauge, sum, histogram, exponential_histogram, summary) and its data object';
+
 create or replace function otel.otlp_records(doc jsonb, kind text)
 returns table (rs int, ss int, rec int, dp int)
 language sql immutable parallel safe
 as $$
-    -- Every record of a request by position (1-based); for metrics every
-    -- data point of every metric.
-    select r.i::int, s.j::int, x.k::int, p.l::int
-      from otel.otlp_keys(kind) as key
-     cross join lateral jsonb_array_elements(doc -> key.resource_key) with ordinality as r (v, i)
-     cross join lateral jsonb_array_elements(r.v -> key.scope_key) with ordinality as s (v, j)
-     cross join lateral jsonb_array_elements(s.v -> key.record_key) with ordinality as x (v, k)
+    -- Every record of a request by position; for metrics every data point
+    -- of every metric.
+    select x.rs, x.ss, x.rec, p.l::int
+      from otel.otlp_request_records(doc, kind) as x
       left join lateral jsonb_array_elements(
-                case when kind = 'metrics'
-                     then coalesce(x.v -> 'gauge', x.v -> 'sum', x.v -> 'histogram',
-                                   x.v -> 'exponentialHistogram', x.v -> 'summary') -> 'dataPoints' end)
+                case when kind = 'metrics' then (otel.metric_data(x.record)).data -> 'dataPoints' end)
                 with ordinality as p (v, l) on true
 $$;
 comment on function otel.otlp_records(jsonb, text) is

@@ -14,13 +14,13 @@ begin
         trace_id, span_id, parent_span_id, trace_state, flags, name, kind, start_time, end_time,
         status_code, status_message, service_name, scope_name, scope_version,
         attributes, resource_attributes, events, links)
-    select p.dlq_id, p.id, r.i, s.j, x.k,
+    select p.dlq_id, p.id, x.rs, x.ss, x.rec,
            x.v ->> 'traceId', x.v ->> 'spanId', x.v ->> 'parentSpanId', x.v ->> 'traceState', x.v ->> 'flags',
            x.v ->> 'name', x.v ->> 'kind', x.v ->> 'startTimeUnixNano', x.v ->> 'endTimeUnixNano',
            x.v -> 'status' ->> 'code', x.v -> 'status' ->> 'message',
-           resource.attributes ->> 'service.name', s.v -> 'scope' ->> 'name', s.v -> 'scope' ->> 'version',
+           x.resource_attributes ->> 'service.name', x.scope ->> 'name', x.scope ->> 'version',
            otel.otlp_attributes(x.v -> 'attributes')::text,
-           resource.attributes::text,
+           x.resource_attributes::text,
            (select jsonb_agg(jsonb_build_object(
                        'name', e ->> 'name',
                        'time', otel.parse_time(e ->> 'timeUnixNano'),
@@ -33,15 +33,12 @@ begin
                        'attributes', otel.otlp_attributes(l -> 'attributes')) order by li)
               from jsonb_array_elements(x.v -> 'links') with ordinality as lk (l, li))::text
       from pg_temp.otel_otlp as p
-     cross join lateral jsonb_array_elements(p.doc -> 'resourceSpans') with ordinality as r (v, i)
-     cross join lateral (select otel.otlp_attributes(r.v -> 'resource' -> 'attributes') as attributes) as resource
-     cross join lateral jsonb_array_elements(r.v -> 'scopeSpans') with ordinality as s (v, j)
-     cross join lateral jsonb_array_elements(s.v -> 'spans') with ordinality as x (v, k)
+     cross join lateral otel.otlp_request_records(p.doc, 'traces') as x (rs, ss, rec, resource_attributes, scope, v)
      where p.id between first_id and last_id
        and p.doc ? 'resourceSpans'
-       and (only_rs is null or r.i = only_rs)
-       and (only_ss is null or s.j = only_ss)
-       and (only_rec is null or x.k = only_rec);
+       and (only_rs is null or x.rs = only_rs)
+       and (only_ss is null or x.ss = only_ss)
+       and (only_rec is null or x.rec = only_rec);
 end
 $$;
 comment on function otel.decode_otlp_traces(bigint, bigint, int, int, int, int) is

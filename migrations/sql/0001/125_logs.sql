@@ -13,26 +13,23 @@ begin
         dlq_id, payload_id, rs, ss, rec,
         time, observed_time, severity_number, severity_text, body, trace_id, span_id, flags,
         service_name, scope_name, scope_version, attributes, resource_attributes, event_name)
-    select p.dlq_id, p.id, r.i, s.j, x.k,
+    select p.dlq_id, p.id, x.rs, x.ss, x.rec,
            x.v ->> 'timeUnixNano', x.v ->> 'observedTimeUnixNano', x.v ->> 'severityNumber',
            x.v ->> 'severityText',
            case when x.v -> 'body' ? 'stringValue' then x.v -> 'body' ->> 'stringValue'
                 else otel.otlp_value(x.v -> 'body')::text end,
            x.v ->> 'traceId', x.v ->> 'spanId', x.v ->> 'flags',
-           resource.attributes ->> 'service.name', s.v -> 'scope' ->> 'name', s.v -> 'scope' ->> 'version',
+           x.resource_attributes ->> 'service.name', x.scope ->> 'name', x.scope ->> 'version',
            otel.otlp_attributes(x.v -> 'attributes')::text,
-           resource.attributes::text,
+           x.resource_attributes::text,
            x.v ->> 'eventName'
       from pg_temp.otel_otlp as p
-     cross join lateral jsonb_array_elements(p.doc -> 'resourceLogs') with ordinality as r (v, i)
-     cross join lateral (select otel.otlp_attributes(r.v -> 'resource' -> 'attributes') as attributes) as resource
-     cross join lateral jsonb_array_elements(r.v -> 'scopeLogs') with ordinality as s (v, j)
-     cross join lateral jsonb_array_elements(s.v -> 'logRecords') with ordinality as x (v, k)
+     cross join lateral otel.otlp_request_records(p.doc, 'logs') as x (rs, ss, rec, resource_attributes, scope, v)
      where p.id between first_id and last_id
        and p.doc ? 'resourceLogs'
-       and (only_rs is null or r.i = only_rs)
-       and (only_ss is null or s.j = only_ss)
-       and (only_rec is null or x.k = only_rec);
+       and (only_rs is null or x.rs = only_rs)
+       and (only_ss is null or x.ss = only_ss)
+       and (only_rec is null or x.rec = only_rec);
 end
 $$;
 comment on function otel.decode_otlp_logs(bigint, bigint, int, int, int, int) is

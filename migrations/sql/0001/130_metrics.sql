@@ -17,7 +17,7 @@ begin
         bucket_counts, explicit_bounds, quantiles, exponential, exemplars,
         temporality, is_monotonic, flags, labels, resource_attributes,
         service_name, scope_name, scope_version)
-    select p.dlq_id, p.id, r.i, s.j, x.k, d.l,
+    select p.dlq_id, p.id, x.rs, x.ss, x.rec, d.l,
            coalesce(d.v ->> 'timeUnixNano', '0'), d.v ->> 'startTimeUnixNano',
            x.v ->> 'name', x.v ->> 'description', m.type, x.v ->> 'unit',
            coalesce(d.v ->> 'asDouble', d.v ->> 'asInt'),
@@ -41,26 +41,17 @@ begin
            case when m.type = 'sum' then coalesce(m.data ->> 'isMonotonic', 'false') end,
            d.v ->> 'flags',
            otel.otlp_attributes(d.v -> 'attributes')::text,
-           resource.attributes::text,
-           resource.attributes ->> 'service.name', s.v -> 'scope' ->> 'name', s.v -> 'scope' ->> 'version'
+           x.resource_attributes::text,
+           x.resource_attributes ->> 'service.name', x.scope ->> 'name', x.scope ->> 'version'
       from pg_temp.otel_otlp as p
-     cross join lateral jsonb_array_elements(p.doc -> 'resourceMetrics') with ordinality as r (v, i)
-     cross join lateral (select otel.otlp_attributes(r.v -> 'resource' -> 'attributes') as attributes) as resource
-     cross join lateral jsonb_array_elements(r.v -> 'scopeMetrics') with ordinality as s (v, j)
-     cross join lateral jsonb_array_elements(s.v -> 'metrics') with ordinality as x (v, k)
-     cross join lateral (
-        select case when x.v ? 'gauge' then 'gauge' when x.v ? 'sum' then 'sum'
-                    when x.v ? 'histogram' then 'histogram'
-                    when x.v ? 'exponentialHistogram' then 'exponential_histogram'
-                    when x.v ? 'summary' then 'summary' end as type,
-               coalesce(x.v -> 'gauge', x.v -> 'sum', x.v -> 'histogram',
-                        x.v -> 'exponentialHistogram', x.v -> 'summary') as data) as m
+     cross join lateral otel.otlp_request_records(p.doc, 'metrics') as x (rs, ss, rec, resource_attributes, scope, v)
+     cross join lateral otel.metric_data(x.v) as m
      cross join lateral jsonb_array_elements(m.data -> 'dataPoints') with ordinality as d (v, l)
      where p.id between first_id and last_id
        and p.doc ? 'resourceMetrics'
-       and (only_rs is null or r.i = only_rs)
-       and (only_ss is null or s.j = only_ss)
-       and (only_rec is null or x.k = only_rec)
+       and (only_rs is null or x.rs = only_rs)
+       and (only_ss is null or x.ss = only_ss)
+       and (only_rec is null or x.rec = only_rec)
        and (only_dp is null or d.l = only_dp);
 end
 $$;
