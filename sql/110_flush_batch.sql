@@ -12,50 +12,51 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    if to_regclass('pg_temp.otel_otlp') is null then
-        create temp table otel_otlp (
-            id bigint generated always as identity,
-            dlq_id bigint,
-            payload text,
-            doc jsonb
-        ) on commit drop;
-        create temp table otel_rejects (
-            dlq_id bigint,
-            telemetry_type text,
-            source text,
-            raw_data text,
-            raw_format text,
-            error_message text
-        ) on commit drop;
-        create temp table otel_traces_rows (
-            n bigint generated always as identity, dlq_id bigint,
-            payload_id bigint, rs int, ss int, rec int, dp int,
-            like otel.traces_staging) on commit drop;
-        create temp table otel_logs_rows (
-            n bigint generated always as identity, dlq_id bigint,
-            payload_id bigint, rs int, ss int, rec int, dp int,
-            like otel.logs_staging) on commit drop;
-        create temp table otel_metrics_rows (
-            n bigint generated always as identity, dlq_id bigint,
-            payload_id bigint, rs int, ss int, rec int, dp int,
-            like otel.metrics_staging) on commit drop;
-        -- Typed rows: the final columns without their not-null constraints,
-        -- since a rejected row keeps only n and err.
-        create temp table otel_traces on commit drop as
-            select null::bigint as n, null::text as err, null::uuid as signature_input, t.*
-              from otel.traces as t with no data;
-        create temp table otel_logs on commit drop as
-            select null::bigint as n, null::text as err, l.* from otel.logs as l with no data;
-        create temp table otel_metrics on commit drop as
-            select null::bigint as n, null::text as err, m.* from otel.metrics as m with no data;
-    else
-        truncate otel_otlp, otel_rejects, otel_traces_rows, otel_logs_rows, otel_metrics_rows,
-                 otel_traces, otel_logs, otel_metrics restart identity;
-    end if;
+    -- Always new tables: these functions run as their owner, so a table of
+    -- these names made beforehand by the caller (with a trigger, say) must
+    -- never be used.
+    drop table if exists pg_temp.otel_otlp, pg_temp.otel_rejects, pg_temp.otel_traces_rows,
+        pg_temp.otel_logs_rows, pg_temp.otel_metrics_rows, pg_temp.otel_traces, pg_temp.otel_logs,
+        pg_temp.otel_metrics, pg_temp.otel_signature_ids, pg_temp.otel_retried;
+    create temp table otel_otlp (
+        id bigint generated always as identity,
+        dlq_id bigint,
+        payload text,
+        doc jsonb
+    ) on commit drop;
+    create temp table otel_rejects (
+        dlq_id bigint,
+        telemetry_type text,
+        source text,
+        raw_data text,
+        raw_format text,
+        error_message text
+    ) on commit drop;
+    create temp table otel_traces_rows (
+        n bigint generated always as identity, dlq_id bigint,
+        payload_id bigint, rs int, ss int, rec int, dp int,
+        like otel.traces_staging) on commit drop;
+    create temp table otel_logs_rows (
+        n bigint generated always as identity, dlq_id bigint,
+        payload_id bigint, rs int, ss int, rec int, dp int,
+        like otel.logs_staging) on commit drop;
+    create temp table otel_metrics_rows (
+        n bigint generated always as identity, dlq_id bigint,
+        payload_id bigint, rs int, ss int, rec int, dp int,
+        like otel.metrics_staging) on commit drop;
+    -- Typed rows: the final columns without their not-null constraints,
+    -- since a rejected row keeps only n and err.
+    create temp table otel_traces on commit drop as
+        select null::bigint as n, null::text as err, null::uuid as signature_input, t.*
+          from otel.traces as t with no data;
+    create temp table otel_logs on commit drop as
+        select null::bigint as n, null::text as err, l.* from otel.logs as l with no data;
+    create temp table otel_metrics on commit drop as
+        select null::bigint as n, null::text as err, m.* from otel.metrics as m with no data;
 end
 $$;
 comment on function otel.flush_prepare() is
-    'Creates (or empties) the temporary tables one flush works in; internal to otel.flush()';
+    'Creates the temporary tables one flush or retry works in (dropping any of the same names first); internal';
 
 create or replace function otel.otlp_keys(kind text, out resource_key text, out scope_key text, out record_key text)
 language sql immutable parallel safe
@@ -191,9 +192,13 @@ begin
                     end;
                 end loop;
             exception when others then
+                -- Only this kind's part: the other signals of the request are judged on their own.
                 insert into pg_temp.otel_rejects
-                values (request.dlq_id, 'otlp', 'otel.otlp_staging', request.payload, 'text',
-                        format('not a valid OTLP/JSON %s request: %s', kind, sqlerrm));
+                values (request.dlq_id, 'otlp', 'otel.otlp_staging',
+                        case when request.doc ?| array_remove(array['resourceSpans', 'resourceLogs', 'resourceMetrics'], key.resource_key)
+                             then jsonb_build_object(key.resource_key, request.doc -> key.resource_key)::text
+                             else request.payload end,
+                        'text', format('not a valid OTLP/JSON %s request: %s', kind, sqlerrm));
             end;
         end;
     end loop;

@@ -31,6 +31,12 @@ begin
     perform pg_advisory_xact_lock(hashtext('otel.flush'));
     foreach kind in array array['otlp', 'traces', 'logs', 'metrics'] loop
         begin
+            -- Copy-and-truncate is only right when this statement's snapshot
+            -- sees every committed row: read committed, not a snapshot taken
+            -- before the flush lock was granted.
+            if current_setting('transaction_isolation') <> 'read committed' then
+                raise lock_not_available;
+            end if;
             execute format('lock table otel.%I in access exclusive mode nowait', kind || '_staging');
             execute format('insert into otel.%I select * from otel.%I', 'claimed_' || kind, kind || '_staging');
             execute format('truncate otel.%I', kind || '_staging');
@@ -51,21 +57,24 @@ returns bigint
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
--- Everything in the claim tables into the working set, and the claim tables
--- emptied (only flushes touch them, and flushes are serialised). Returns
--- the number of OTLP requests.
+-- Everything in the claim tables into the working set (delete … returning,
+-- which is right under any isolation level). Returns the number of OTLP
+-- requests.
 declare
     requests bigint;
     kind text;
 begin
+    -- A null payload (a blank line through COPY … csv) is an empty request:
+    -- not valid JSON, so a dead letter with empty raw_data.
+    with claimed as (delete from otel.claimed_otlp returning payload)
     insert into pg_temp.otel_otlp (payload, doc)
-    select payload, otel.try_jsonb(payload) from otel.claimed_otlp;
+    select coalesce(payload, ''), otel.try_jsonb(payload) from claimed;
     get diagnostics requests = row_count;
     foreach kind in array array['traces', 'logs', 'metrics'] loop
-        execute format('insert into pg_temp.%1$I (%2$s) select %2$s from otel.%3$I',
+        execute format('with claimed as (delete from otel.%3$I returning *)
+                        insert into pg_temp.%1$I (%2$s) select %2$s from claimed',
                        'otel_' || kind || '_rows', otel.staging_columns(kind), 'claimed_' || kind);
     end loop;
-    truncate otel.claimed_otlp, otel.claimed_traces, otel.claimed_logs, otel.claimed_metrics;
     return requests;
 end
 $$;

@@ -37,10 +37,18 @@ begin
             insert into pg_temp.otel_%1$s_rows (dlq_id, %2$s)
             select r.id, %2$s
               from otel_retried as r
-             cross join lateral jsonb_populate_record(null::otel.%1$s_staging, r.raw_data::jsonb) as s
+             cross join lateral jsonb_populate_record(null::otel.%1$s_staging, otel.try_jsonb(r.raw_data)) as s
              where r.raw_format = 'row-json' and r.telemetry_type = %1$L
+               and jsonb_typeof(otel.try_jsonb(r.raw_data)) = 'object'
         $sql$, kind, otel.staging_columns(kind));
     end loop;
+    insert into pg_temp.otel_rejects
+    select id, telemetry_type, source, raw_data, raw_format,
+           'this row-json letter cannot be read back as a staging row (not a JSON object, or it holds \u0000): repair raw_data'
+      from otel_retried
+     where raw_format = 'row-json'
+       and (telemetry_type not in ('traces', 'logs', 'metrics')
+            or jsonb_typeof(otel.try_jsonb(raw_data)) is distinct from 'object');
     insert into pg_temp.otel_rejects
     select id, telemetry_type, source, raw_data, raw_format,
            'bytes that PostgreSQL cannot store as text: fix the source and load it again'

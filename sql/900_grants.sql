@@ -5,6 +5,7 @@ revoke all on schema otel from public;
 revoke all on all tables in schema otel from public;
 revoke all on all functions in schema otel from public;
 revoke all on all procedures in schema otel from public;
+alter default privileges in schema otel revoke execute on routines from public;
 
 grant usage on schema otel to otel_writer, otel_reader, otel_admin;
 

@@ -2,10 +2,11 @@
 
 import json
 
+import psycopg
 import pytest
 
 from tests.helpers import dead_letters, flush, scalar, stage_otlp
-from tests.otlp import attribute, span, traces_request
+from tests.otlp import attribute, log_record, logs_request, span, traces_request
 
 GOOD = traces_request(span())
 
@@ -169,3 +170,33 @@ def test_dead_letter_function_keeps_bytes_recoverable(conn):
         (escaped,),
     )
     assert scalar(conn, "select decode(raw_data, 'escape') from otel.telemetry_dlq") == raw
+
+
+def test_null_payload_is_a_dead_letter_not_a_stuck_flush(conn):
+    conn.execute("insert into otel.otlp_staging (payload) values (null)")
+    stage_otlp(conn, [GOOD])
+    run = flush(conn)
+    assert run["spans"] == 1
+    assert dead_letters(conn) == [("otlp", "not valid JSON (an OTLP/JSON request is one JSON object per line)", "")]
+
+
+def test_only_the_broken_signal_of_a_mixed_request_is_dead_lettered(conn):
+    request = {**logs_request(log_record()), "resourceSpans": {"not": "an array"}}
+    stage_otlp(conn, [request])
+    run = flush(conn)
+    assert run["logs"] == 1
+    [(kind, _, raw)] = dead_letters(conn)
+    assert kind == "otlp"
+    assert json.loads(raw) == {"resourceSpans": {"not": "an array"}}
+
+
+def test_a_log_body_beyond_the_text_search_limit_still_lands(conn):
+    body = " ".join(f"word{n}" for n in range(300_000))  # far more than a 1 MB tsvector
+    stage_otlp(conn, [logs_request(log_record(body={"stringValue": body}))])
+    assert flush(conn)["logs"] == 1
+
+
+def test_dead_letter_refuses_row_json_that_is_not_a_row(conn):
+    with pytest.raises(psycopg.Error, match="row-json letter") as info:
+        conn.execute("select otel.dead_letter('traces', 'test', '[1]', 'row-json', 'x')")
+    assert info.value.sqlstate == "22023"

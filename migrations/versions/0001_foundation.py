@@ -96,7 +96,8 @@ create table otel.logs (
 create index logs_time_idx on otel.logs using brin (time);
 create index logs_service_time_idx on otel.logs (service_name, time desc);
 create index logs_trace_idx on otel.logs (trace_id, time) where trace_id is not null;
-create index logs_body_fts_idx on otel.logs using gin (to_tsvector('english', coalesce(body, '')));
+-- A bounded prefix: a tsvector is limited to 1 MB, and one huge body must not fail a flush.
+create index logs_body_fts_idx on otel.logs using gin (to_tsvector('english', left(coalesce(body, ''), 65536)));
 
 create table otel.metrics (
     time timestamptz not null,

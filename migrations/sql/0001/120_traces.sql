@@ -148,9 +148,7 @@ begin
     perform otel.ensure_partitions('traces', array(
         select distinct (start_time at time zone 'UTC')::date from pg_temp.otel_traces where err is null));
 
-    create temp table if not exists otel_signature_ids (signature_input uuid primary key, signature_id bigint)
-        on commit drop;
-    truncate pg_temp.otel_signature_ids;
+    create temp table otel_signature_ids (signature_input uuid primary key, signature_id bigint) on commit drop;
     with inputs as (
         select signature_input, min(n) as first_n, count(*) as spans
           from pg_temp.otel_traces where err is null group by signature_input
@@ -165,23 +163,11 @@ begin
     per_signature as (
         select signature, md5(signature)::uuid as text_hash, sum(spans) as spans from signed group by signature
     ),
-    new_signatures as (
-        insert into otel.span_signatures (text, span_count)
-        select signature, spans from per_signature
-        on conflict (text_hash) do nothing
-        returning id, text_hash
-    ),
-    old_signatures as (
-        update otel.span_signatures as s
-           set span_count = s.span_count + p.spans
-          from per_signature as p
-         where s.text_hash = p.text_hash
-        returning s.id, s.text_hash
-    ),
     signature_ids as (
-        select id, text_hash from new_signatures
-        union all
-        select id, text_hash from old_signatures
+        insert into otel.span_signatures as s (text, span_count)
+        select signature, spans from per_signature
+        on conflict (text_hash) do update set span_count = s.span_count + excluded.span_count
+        returning s.id, s.text_hash
     )
     insert into pg_temp.otel_signature_ids
     select s.signature_input, i.id

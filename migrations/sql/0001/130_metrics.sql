@@ -46,6 +46,7 @@ begin
       from pg_temp.otel_otlp as p
      cross join lateral otel.otlp_request_records(p.doc, 'metrics') as x (rs, ss, rec, resource_attributes, scope, v)
      cross join lateral otel.metric_data(x.v) as m
+     -- A metric with no data field (the oneof unset) has no points: nothing to store, nothing wrong.
      cross join lateral jsonb_array_elements(m.data -> 'dataPoints') with ordinality as d (v, l)
      where p.id between first_id and last_id
        and p.doc ? 'resourceMetrics'

@@ -62,6 +62,11 @@ begin
         raise exception 'source, raw_data and error_message must not be null'
             using errcode = 'invalid_parameter_value';
     end if;
+    -- A JSON object (json, not jsonb: the text may hold \u0000, which jsonb cannot).
+    if raw_format = 'row-json' and (dead_letter.telemetry_type = 'otlp' or ltrim(raw_data) not like '{%') then
+        raise exception 'a row-json letter is a JSON object of staging columns with telemetry_type traces, logs or metrics'
+            using errcode = 'invalid_parameter_value';
+    end if;
     if raw_format = 'bytea-escape' then
         perform decode(raw_data, 'escape');  -- rejects text that would not give the bytes back
     end if;
