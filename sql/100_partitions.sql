@@ -28,6 +28,40 @@ $$;
 comment on function otel.ensure_partitions(text, date[]) is
     'Creates the missing daily partitions (UTC) of otel.traces, otel.logs or otel.metrics for the given days';
 
+create or replace function otel.partition_working_set(kind text, time_column text)
+returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+-- Creates the partitions the valid rows of pg_temp.otel_<kind> need, at
+-- most new_days_limit new days in one flush: a batch spread over thousands
+-- of days would otherwise exhaust the lock table and fail every flush. Rows
+-- of the days left over get err (so a dead letter that otel.retry_dlq()
+-- loads in a later run).
+declare
+    new_days_limit constant integer := 32;
+    days date[];
+begin
+    execute format($sql$
+        select array_agg(day order by day)
+          from (select distinct (%1$I at time zone 'UTC')::date as day
+                  from pg_temp.%2$I where err is null) as d
+         where to_regclass(format('otel.%%I', %3$L || '_p' || to_char(day, 'YYYYMMDD'))) is null
+    $sql$, time_column, 'otel_' || kind, kind) into days;
+    perform otel.ensure_partitions(kind, days[1:new_days_limit]);
+    if cardinality(days) > new_days_limit then
+        execute format($sql$
+            update pg_temp.%1$I
+               set err = format('no partition for %%s: one flush creates at most %%s new days; otel.retry_dlq() loads it later',
+                                (%2$I at time zone 'UTC')::date, %3$s)
+             where err is null and (%2$I at time zone 'UTC')::date = any ($1)
+        $sql$, 'otel_' || kind, time_column, new_days_limit) using days[new_days_limit + 1:];
+    end if;
+end
+$$;
+comment on function otel.partition_working_set(text, text) is
+    'Creates the partitions the rows of a flush need, at most 32 new days at a time; internal to otel.flush()';
+
 create or replace procedure otel.maintain(days_ahead integer default 3)
 language plpgsql
 security definer

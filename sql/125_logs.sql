@@ -98,8 +98,6 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    perform otel.ensure_partitions('logs', array(
-        select distinct (time at time zone 'UTC')::date from pg_temp.otel_logs where err is null));
     insert into otel.logs (
         time, observed_time, severity_number, severity_text, body, trace_id, span_id, flags,
         service_name, scope_name, scope_version, attributes, resource_attributes, event_name)

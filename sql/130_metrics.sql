@@ -147,8 +147,6 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    perform otel.ensure_partitions('metrics', array(
-        select distinct (time at time zone 'UTC')::date from pg_temp.otel_metrics where err is null));
     insert into otel.metrics (
         time, start_time, name, description, type, unit, value, int_value, count, sum, min, max,
         bucket_counts, explicit_bounds, quantiles, exponential, exemplars, temporality, is_monotonic,

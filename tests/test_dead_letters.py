@@ -200,3 +200,20 @@ def test_dead_letter_refuses_row_json_that_is_not_a_row(conn):
     with pytest.raises(psycopg.Error, match="row-json letter") as info:
         conn.execute("select otel.dead_letter('traces', 'test', '[1]', 'row-json', 'x')")
     assert info.value.sqlstate == "22023"
+
+
+def test_a_batch_spread_over_many_days_creates_a_bounded_number_of_partitions(conn):
+    day_ns = 86_400 * 10**9
+    spans = [
+        span(
+            startTimeUnixNano=str(1_700_000_000 * 10**9 + n * day_ns),
+            endTimeUnixNano=str(1_700_000_001 * 10**9 + n * day_ns),
+        )
+        for n in range(40)
+    ]
+    stage_otlp(conn, [traces_request(*spans)])
+    run = flush(conn)
+    assert (run["spans"], run["dead_lettered"]) == (32, 8)
+    assert all("one flush creates at most 32 new days" in error for _, error, _ in dead_letters(conn))
+    conn.execute("call otel.retry_dlq()")
+    assert scalar(conn, "select count(*) from otel.traces") == 40

@@ -145,8 +145,6 @@ begin
     get diagnostics stored_before = row_count;
     duplicates := duplicates + stored_before;
 
-    perform otel.ensure_partitions('traces', array(
-        select distinct (start_time at time zone 'UTC')::date from pg_temp.otel_traces where err is null));
 
     create temp table otel_signature_ids (signature_input uuid primary key, signature_id bigint) on commit drop;
     with inputs as (

@@ -104,6 +104,7 @@ begin
     foreach k in array array['traces', 'logs', 'metrics'] loop
         perform otel.decode_otlp(k);
         perform otel.type_rows(k);
+        perform otel.partition_working_set(k, case k when 'traces' then 'start_time' else 'time' end);
         perform otel.reject_invalid_rows(k);
         execute format('select * from otel.move_%s()', k) into result;
         kind := k;
