@@ -150,6 +150,18 @@ $$;
 comment on function otel.otlp_single_record(jsonb, text, int, int, int, int) is
     'An OTLP/JSON request with only the record at the given position, its resource and its scope';
 
+create or replace function otel.is_server_trouble(state text)
+returns boolean
+language sql immutable parallel safe
+as $$
+    -- Errors of the server, not of the data (insufficient resources,
+    -- operator intervention, system errors): the slow paths re-raise them
+    -- instead of dead-lettering every row they were working on.
+    select left(state, 2) in ('53', '57', '58', 'XX')
+$$;
+comment on function otel.is_server_trouble(text) is
+    'True for SQLSTATE classes that mean server trouble (53, 57, 58, XX) rather than bad data';
+
 create or replace function otel.decode_otlp(kind text)
 returns void
 language plpgsql
@@ -169,6 +181,7 @@ begin
         execute decode using 1::bigint, 9223372036854775807::bigint, null::int, null::int, null::int, null::int;
         return;
     exception when others then
+        if otel.is_server_trouble(sqlstate) then raise; end if;
         null;  -- some request is bad: isolate it below
     end;
     create index if not exists otel_otlp_id on pg_temp.otel_otlp (id);  -- each request below is picked by id
@@ -179,11 +192,13 @@ begin
         begin
             execute decode using request.id, request.id, null::int, null::int, null::int, null::int;
         exception when others then
+            if otel.is_server_trouble(sqlstate) then raise; end if;
             begin
                 for position in select * from otel.otlp_records(request.doc, kind) loop
                     begin
                         execute decode using request.id, request.id, position.rs, position.ss, position.rec, position.dp;
                     exception when others then
+                        if otel.is_server_trouble(sqlstate) then raise; end if;
                         insert into pg_temp.otel_rejects
                         values (request.dlq_id, kind, 'otel.otlp_staging',
                                 otel.otlp_single_record(request.doc, kind, position.rs, position.ss,
@@ -192,6 +207,7 @@ begin
                     end;
                 end loop;
             exception when others then
+                if otel.is_server_trouble(sqlstate) then raise; end if;
                 -- Only this kind's part: the other signals of the request are judged on their own.
                 insert into pg_temp.otel_rejects
                 values (request.dlq_id, 'otlp', 'otel.otlp_staging',
@@ -230,6 +246,7 @@ begin
         execute type_range using 1, last_n;
         return;
     exception when others then
+        if otel.is_server_trouble(sqlstate) then raise; end if;
         null;  -- some row is unreadable: isolate it below
     end;
     -- Each chunk and row below picks its rows by n.
@@ -239,10 +256,12 @@ begin
         begin
             execute type_range using chunk_start, least(chunk_start + chunk - 1, last_n);
         exception when others then
+            if otel.is_server_trouble(sqlstate) then raise; end if;
             for row_n in chunk_start..least(chunk_start + chunk - 1, last_n) loop
                 begin
                     execute type_range using row_n, row_n;
                 exception when others then
+                    if otel.is_server_trouble(sqlstate) then raise; end if;
                     execute format('insert into pg_temp.otel_%s (n, err) values ($1, $2)', kind)
                         using row_n, 'unreadable row: ' || sqlerrm;
                 end;
