@@ -1,13 +1,11 @@
 -- Spans: OTLP/JSON decoding, validation and the move into otel.traces.
 
-create or replace function otel.decode_otlp_traces(
-    first_id bigint, last_id bigint, only_rs int, only_ss int, only_rec int, only_dp int)
+create or replace function otel.decode_otlp_traces(first_id bigint, last_id bigint)
 returns void
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
--- Spans of the claimed requests first_id..last_id as text rows; with
--- only_rs/only_ss/only_rec, just that one span (the isolating slow path).
+-- Spans of the claimed requests first_id..last_id as text rows.
 begin
     insert into pg_temp.otel_traces_rows (
         dlq_id, payload_id, rs, ss, rec,
@@ -35,13 +33,10 @@ begin
       from pg_temp.otel_otlp as p
      cross join lateral otel.otlp_request_records(p.doc, 'traces') as x (rs, ss, rec, resource_attributes, scope, v)
      where p.id between first_id and last_id
-       and p.doc ? 'resourceSpans'
-       and (only_rs is null or x.rs = only_rs)
-       and (only_ss is null or x.ss = only_ss)
-       and (only_rec is null or x.rec = only_rec);
+       and p.doc ? 'resourceSpans';
 end
 $$;
-comment on function otel.decode_otlp_traces(bigint, bigint, int, int, int, int) is
+comment on function otel.decode_otlp_traces(bigint, bigint) is
     'Decodes the spans of claimed OTLP/JSON requests into text rows; internal to otel.flush()';
 
 create or replace function otel.type_traces(first_n bigint, last_n bigint)

@@ -1,7 +1,6 @@
 -- Log records: OTLP/JSON decoding, validation and the move into otel.logs.
 
-create or replace function otel.decode_otlp_logs(
-    first_id bigint, last_id bigint, only_rs int, only_ss int, only_rec int, only_dp int)
+create or replace function otel.decode_otlp_logs(first_id bigint, last_id bigint)
 returns void
 language plpgsql
 set search_path = pg_catalog, pg_temp
@@ -26,13 +25,10 @@ begin
       from pg_temp.otel_otlp as p
      cross join lateral otel.otlp_request_records(p.doc, 'logs') as x (rs, ss, rec, resource_attributes, scope, v)
      where p.id between first_id and last_id
-       and p.doc ? 'resourceLogs'
-       and (only_rs is null or x.rs = only_rs)
-       and (only_ss is null or x.ss = only_ss)
-       and (only_rec is null or x.rec = only_rec);
+       and p.doc ? 'resourceLogs';
 end
 $$;
-comment on function otel.decode_otlp_logs(bigint, bigint, int, int, int, int) is
+comment on function otel.decode_otlp_logs(bigint, bigint) is
     'Decodes the log records of claimed OTLP/JSON requests into text rows; internal to otel.flush()';
 
 create or replace function otel.type_logs(first_n bigint, last_n bigint)

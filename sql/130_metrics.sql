@@ -1,8 +1,7 @@
 -- Metric data points: OTLP/JSON decoding, validation and the move into
 -- otel.metrics, one row per data point of every metric type.
 
-create or replace function otel.decode_otlp_metrics(
-    first_id bigint, last_id bigint, only_rs int, only_ss int, only_rec int, only_dp int)
+create or replace function otel.decode_otlp_metrics(first_id bigint, last_id bigint)
 returns void
 language plpgsql
 set search_path = pg_catalog, pg_temp
@@ -49,14 +48,10 @@ begin
      -- A metric with no data field (the oneof unset) has no points: nothing to store, nothing wrong.
      cross join lateral jsonb_array_elements(m.data -> 'dataPoints') with ordinality as d (v, l)
      where p.id between first_id and last_id
-       and p.doc ? 'resourceMetrics'
-       and (only_rs is null or x.rs = only_rs)
-       and (only_ss is null or x.ss = only_ss)
-       and (only_rec is null or x.rec = only_rec)
-       and (only_dp is null or d.l = only_dp);
+       and p.doc ? 'resourceMetrics';
 end
 $$;
-comment on function otel.decode_otlp_metrics(bigint, bigint, int, int, int, int) is
+comment on function otel.decode_otlp_metrics(bigint, bigint) is
     'Decodes the data points of claimed OTLP/JSON requests into text rows; internal to otel.flush()';
 
 create or replace function otel.type_metrics(first_n bigint, last_n bigint)

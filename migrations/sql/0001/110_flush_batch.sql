@@ -174,11 +174,12 @@ declare
     key record;
     request record;
     position record;
-    decode text := format('select otel.decode_otlp_%s($1, $2, $3, $4, $5, $6)', kind);
+    single_id bigint;
+    decode text := format('select otel.decode_otlp_%s($1, $2)', kind);
 begin
     select * into key from otel.otlp_keys(kind);
     begin
-        execute decode using 1::bigint, 9223372036854775807::bigint, null::int, null::int, null::int, null::int;
+        execute decode using 1::bigint, 9223372036854775807::bigint;
         return;
     exception when others then
         if otel.is_server_trouble(sqlstate) then raise; end if;
@@ -190,13 +191,19 @@ begin
         select id, dlq_id, payload, doc from pg_temp.otel_otlp where doc ? key.resource_key order by id
     loop
         begin
-            execute decode using request.id, request.id, null::int, null::int, null::int, null::int;
+            execute decode using request.id, request.id;
         exception when others then
             if otel.is_server_trouble(sqlstate) then raise; end if;
             begin
                 for position in select * from otel.otlp_records(request.doc, kind) loop
                     begin
-                        execute decode using request.id, request.id, position.rs, position.ss, position.rec, position.dp;
+                        -- The record as a request of its own: decoding it costs
+                        -- its own size, not the whole request's again.
+                        insert into pg_temp.otel_otlp (dlq_id, doc)
+                        values (request.dlq_id, otel.otlp_single_record(request.doc, kind, position.rs, position.ss,
+                                                                        position.rec, position.dp))
+                        returning id into single_id;
+                        execute decode using single_id, single_id;
                     exception when others then
                         if otel.is_server_trouble(sqlstate) then raise; end if;
                         insert into pg_temp.otel_rejects
