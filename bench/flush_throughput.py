@@ -19,8 +19,7 @@ from bench.common import (
     timed,
     typed_row,
 )
-
-COPY_OTLP = "copy otel.otlp_staging (payload) from stdin with (format csv, quote e'\\x01', delimiter e'\\x02')"
+from otel_db.ingest import OTLP_COPY_SQL
 
 CEILING_TABLE = """
 create table bench_ceiling (like otel.traces including defaults);
@@ -41,7 +40,7 @@ def copy_typed(conn: psycopg.Connection, count: int) -> float:
 
 
 def copy_otlp(conn: psycopg.Connection, count: int) -> float:
-    with timed() as t, conn.cursor().copy(COPY_OTLP) as copy:
+    with timed() as t, conn.cursor().copy(OTLP_COPY_SQL) as copy:
         for line in otlp_lines(span_dicts(count)):
             copy.write(b"\x01" + line.encode() + b"\x01\n")
     return t.seconds

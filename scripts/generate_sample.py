@@ -194,6 +194,15 @@ def fake_stack(exc: Exception, frames: Iterable[tuple[str, int, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def record_failure(
+    span: Any, exc: Exception, timestamp: int, frames: Iterable[tuple[str, int, str]], **attributes: Any
+) -> None:
+    """record_exception with a plausible stack trace (and any extra attributes after it)."""
+    span.record_exception(
+        exc, timestamp=timestamp, attributes={"exception.stacktrace": fake_stack(exc, frames), **attributes}
+    )
+
+
 class Service:
     """One simulated service: its resource, tracers, logger and meter."""
 
@@ -571,18 +580,14 @@ class Simulation:
                 "ReadTimeout",
                 f"upstream request timeout after {timeout_ms} ms: {method} {url}",
             )
-            cspan.record_exception(
+            record_failure(
+                cspan,
                 exc,
-                timestamp=c_end,
-                attributes={
-                    "exception.stacktrace": fake_stack(
-                        exc,
-                        [
-                            (f"/app/{caller.name}/clients.py", 57, "call"),
-                            ("/usr/local/lib/python3.12/site-packages/requests/adapters.py", 713, "send"),
-                        ],
-                    )
-                },
+                c_end,
+                [
+                    (f"/app/{caller.name}/clients.py", 57, "call"),
+                    ("/usr/local/lib/python3.12/site-packages/requests/adapters.py", 713, "send"),
+                ],
             )
             cspan.set_attribute("error.type", "requests.exceptions.ReadTimeout")
             cspan.set_status(StatusCode.ERROR, f"ReadTimeout: {exc}")
@@ -657,18 +662,14 @@ class Simulation:
         )
         if fail is not None:
             t = type(fail)
-            span.record_exception(
+            record_failure(
+                span,
                 fail,
-                timestamp=end,
-                attributes={
-                    "exception.stacktrace": fake_stack(
-                        fail,
-                        [
-                            (f"/app/{svc.name}/repository.py", 42, "fetch_one"),
-                            ("/usr/local/lib/python3.12/site-packages/psycopg/cursor.py", 97, "execute"),
-                        ],
-                    )
-                },
+                end,
+                [
+                    (f"/app/{svc.name}/repository.py", 42, "fetch_one"),
+                    ("/usr/local/lib/python3.12/site-packages/psycopg/cursor.py", 97, "execute"),
+                ],
             )
             span.set_attribute("error.type", f"{t.__module__}.{t.__qualname__}")
             span.set_status(StatusCode.ERROR, str(fail))
@@ -1173,19 +1174,15 @@ class Simulation:
                 "CardDeclinedError",
                 f"card {card} declined for order {order_id}: insufficient_funds",
             )
-            charge.record_exception(
+            record_failure(
+                charge,
                 exc,
-                timestamp=t,
-                attributes={
-                    "exception.stacktrace": fake_stack(
-                        exc,
-                        [
-                            ("/app/payment/api.py", 131, "create_charge"),
-                            ("/app/payment/gateway.py", 88, "charge"),
-                        ],
-                    ),
-                    "payment.decline_code": "insufficient_funds",
-                },
+                t,
+                [
+                    ("/app/payment/api.py", 131, "create_charge"),
+                    ("/app/payment/gateway.py", 88, "charge"),
+                ],
+                **{"payment.decline_code": "insufficient_funds"},
             )
             charge.set_status(StatusCode.ERROR, str(exc))
             pay.emit(

@@ -5,12 +5,12 @@ from collections.abc import Iterable
 
 import psycopg
 
-COPY_OTLP = "copy otel.otlp_staging (payload) from stdin with (format csv, quote e'\\x01', delimiter e'\\x02')"
+from otel_db.ingest import OTLP_COPY_SQL
 
 
 def stage_otlp(conn: psycopg.Connection, requests: Iterable[dict | str]) -> None:
     """COPY OTLP/JSON requests into otel.otlp_staging, one per line."""
-    with conn.cursor().copy(COPY_OTLP) as copy:
+    with conn.cursor().copy(OTLP_COPY_SQL) as copy:
         for request in requests:
             line = request if isinstance(request, str) else json.dumps(request)
             copy.write(line.encode() + b"\n")
