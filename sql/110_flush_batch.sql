@@ -2,9 +2,59 @@
 --   pg_temp.otel_otlp            claimed OTLP/JSON requests, parsed once
 --   pg_temp.otel_<kind>_rows     rows as text, numbered n = 1, 2, … (staging
 --                                rows and records decoded from requests)
---   pg_temp.otel_<kind>          the same rows typed, or with err set
+--   pg_temp.otel_<kind>          the same rows typed, or with err set; also
+--                                the rows of a claim table typed in place
+--                                (n < 0, claimed = their ctid)
 --   pg_temp.otel_rejects         everything bound for the dead-letter queue
 -- dlq_id is set on rows that otel.retry_dlq() took back from the queue.
+
+create or replace function otel.typing_query(kind text, source text)
+returns text
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+-- Each typing query parses in a subquery (p) and validates above it. The
+-- subquery's window function (barrier) keeps the planner from merging the
+-- two, which would parse a value once for every reference to it; being
+-- unused, it is then planned away, leaving the subquery free to run in
+-- parallel workers (offset 0, the usual fence, forbids that).
+begin
+    -- PL/pgSQL: the per-kind functions are defined by later files.
+    return case kind
+        when 'traces' then otel.typing_query_traces(source)
+        when 'logs' then otel.typing_query_logs(source)
+        when 'metrics' then otel.typing_query_metrics(source)
+    end;
+end
+$$;
+comment on function otel.typing_query(text, text) is
+    'The query that validates and casts the rows of source for traces, logs or metrics; internal to otel.flush()';
+
+create or replace function otel.working_set_rows(kind text)
+returns text
+language sql immutable
+as $$
+    -- The rows n = $1 .. $2; claimed is null: they are not in a claim table.
+    select format('(select w.*, null::tid as claimed from pg_temp.%I as w where w.n between $1 and $2) as r',
+                  'otel_' || kind || '_rows')
+$$;
+comment on function otel.working_set_rows(text) is
+    'The rows $1 .. $2 of pg_temp.otel_<kind>_rows as a source of the typing query; internal to otel.flush()';
+
+create or replace function otel.claim_table_rows(kind text)
+returns text
+language sql immutable
+as $$
+    -- A claim table row's n comes from its physical position (block and
+    -- line pointer, at most 291 to a block): unique, and negative, so that
+    -- it never meets the n of a working-set row (1, 2, ...). claimed keeps
+    -- the position for the dead letter of a rejected row.
+    select format('(select -((c.ctid::text::point)[0]::bigint * 1000 + (c.ctid::text::point)[1]::bigint) as n,
+                           c.ctid as claimed, c.*
+                      from otel.%I as c) as r', 'claimed_' || kind)
+$$;
+comment on function otel.claim_table_rows(text) is
+    'otel.claimed_<kind> as a source of the typing query; internal to otel.flush()';
 
 create or replace function otel.flush_prepare()
 returns void
@@ -44,15 +94,13 @@ begin
         n bigint generated always as identity, dlq_id bigint,
         payload_id bigint, rs int, ss int, rec int, dp int,
         like otel.metrics_staging) on commit drop;
-    -- Typed rows: the final columns without their not-null constraints,
-    -- since a rejected row keeps only n and err.
-    create temp table otel_traces on commit drop as
-        select null::bigint as n, null::text as err, null::uuid as signature_input, t.*
-          from otel.traces as t with no data;
-    create temp table otel_logs on commit drop as
-        select null::bigint as n, null::text as err, l.* from otel.logs as l with no data;
-    create temp table otel_metrics on commit drop as
-        select null::bigint as n, null::text as err, m.* from otel.metrics as m with no data;
+    -- Typed rows, shaped by the typing queries themselves.
+    execute format('create temp table otel_traces on commit drop as %s with no data',
+                   otel.typing_query('traces', otel.claim_table_rows('traces')));
+    execute format('create temp table otel_logs on commit drop as %s with no data',
+                   otel.typing_query('logs', otel.claim_table_rows('logs')));
+    execute format('create temp table otel_metrics on commit drop as %s with no data',
+                   otel.typing_query('metrics', otel.claim_table_rows('metrics')));
 end
 $$;
 comment on function otel.flush_prepare() is
@@ -243,7 +291,8 @@ declare
     last_n integer;
     chunk_start integer;
     row_n integer;
-    type_range text := format('select otel.type_%s($1, $2)', kind);
+    type_range text := format('insert into pg_temp.%I %s',
+                              'otel_' || kind, otel.typing_query(kind, otel.working_set_rows(kind)));
 begin
     execute format('select coalesce(max(n), 0) from pg_temp.otel_%s_rows', kind) into last_n;
     if last_n = 0 then
@@ -280,26 +329,67 @@ $$;
 comment on function otel.type_rows(text) is
     'Validates and casts the text rows of one kind, isolating unreadable rows; internal to otel.flush()';
 
+create or replace function otel.type_claimed(kind text)
+returns boolean
+language plpgsql
+set search_path = pg_catalog, pg_temp
+-- The planner rates parsing JSON and timestamps as cheap as passing a row
+-- from a worker to the leader; it is many times dearer. min_parallel_table_scan_size
+-- still keeps small claims in one process.
+set parallel_tuple_cost = 0
+set parallel_setup_cost = 100
+as $$
+-- Types the rows of otel.claimed_<kind> straight into pg_temp.otel_<kind>
+-- with one create table … as, which PostgreSQL runs in parallel workers
+-- (they may read a claim table, an ordinary table, never a temporary one):
+-- the typed path's costliest step on every core. The claim table keeps
+-- its rows for the dead letters until the flush empties it. False, with
+-- nothing changed, when the table is empty or some row defeats the casts:
+-- otel.load_claimed() then takes its rows into the working set, where
+-- otel.type_rows() isolates the bad one.
+declare
+    has_rows boolean;
+begin
+    execute format('select exists (select from otel.%I)', 'claimed_' || kind) into strict has_rows;
+    if not has_rows then
+        return false;
+    end if;
+    execute format('drop table pg_temp.%I', 'otel_' || kind);
+    execute format('create temp table %I on commit drop as %s',
+                   'otel_' || kind, otel.typing_query(kind, otel.claim_table_rows(kind)));
+    return true;
+exception when others then
+    if otel.is_server_trouble(sqlstate) then raise; end if;
+    return false;
+end
+$$;
+comment on function otel.type_claimed(text) is
+    'Validates and casts a whole claim table in one parallel statement; internal to otel.flush()';
+
 create or replace function otel.reject_invalid_rows(kind text)
 returns void
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 -- Queues every row that failed validation for the dead-letter queue: a
--- staging row as a JSON object of its columns, a decoded record as an
--- OTLP/JSON request holding just that record.
+-- staging row (from the working set or a claim table) as a JSON object of
+-- its columns, a decoded record as an OTLP/JSON request holding just that
+-- record.
 begin
     execute format($sql$
         insert into pg_temp.otel_rejects
         select r.dlq_id, %1$L,
                case when r.payload_id is null then 'otel.%1$s_staging' else 'otel.otlp_staging' end,
-               case when r.payload_id is null
+               case when t.claimed is not null
+                    then jsonb_strip_nulls(to_jsonb(c))::text
+                    when r.payload_id is null
                     then jsonb_strip_nulls(to_jsonb(r) - '{n,dlq_id,payload_id,rs,ss,rec,dp}'::text[])::text
                     else otel.otlp_single_record(p.doc, %1$L, r.rs, r.ss, r.rec, r.dp)::text end,
                case when r.payload_id is null then 'row-json' else 'text' end,
                t.err
           from pg_temp.otel_%1$s as t
-          join pg_temp.otel_%1$s_rows as r using (n)
+          left join pg_temp.otel_%1$s_rows as r on r.n = t.n
+          left join otel.claimed_%1$s as c on c.ctid = t.claimed
           left join pg_temp.otel_otlp as p on p.id = r.payload_id
          where t.err is not null
     $sql$, kind);

@@ -52,14 +52,14 @@ $$;
 comment on function otel.flush_claim() is
     'Moves every committed staging row to the claim tables, truncating the staging tables no writer holds; the first transaction of otel.flush()';
 
-create or replace function otel.load_claimed()
+create or replace function otel.load_claimed(typed_in_place text[])
 returns bigint
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
--- Everything in the claim tables into the working set (delete … returning,
--- which is right under any isolation level). Returns the number of OTLP
--- requests.
+-- Everything in the claim tables, but those of the kinds typed in place
+-- (otel.type_claimed()), into the working set (delete … returning, which
+-- is right under any isolation level). Returns the number of OTLP requests.
 declare
     requests bigint;
     kind text;
@@ -71,6 +71,7 @@ begin
     select coalesce(payload, ''), otel.try_jsonb(payload) from claimed;
     get diagnostics requests = row_count;
     foreach kind in array array['traces', 'logs', 'metrics'] loop
+        continue when kind = any (typed_in_place);
         execute format('with claimed as (delete from otel.%3$I returning *)
                         insert into pg_temp.%1$I (%2$s) select %2$s from claimed',
                        'otel_' || kind || '_rows', otel.staging_columns(kind), 'claimed_' || kind);
@@ -78,8 +79,8 @@ begin
     return requests;
 end
 $$;
-comment on function otel.load_claimed() is
-    'Moves the claimed rows into the working set of the flush; internal to otel.flush()';
+comment on function otel.load_claimed(text[]) is
+    'Moves the claimed rows not yet typed into the working set of the flush; internal to otel.flush()';
 
 create or replace function otel.process_working_set()
 returns table (kind text, moved bigint, duplicates bigint)
@@ -135,10 +136,17 @@ declare
     points bigint := 0;
     duplicates bigint := 0;
     dead_lettered bigint;
+    kind text;
+    typed_in_place text[] := '{}';
 begin
     perform pg_advisory_xact_lock(hashtext('otel.flush'));
     perform otel.flush_prepare();
-    requests := otel.load_claimed();
+    foreach kind in array array['traces', 'logs', 'metrics'] loop
+        if otel.type_claimed(kind) then
+            typed_in_place := typed_in_place || kind;
+        end if;
+    end loop;
+    requests := otel.load_claimed(typed_in_place);
     for counts in select * from otel.process_working_set() loop
         case counts.kind
             when 'traces' then spans := counts.moved;
@@ -148,6 +156,9 @@ begin
         duplicates := duplicates + counts.duplicates;
     end loop;
     dead_lettered := otel.store_rejects();
+    foreach kind in array typed_in_place loop
+        execute format('truncate otel.%I', 'claimed_' || kind);  -- every row of it is moved or queued now
+    end loop;
     insert into otel.flush_runs (started_at, duration, spans, logs, metric_points, otlp_requests,
                                  dead_lettered, duplicates, truncated_staging)
     values (started_at, clock_timestamp() - started_at, spans, logs, points, requests,

@@ -217,3 +217,27 @@ def test_a_batch_spread_over_many_days_creates_a_bounded_number_of_partitions(co
     assert all("one flush creates at most 32 new days" in error for _, error, _ in dead_letters(conn))
     conn.execute("call otel.retry_dlq()")
     assert scalar(conn, "select count(*) from otel.traces") == 40
+
+
+def test_a_large_claim_is_typed_in_parallel_with_its_bad_rows_dead_lettered(conn):
+    padding = json.dumps({"db.system": "postgresql", "db.query.text": "x" * 400})
+    rows = [typed_span(span_id=f"{i:016x}", attributes=padding) for i in range(1, 30_001)]
+    rows[7] = typed_span(span_id=f"{8:016x}", kind="SIDEWAYS")
+    rows[15_000] = typed_span(span_id=f"{15_001:016x}", end_time="2025-11-24T09:00:00Z")
+    rows[29_999] = typed_span(span_id=f"{30_000:016x}", trace_id="not-hex")
+    rows += [rows[100], rows[20_000]]
+    stage_typed_spans(conn, rows)
+    conn.execute("select otel.flush_claim()")
+    conn.execute("set parallel_tuple_cost = 0")  # as otel.type_claimed() has it
+    conn.execute("set parallel_setup_cost = 100")
+    query = scalar(conn, "select otel.typing_query('traces', otel.claim_table_rows('traces'))")
+    plan = json.dumps(scalar(conn, f"explain (format json) {query}"))
+    assert '"Node Type": "Gather"' in plan, "the typing query should run in parallel workers"
+
+    run = flush(conn)
+    assert (run["spans"], run["duplicates"], run["dead_lettered"]) == (29_997, 2, 3)
+    letters = {json.loads(raw)["span_id"]: error for _, error, raw in dead_letters(conn)}
+    assert 'kind "SIDEWAYS"' in letters[f"{8:016x}"]
+    assert "is before start_time" in letters[f"{15_001:016x}"]
+    assert 'trace_id "not-hex"' in letters[f"{30_000:016x}"]
+    assert scalar(conn, "select count(*) from otel.claimed_traces") == 0
