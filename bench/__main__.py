@@ -6,7 +6,7 @@ OTEL_DB_BENCH_SPANS sets the span count of the flush benchmark (default 1,000,00
 import os
 import sys
 
-from bench import flush_throughput, ingest_memory, seed_orm, staging_space
+from bench import embedding_throughput, flush_throughput, ingest_memory, seed_orm, similar_recall, staging_space
 from bench.common import save
 
 BENCHMARKS = {
@@ -14,6 +14,8 @@ BENCHMARKS = {
     "seed_orm": seed_orm.run,
     "staging_space": staging_space.run,
     "ingest_memory": ingest_memory.run,
+    "embedding_throughput": embedding_throughput.run,
+    "similar_recall": similar_recall.run,
 }
 
 

@@ -23,6 +23,7 @@ from psycopg import errors
 from tqdm import tqdm
 
 from otel_db.client import Client
+from otel_db.embed import embed_pending, pending_count, watch
 from otel_db.ingest import (
     SIGNALS,
     IngestError,
@@ -70,9 +71,43 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--progress", action="store_true", help="show the progress bar even when not on a TTY")
     ingest.set_defaults(run=cmd_ingest)
 
-    stats = commands.add_parser("stats", help="row counts, staging backlog, DLQ, recent flushes")
+    stats = commands.add_parser("stats", help="row counts, staging backlog, DLQ, embeddings, recent flushes")
     stats.set_defaults(run=cmd_stats)
+
+    embed = commands.add_parser(
+        "embed",
+        help="embed the span signatures waiting for a vector",
+        description="Embed every span signature waiting in the queue (otel.embedding_status) with "
+        "all-MiniLM-L6-v2 through ONNX Runtime, then exit; with --watch, keep waiting for new "
+        "signatures. Several workers may run at once.",
+    )
+    embed.add_argument("--watch", action="store_true", help="keep going: wait for new signatures (LISTEN)")
+    embed.add_argument("--batch-size", type=_positive_int, metavar="N", help="signatures per transaction")
+    embed.add_argument("--progress", action="store_true", help="show the progress bar even when not on a TTY")
+    embed.set_defaults(run=cmd_embed)
+
+    similar = commands.add_parser(
+        "similar",
+        help="traces that mean the same as some text, or resemble a trace",
+        description="Find traces whose spans are most similar to QUERY: free text, or a trace id "
+        "(32 hex digits) for traces that fail or run like that one.",
+    )
+    similar.add_argument("query", metavar="QUERY")
+    similar.add_argument("-k", type=_positive_int, default=10, help="how many traces (default 10, at most 1000)")
+    similar.add_argument("--min-similarity", type=float, metavar="X", help="cosine similarity floor (default 0.85)")
+    similar.add_argument("--service", help="only spans of this service")
+    similar.set_defaults(run=cmd_similar)
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -239,16 +274,64 @@ def cmd_stats(client: Client, args: argparse.Namespace) -> int:
     print(f"dead letters (unprocessed): {pending[0] if pending else 0:,}")
     print(_table(conn, _DLQ_TOP, empty="  (none)"))
     print()
+    print("embeddings:")
+    print(_table(conn, "select * from otel.embedding_status"))
+    print()
     print("last flushes:")
     print(_table(conn, _FLUSHES, empty="  (none)"))
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- embed
+
+
+def cmd_embed(client: Client, args: argparse.Namespace) -> int:
+    conn = client.connection()
+    embedder = client.embedder()
+    if embedder.model_name == "fallback-hash":
+        print(
+            "otel-db: warning: no model in models/onnx (run `make model`); embedding with the "
+            "fallback hash, which only matches near-identical text",
+            file=sys.stderr,
+        )
+    batch_size = args.batch_size or client.settings.batch_size
+    show = args.progress or sys.stderr.isatty()
+    with tqdm(total=pending_count(conn), unit="sig", file=sys.stderr, disable=not show, dynamic_ncols=True) as bar:
+        if args.watch:
+            report = watch(conn, embedder, batch_size, progress=bar.update)
+        else:
+            report = embed_pending(conn, embedder, batch_size, progress=bar.update)
+    failed = f", {report.failed:,} failed (see otel.embedding_status)" if report.failed else ""
+    print(f"embed: {report.embedded:,} signatures embedded with {embedder.model_name}{failed}")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- similar
+
+
+def cmd_similar(client: Client, args: argparse.Namespace) -> int:
+    try:
+        results = client.similar_traces(args.query, k=args.k, min_similarity=args.min_similarity, service=args.service)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    if not results:
+        print("no similar traces (is everything embedded? try `otel-db embed`, or a lower --min-similarity)")
+        return EXIT_OK
+    rows = [
+        (r.trace_id, r.service or "", r.name, r.status, f"{r.duration_ms:,.1f} ms", f"{r.similarity:.3f}")
+        for r in results
+    ]
+    print(_render(["trace", "service", "span", "status", "duration", "similarity"], rows))
     return EXIT_OK
 
 
 def _table(conn: psycopg.Connection, query: str, empty: str = "") -> str:
     """A query result as aligned plain text (numbers right-aligned)."""
     cur = conn.execute(query)
-    names = [d.name for d in cur.description or []]
-    rows = cur.fetchall()
+    return _render([d.name for d in cur.description or []], cur.fetchall(), empty)
+
+
+def _render(names: Sequence[str], rows: Sequence[Sequence[object]], empty: str = "") -> str:
     if not rows and empty:
         return empty
     cells = [[_cell(v) for v in row] for row in rows]

@@ -10,11 +10,12 @@ write methods open their own explicit transactions.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from itertools import chain
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
@@ -28,7 +29,16 @@ from otel_db.ingest import (
     copy_otlp_records,
     staging_columns,
 )
+from otel_db.results import TraceResult
 from otel_db.settings import Settings, libpq_dsn
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from otel_db.embedding import Embedder
+
+# A query string that is a trace id asks for traces like that trace.
+_TRACE_ID = re.compile(r"\s*[0-9a-fA-F]{32}\s*")
 
 # Connection parameters the client sets unless the DSN says otherwise.
 _CONNECT_DEFAULTS = {"application_name": "otel_db", "connect_timeout": "10"}
@@ -58,6 +68,7 @@ class Client:
         self.settings = settings if settings is not None else Settings.from_env()
         self.dsn = libpq_dsn(dsn) if dsn else self.settings.connection_string
         self._conn: psycopg.Connection | None = None
+        self._embedder: Embedder | None = None
 
     @classmethod
     def from_env(cls) -> Client:
@@ -162,6 +173,56 @@ class Client:
             ).fetchone()
         return dict(row) if row else {}
 
+    # ------------------------------------------------------------------ read
+
+    def embedder(self) -> Embedder:
+        """The client's embedder (ONNX MiniLM, or the fallback), loaded on first use."""
+        if self._embedder is None:
+            from otel_db.embedding import Embedder  # onnxruntime loads only when needed
+
+            self._embedder = Embedder(self.settings.model_dir, cache_size=self.settings.cache_size)
+        return self._embedder
+
+    def similar_traces(
+        self,
+        query: str | Sequence[float] | np.ndarray,
+        k: int = 10,
+        min_similarity: float | None = None,
+        *,
+        service: str | None = None,
+        since: datetime | None = None,
+        model: str | None = None,
+    ) -> list[TraceResult]:
+        """Traces most similar to `query`, best first, one per trace.
+
+        `query` is free text (embedded here), a trace id (32 hex digits: traces
+        that fail, or run, like that one; never itself) or an embedding of
+        384 floats made by `model` (default: this client's embedder).
+        `min_similarity` defaults to the similarity_threshold setting.
+        """
+        threshold = self.settings.similarity_threshold if min_similarity is None else min_similarity
+        if isinstance(query, str):
+            if not query.strip():
+                raise ValueError("query is empty: give some text, a trace id or a vector")
+            if _TRACE_ID.fullmatch(query):
+                statement = "select * from otel.similar_traces(%s::text, %s, %s, %s, %s)"
+                params: tuple[Any, ...] = (query.strip(), k, threshold, service, since)
+                return self._trace_results(statement, params)
+            embedder = self.embedder()
+            vector = embedder.embed([query])[0]
+            model = model or embedder.model_name
+        else:
+            vector = query
+            model = model or self.embedder().model_name
+        statement = "select * from otel.similar_traces(%s::vector, %s, %s, %s, %s, %s)"
+        return self._trace_results(statement, (_vector_literal(vector), k, threshold, service, since, model))
+
+    find_similar_traces = similar_traces  # the seed design's name
+
+    def _trace_results(self, statement: str, params: tuple[Any, ...]) -> list[TraceResult]:
+        with self.connection().cursor(row_factory=dict_row) as cur:
+            return [TraceResult.from_row(row) for row in cur.execute(statement, params)]
+
     # ------------------------------------------------------------------ status
 
     def health(self) -> bool:
@@ -207,3 +268,8 @@ def _unstorable_value(columns: list[str], values: list[str | None]) -> str | Non
         except UnicodeEncodeError as exc:
             return f"column {column} contains a lone surrogate at offset {exc.start}"
     return None
+
+
+def _vector_literal(vector: Sequence[float] | np.ndarray) -> str:
+    """pgvector's text form; the server checks the dimension."""
+    return "[" + ",".join(format(float(x), ".9g") for x in vector) + "]"

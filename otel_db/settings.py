@@ -56,6 +56,7 @@ class Settings:
     flush_interval: float = 5.0
     max_retries: int = 3
     circuit_breaker_threshold: int = 5
+    model_dir: str | None = None
 
     def __post_init__(self) -> None:
         def fail(name: str, rule: str) -> None:
@@ -80,6 +81,8 @@ class Settings:
             fail("max_retries", "an integer >= 0")
         if self.circuit_breaker_threshold < 1:
             fail("circuit_breaker_threshold", "an integer >= 1")
+        if self.model_dir is not None and not self.model_dir.strip():
+            fail("model_dir", "a directory path, or unset for the checkout's models/onnx")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -115,7 +118,7 @@ def _flush_interval_source(env: Mapping[str, str], raw: str, name: str) -> tuple
 
 
 def _parse(name: str, raw: str, kind: type) -> Any:
-    if kind is str:
+    if kind is str or kind is type(None):  # optional fields (default None) hold strings
         return raw
     try:
         return int(raw) if kind is int else float(raw)

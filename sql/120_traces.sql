@@ -143,7 +143,8 @@ begin
     duplicates := duplicates + stored_before;
 
 
-    create temp table otel_signature_ids (signature_input uuid primary key, signature_id bigint) on commit drop;
+    create temp table otel_signature_ids (signature_input uuid primary key, signature_id bigint, created boolean)
+        on commit drop;
     with inputs as (
         select signature_input, min(n) as first_n, count(*) as spans
           from pg_temp.otel_traces where err is null group by signature_input
@@ -162,12 +163,15 @@ begin
         insert into otel.span_signatures as s (text, span_count)
         select signature, spans from per_signature
         on conflict (text_hash) do update set span_count = s.span_count + excluded.span_count
-        returning s.id, s.text_hash
+        returning s.id, s.text_hash, s.xmax = 0 as created
     )
     insert into pg_temp.otel_signature_ids
-    select s.signature_input, i.id
+    select s.signature_input, i.id, i.created
       from signed as s
       join signature_ids as i on i.text_hash = md5(s.signature)::uuid;
+    if exists (select from pg_temp.otel_signature_ids where created) then
+        perform pg_notify('otel_signatures', 'new');  -- wakes `otel-db embed --watch`
+    end if;
 
     insert into otel.traces (
         trace_id, span_id, parent_span_id, trace_state, flags, name, kind, start_time, end_time,

@@ -20,3 +20,30 @@ grant execute on procedure otel.flush(), otel.retry_dlq(integer), otel.maintain(
 grant execute on function otel.flush_claim(), otel.flush_process(timestamptz, text[]) to otel_admin;
 grant execute on function otel.schedule_flush(text), otel.unschedule_flush(), otel.dead_letter(text, text, text, text, text)
     to otel_admin;
+
+grant select on otel.embedding_status to otel_reader, otel_admin;
+grant execute on function
+    otel.similar_traces(vector, integer, double precision, text, timestamptz, text),
+    otel.similar_traces(text, integer, double precision, text, timestamptz),
+    otel.similar_traces_search(vector, integer, double precision, text, timestamptz, text, text),
+    otel.check_similarity_arguments(integer, double precision),
+    otel.embedding_max_attempts()
+    to otel_reader, otel_admin;
+grant execute on function
+    otel.claim_signatures(integer, text), otel.store_embeddings(text), otel.embedding_failed(bigint[], text),
+    otel.embedding_retry_delay(integer)
+    to otel_admin;
+
+grant execute on function
+    otel.traces_by_error(timestamptz, timestamptz, text, integer),
+    otel.trace_spans(text),
+    otel.trace_logs(text),
+    otel.search_logs(text, timestamptz, timestamptz, text, integer, integer),
+    otel.metric_series(text, interval, timestamptz, timestamptz, jsonb, text),
+    otel.histogram_quantile(double precision, numeric[], double precision[]),
+    otel.check_limit(integer),
+    otel.check_time_range(timestamptz, timestamptz, boolean),
+    otel.normalize_trace_id(text),
+    otel.exception_attribute(jsonb, text)
+    to otel_reader, otel_admin;
+grant execute on function otel.set_retention(text, interval), otel.drop_expired_partitions() to otel_admin;

@@ -1,0 +1,89 @@
+-- Daily partitions of otel.traces, otel.logs and otel.metrics.
+
+create or replace function otel.ensure_partitions(parent text, days date[])
+returns integer
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+-- Creates the missing daily partitions (UTC days) of otel.<parent>, named
+-- otel.<parent>_pYYYYMMDD. Returns how many it created.
+declare
+    day date;
+    created integer := 0;
+begin
+    if parent not in ('traces', 'logs', 'metrics') then
+        raise exception 'unknown partitioned table "%": allowed are traces, logs, metrics', parent
+            using errcode = 'invalid_parameter_value';
+    end if;
+    foreach day in array coalesce(days, '{}') loop
+        continue when to_regclass(format('otel.%I', parent || '_p' || to_char(day, 'YYYYMMDD'))) is not null;
+        execute format('create table otel.%I partition of otel.%I for values from (%L) to (%L)',
+                       parent || '_p' || to_char(day, 'YYYYMMDD'), parent,
+                       day::timestamp at time zone 'UTC', (day + 1)::timestamp at time zone 'UTC');
+        created := created + 1;
+    end loop;
+    return created;
+end
+$$;
+comment on function otel.ensure_partitions(text, date[]) is
+    'Creates the missing daily partitions (UTC) of otel.traces, otel.logs or otel.metrics for the given days';
+
+create or replace function otel.partition_working_set(kind text, time_column text)
+returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+-- Creates the partitions the valid rows of pg_temp.otel_<kind> need, at
+-- most new_days_limit new days in one flush: a batch spread over thousands
+-- of days would otherwise exhaust the lock table and fail every flush. Rows
+-- of the days left over get err (so a dead letter that otel.retry_dlq()
+-- loads in a later run).
+declare
+    new_days_limit constant integer := 32;
+    days date[];
+begin
+    execute format($sql$
+        select array_agg(day order by day)
+          from (select distinct (%1$I at time zone 'UTC')::date as day
+                  from pg_temp.%2$I where err is null) as d
+         where to_regclass(format('otel.%%I', %3$L || '_p' || to_char(day, 'YYYYMMDD'))) is null
+    $sql$, time_column, 'otel_' || kind, kind) into days;
+    perform otel.ensure_partitions(kind, days[1:new_days_limit]);
+    if cardinality(days) > new_days_limit then
+        execute format($sql$
+            update pg_temp.%1$I
+               set err = format('no partition for %%s: one flush creates at most %%s new days; otel.retry_dlq() loads it later',
+                                (%2$I at time zone 'UTC')::date, %3$s)
+             where err is null and (%2$I at time zone 'UTC')::date = any ($1)
+        $sql$, 'otel_' || kind, time_column, new_days_limit) using days[new_days_limit + 1:];
+    end if;
+end
+$$;
+comment on function otel.partition_working_set(text, text) is
+    'Creates the partitions the rows of a flush need, at most 32 new days at a time; internal to otel.flush()';
+
+create or replace procedure otel.maintain(days_ahead integer default 3)
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+-- Creates partitions from yesterday to days_ahead days ahead, so that a
+-- flush in steady state never has to create one.
+declare
+    kind text;
+begin
+    if days_ahead is null or days_ahead not between 0 and 366 then
+        raise exception 'days_ahead must be between 0 and 366, got %', days_ahead
+            using errcode = 'invalid_parameter_value';
+    end if;
+    perform pg_advisory_xact_lock(hashtext('otel.flush'));  -- flushes create partitions too
+    foreach kind in array array['traces', 'logs', 'metrics'] loop
+        perform otel.ensure_partitions(kind, array(
+            select d::date from generate_series((now() at time zone 'UTC')::date - 1,
+                                                (now() at time zone 'UTC')::date + days_ahead,
+                                                interval '1 day') as d));
+    end loop;
+end
+$$;
+comment on procedure otel.maintain(integer) is
+    'Creates daily partitions from yesterday to days_ahead days ahead; run by the pg_cron job otel-maintenance';

@@ -1,0 +1,116 @@
+"""The embedding worker behind `otel-db embed`.
+
+The queue lives in SQL (sql/200_embedding_queue.sql): each batch is one
+transaction that claims signatures with `for update skip locked`, embeds
+their text here, binary-COPYs the vectors into a temporary table and stores
+them with one update. Several workers may run at once; none embeds a
+signature another one holds. A batch the model fails on counts an attempt
+and waits (30 s, doubling, at most an hour) while the worker goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import psycopg
+
+log = logging.getLogger(__name__)
+
+_VECTORS_TABLE = (
+    "create temp table if not exists otel_embeddings (id bigint primary key, embedding real[]) on commit delete rows"
+)
+
+NOTIFY_CHANNEL = "otel_signatures"  # otel.flush() notifies it when it adds signatures
+
+
+class TextEmbedder(Protocol):
+    """What the worker needs of `otel_db.embedding.Embedder`."""
+
+    model_name: str
+
+    def embed(self, texts: list[str]) -> np.ndarray: ...
+
+
+@dataclass
+class EmbedReport:
+    """What one run of the worker did."""
+
+    embedded: int = 0
+    failed: int = 0
+    batches: int = 0
+
+    def add(self, other: EmbedReport) -> None:
+        self.embedded += other.embedded
+        self.failed += other.failed
+        self.batches += other.batches
+
+
+def pending_count(conn: psycopg.Connection) -> int:
+    """Signatures waiting for a vector now or after a back-off."""
+    return conn.execute("select pending from otel.embedding_status").fetchone()[0]  # type: ignore[index]
+
+
+def embed_batch(conn: psycopg.Connection, embedder: TextEmbedder, batch_size: int) -> EmbedReport | None:
+    """Claim, embed and store one batch; None when nothing is ready to embed.
+
+    `conn` must be in autocommit mode: the batch is its own transaction.
+    """
+    with conn.transaction():
+        rows = conn.execute(
+            "select id, text from otel.claim_signatures(%s, %s)", (batch_size, embedder.model_name)
+        ).fetchall()
+        if not rows:
+            return None
+        ids = [row[0] for row in rows]
+        try:
+            vectors = embedder.embed([row[1] for row in rows])
+        except Exception as exc:  # any model failure is recorded on the batch, not fatal
+            log.warning("embedding %d signatures failed: %s", len(ids), exc)
+            conn.execute("select otel.embedding_failed(%s, %s)", (ids, f"{type(exc).__name__}: {exc}"))
+            return EmbedReport(failed=len(ids), batches=1)
+        conn.execute(_VECTORS_TABLE)
+        with conn.cursor() as cur, cur.copy("copy otel_embeddings (id, embedding) from stdin (format binary)") as copy:
+            copy.set_types(["int8", "float4[]"])
+            for signature_id, vector in zip(ids, vectors, strict=True):
+                copy.write_row((signature_id, vector.tolist()))
+        stored = conn.execute("select otel.store_embeddings(%s)", (embedder.model_name,)).fetchone()[0]  # type: ignore[index]
+    return EmbedReport(embedded=stored, batches=1)
+
+
+def embed_pending(
+    conn: psycopg.Connection,
+    embedder: TextEmbedder,
+    batch_size: int,
+    progress: Callable[[int], object] | None = None,
+) -> EmbedReport:
+    """Embed batches until none is ready (those backing off after a failure wait)."""
+    report = EmbedReport()
+    while (batch := embed_batch(conn, embedder, batch_size)) is not None:
+        report.add(batch)
+        if progress is not None:
+            progress(batch.embedded + batch.failed)
+    return report
+
+
+def watch(
+    conn: psycopg.Connection,
+    embedder: TextEmbedder,
+    batch_size: int,
+    poll_seconds: float = 30.0,
+    progress: Callable[[int], object] | None = None,
+    keep_going: Callable[[], bool] = lambda: True,
+) -> EmbedReport:
+    """Embed what is pending, then wait for otel.flush() to add signatures
+    (LISTEN), or poll_seconds for retries that come due; until keep_going()
+    turns false."""
+    report = EmbedReport()
+    conn.execute(f"listen {NOTIFY_CHANNEL}")
+    while keep_going():
+        report.add(embed_pending(conn, embedder, batch_size, progress))
+        for _ in conn.notifies(timeout=poll_seconds, stop_after=1):
+            pass
+    return report

@@ -1,0 +1,189 @@
+-- otel.metric_series(): one metric as (bucket_start, value) rows.
+
+create or replace function otel.histogram_quantile(q double precision, counts numeric[], bounds double precision[])
+returns double precision
+language sql immutable parallel safe
+as $$
+    -- The q-quantile of an explicit-bucket histogram (counts has one more
+    -- element than bounds: the overflow bucket), interpolating linearly
+    -- inside the bucket that holds it, as Prometheus does. The first bucket
+    -- is taken to start at 0 (or at its bound when that is negative); in the
+    -- overflow bucket the answer is the highest bound.
+    with buckets as (
+        select i, c, sum(c) over (order by i) as running, sum(c) over () as total
+          from unnest(counts) with ordinality as x (c, i)
+    ),
+    hit as (
+        select i, c, running, total from buckets
+         where total > 0 and running >= q * total
+         order by i
+         limit 1
+    )
+    select case
+        when hit.i > cardinality(bounds) then bounds[cardinality(bounds)]
+        else coalesce(bounds[hit.i - 1], least(0, bounds[1]))
+             + (bounds[hit.i] - coalesce(bounds[hit.i - 1], least(0, bounds[1])))
+               * ((q * hit.total - (hit.running - hit.c)) / nullif(hit.c, 0))::double precision
+    end
+      from hit
+$$;
+comment on function otel.histogram_quantile(double precision, numeric[], double precision[]) is
+    'The q-quantile (0..1) of histogram bucket counts with explicit bounds, by linear interpolation within a bucket';
+
+create or replace function otel.metric_series(
+    name text, bucket interval, since timestamptz, until timestamptz default now(),
+    labels jsonb default null, agg text default 'avg')
+returns table (bucket_start timestamptz, value double precision)
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+-- Buckets start at since and are bucket long (date_bin); only buckets with
+-- points are returned. A series is one combination of labels, service and
+-- resource. agg:
+--   avg, min, max, sum, count  of the points' values (gauges, sums); for
+--                              histograms and summaries of their sum/count,
+--                              min and max
+--   rate                       per-second increase of a monotonic sum:
+--                              cumulative points are differenced per series
+--                              (a drop, or a new start_time, is a counter
+--                              reset: the new value is the increase), delta
+--                              points are increases already
+--   p50, p90, p99              from explicit-bucket histograms: the bucket
+--                              counts of the interval (differenced when
+--                              cumulative, as for rate), summed over series
+declare
+    metric text := metric_series.name;
+    quantile double precision;
+    bucket_seconds double precision;
+begin
+    if metric is null or metric = '' then
+        raise exception 'name must name a metric, got %', coalesce(quote_literal(metric), 'null')
+            using errcode = 'invalid_parameter_value';
+    end if;
+    if bucket is null or bucket < interval '1 second' or bucket > interval '366 days' then
+        raise exception 'bucket must be an interval from 1 second to 366 days, got %', coalesce(bucket::text, 'null')
+            using errcode = 'invalid_parameter_value';
+    end if;
+    if bucket <> justify_hours(bucket) or extract(month from bucket) <> 0 then
+        raise exception 'bucket must be a fixed length (seconds, minutes, hours or days), got %', bucket
+            using errcode = 'invalid_parameter_value';
+    end if;
+    perform otel.check_time_range(since, until, true);
+    if until is null then
+        raise exception 'until must be a timestamp, got null' using errcode = 'invalid_parameter_value';
+    end if;
+    if (extract(epoch from until - since) / extract(epoch from bucket)) > 100000 then
+        raise exception 'since to until holds more than 100000 buckets of %; choose a larger bucket', bucket
+            using errcode = 'invalid_parameter_value';
+    end if;
+    if labels is not null and jsonb_typeof(labels) <> 'object' then
+        raise exception 'labels must be a JSON object of label values to match, got %', labels
+            using errcode = 'invalid_parameter_value';
+    end if;
+    if agg is null or agg not in ('avg', 'min', 'max', 'sum', 'count', 'rate', 'p50', 'p90', 'p99') then
+        raise exception 'agg must be one of avg, min, max, sum, count, rate, p50, p90, p99, got %',
+                        coalesce(quote_literal(agg), 'null')
+            using errcode = 'invalid_parameter_value';
+    end if;
+    bucket_seconds := extract(epoch from bucket);
+
+    if agg in ('avg', 'min', 'max', 'sum', 'count') then
+        return query
+            select date_bin(bucket, m.time, since) as b,
+                   case agg
+                       when 'avg' then coalesce(avg(m.value), sum(m.sum) / nullif(sum(m.count), 0)::double precision)
+                       when 'min' then coalesce(min(m.value), min(m.min))
+                       when 'max' then coalesce(max(m.value), max(m.max))
+                       when 'sum' then coalesce(sum(m.value), sum(m.sum))
+                       else coalesce(count(m.value), 0) + coalesce(sum(m.count), 0)::double precision
+                   end
+              from otel.metrics as m
+             where m.name = metric and m.time >= since and m.time < until
+               and (metric_series.labels is null or m.labels @> metric_series.labels)
+             group by 1
+             order by 1;
+        return;
+    end if;
+
+    -- rate and quantiles difference cumulative points per series: a point
+    -- needs its predecessor, so one bucket before since is read too.
+    if agg = 'rate' then
+        return query
+            with points as (
+                select m.time, m.start_time, m.value, m.temporality,
+                       lag(m.value) over series as previous_value,
+                       lag(m.start_time) over series as previous_start
+                  from otel.metrics as m
+                 where m.name = metric and m.type = 'sum'
+                   and m.time >= since - bucket and m.time < until
+                   and (metric_series.labels is null or m.labels @> metric_series.labels)
+                window series as (partition by m.labels, m.service_name, m.resource_attributes order by m.time)
+            ),
+            increases as (
+                select p.time,
+                       case
+                           when p.temporality = 'delta' then p.value
+                           when p.previous_value is null then null
+                           when p.value < p.previous_value or p.start_time is distinct from p.previous_start then p.value
+                           else p.value - p.previous_value
+                       end as increase
+                  from points as p
+                 where p.time >= since
+            )
+            select date_bin(bucket, i.time, since), sum(i.increase) / bucket_seconds
+              from increases as i
+             group by 1
+            having count(i.increase) > 0
+             order by 1;
+        return;
+    end if;
+
+    quantile := substr(agg, 2)::double precision / 100;
+    return query
+        with points as (
+            select m.time, m.start_time, m.temporality, m.bucket_counts, m.explicit_bounds,
+                   lag(m.bucket_counts) over series as previous_counts,
+                   lag(m.start_time) over series as previous_start
+              from otel.metrics as m
+             where m.name = metric and m.type = 'histogram' and m.bucket_counts is not null
+               and m.time >= since - bucket and m.time < until
+               and (metric_series.labels is null or m.labels @> metric_series.labels)
+            window series as (partition by m.labels, m.service_name, m.resource_attributes order by m.time)
+        ),
+        increments as (
+            select date_bin(bucket, p.time, since) as b, p.time, p.explicit_bounds, x.i,
+                   case
+                       when p.temporality = 'delta' or p.previous_counts is null
+                         or p.start_time is distinct from p.previous_start
+                         or cardinality(p.previous_counts) <> cardinality(p.bucket_counts)
+                         or exists (select from unnest(p.bucket_counts, p.previous_counts) as d (now_count, then_count)
+                                     where d.now_count < d.then_count)
+                       then x.c
+                       else x.c - p.previous_counts[x.i]
+                   end as c,
+                   p.temporality = 'cumulative' and p.previous_counts is null as unknown_start
+              from points as p
+             cross join lateral unnest(p.bucket_counts) with ordinality as x (c, i)
+             where p.time >= since
+        ),
+        per_bucket as (
+            select n.b, n.i, sum(n.c) as c
+              from increments as n
+             where not n.unknown_start
+             group by n.b, n.i
+        ),
+        bounds as (
+            select distinct on (n.b) n.b, n.explicit_bounds
+              from increments as n
+             order by n.b, n.time desc
+        )
+        select pb.b, otel.histogram_quantile(quantile, array_agg(pb.c order by pb.i), bd.explicit_bounds)
+          from per_bucket as pb
+          join bounds as bd using (b)
+         group by pb.b, bd.explicit_bounds
+        having sum(pb.c) > 0
+         order by pb.b;
+end
+$$;
+comment on function otel.metric_series(text, interval, timestamptz, timestamptz, jsonb, text) is
+    'One metric as (bucket_start, value) rows from since to until in buckets of the given length, points filtered by labels (jsonb containment); agg is avg, min, max, sum, count, rate (per second, counter resets handled, cumulative or delta) or p50, p90, p99 (from histogram buckets)';

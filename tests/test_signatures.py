@@ -1,0 +1,108 @@
+"""Span signatures: what the normalised text keeps and what it replaces."""
+
+import pytest
+
+from tests.helpers import flush, scalar, stage_otlp
+from tests.otlp import attribute, span, traces_request
+
+
+@pytest.mark.parametrize(
+    ("text", "normalised"),
+    [
+        ("order 123 failed", "order <num> failed"),
+        ("took 12.5 ms, retry -3", "took <num> ms, retry -<num>"),
+        ("card expired in 2024-03", "card expired in <num>-<num>"),
+        ("user 3fa85f64-5717-4562-b3fc-2c963f66afa6 missing", "user <uuid> missing"),
+        ("at 2026-11-25T10:00:00.123Z and 2026-11-25 10:00", "at <time> and <time>"),
+        ("mail to jane.doe+x@example.com bounced", "mail to <email> bounced"),
+        ("connect to 10.0.3.12:5432 refused", "connect to <ip> refused"),
+        ("span 4bf92f3577b34da6 of 0xdeadbeef", "span <hex> of <hex>"),
+        ("  many   spaces\n\tand tabs ", "many spaces and tabs"),
+        ("GET /users/{id}", "GET /users/{id}"),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_normalize_text_replaces_what_makes_every_span_unique(conn, text, normalised):
+    assert scalar(conn, "select otel.normalize_text(%s)", (text,)) == normalised
+
+
+def test_normalize_text_keeps_at_most_300_characters(conn):
+    assert scalar(conn, "select length(otel.normalize_text(repeat('word ', 200)))") == 300
+
+
+def string(value: str) -> dict:
+    return {"stringValue": value}
+
+
+def signature_of(conn, body: dict, service: str = "checkout") -> str:
+    stage_otlp(conn, [traces_request(body, service=service)])
+    flush(conn)
+    return scalar(
+        conn,
+        "select g.text from otel.traces t join otel.span_signatures g on g.id = t.signature_id where t.span_id = %s",
+        (body["spanId"],),
+    )
+
+
+def test_an_http_error_span_reads_as_a_person_would_search_it(conn):
+    body = span(
+        name="POST /orders/981",
+        kind=2,
+        status={"code": 2, "message": "payment for order 981 declined"},
+        attributes=[
+            attribute("http.request.method", string("POST")),
+            attribute("http.route", string("/orders/{id}")),
+            attribute("http.response.status_code", {"intValue": "402"}),
+            attribute("url.full", string("https://shop.example.com/orders/981?session=77ab")),
+        ],
+        events=[
+            {
+                "name": "exception",
+                "attributes": [
+                    attribute("exception.type", string("CardDeclined")),
+                    attribute("exception.message", string("card 4242 declined")),
+                    attribute("exception.stacktrace", string("Traceback ... line 12")),
+                ],
+            }
+        ],
+    )
+    assert signature_of(conn, body) == (
+        "checkout | server POST /orders/<num> | error: payment for order <num> declined"
+        " | exception CardDeclined: card <num> declined | POST /orders/{id} 402 Payment Required"
+    )
+
+
+def test_database_and_messaging_spans_keep_their_system_operation_and_target(conn):
+    query = span(
+        name="SELECT shop.orders",
+        kind=3,
+        attributes=[
+            attribute("db.system.name", string("postgresql")),
+            attribute("db.operation.name", string("SELECT")),
+            attribute("db.collection.name", string("orders")),
+            attribute("db.query.text", string("select * from orders where id = 42")),
+        ],
+    )
+    assert signature_of(conn, query, "inventory") == "inventory | client SELECT shop.orders | postgresql SELECT orders"
+    publish = span(
+        name="publish order.created",
+        kind=4,
+        attributes=[
+            attribute("messaging.system", string("kafka")),
+            attribute("messaging.operation.type", string("send")),
+            attribute("messaging.destination.name", string("orders-7")),
+        ],
+    )
+    assert signature_of(conn, publish) == "checkout | producer publish order.created | kafka send orders-<num>"
+
+
+def test_spans_differing_only_in_ids_and_numbers_share_a_signature(conn):
+    first = span(name="GET /users/17", status={"code": 2, "message": "user 17 not found at 10.0.0.1"})
+    second = span(name="GET /users/90210", status={"code": 2, "message": "user 90210 not found at 10.0.0.2"})
+    other = span(name="GET /users/17/avatar")
+    stage_otlp(conn, [traces_request(first, second, other)])
+    run = flush(conn)
+    assert run["spans"] == 3
+    assert scalar(conn, "select count(distinct signature_id) from otel.traces") == 2
+    assert scalar(conn, "select span_count from otel.span_signatures where text like '%%not found%%'") == 2
