@@ -41,9 +41,12 @@ test: migrate model  ## lint, then the test suite against the project cluster
 	@$(BIN)/ruff check .
 	@$(BIN)/pytest -q
 
-demo: migrate model  ## load the sample OTLP/JSON, flush, show what landed
+demo: migrate model  ## load the sample OTLP/JSON, flush, embed, show what landed and a semantic search
 	@$(BIN)/otel-db ingest examples/sample.jsonl
+	@$(BIN)/otel-db embed
 	@$(BIN)/otel-db stats
+	@echo; echo 'otel-db similar "why was the payment declined?" --min-similarity 0.3 -k 5'
+	@$(BIN)/otel-db similar "why was the payment declined?" --min-similarity 0.3 -k 5
 
 bench: migrate model  ## the benchmarks (see BENCHMARKS.md)
 	@$(BIN)/python -m bench

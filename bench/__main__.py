@@ -6,7 +6,17 @@ OTEL_DB_BENCH_SPANS sets the span count of the flush benchmark (default 1,000,00
 import os
 import sys
 
-from bench import embedding_throughput, flush_throughput, ingest_memory, seed_orm, similar_recall, staging_space
+from bench import (
+    embedding_throughput,
+    exporter_overhead,
+    flush_throughput,
+    ingest_memory,
+    seed_orm,
+    signature_dedupe,
+    similar_latency,
+    similar_recall,
+    staging_space,
+)
 from bench.common import save
 
 BENCHMARKS = {
@@ -16,6 +26,9 @@ BENCHMARKS = {
     "ingest_memory": ingest_memory.run,
     "embedding_throughput": embedding_throughput.run,
     "similar_recall": similar_recall.run,
+    "signature_dedupe": signature_dedupe.run,
+    "similar_latency": similar_latency.run,
+    "exporter_overhead": exporter_overhead.run,
 }
 
 

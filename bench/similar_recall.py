@@ -56,7 +56,7 @@ def top10(conn: psycopg.Connection, query: str) -> list[int]:
     return [row[0] for row in rows]
 
 
-def run(signatures: int = 20_000, queries: int = 200) -> dict:
+def run(signatures: int = 10_000, queries: int = 200) -> dict:
     embedder = Embedder(cache_size=0)
     texts = signature_texts(signatures + queries, seed=11)
     started = time.perf_counter()

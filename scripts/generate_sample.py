@@ -5,12 +5,11 @@ A small simulated shop (frontend, catalog, inventory, checkout, payment and an
 order-worker fed by a Kafka topic) is instrumented with the OpenTelemetry SDK:
 one TracerProvider, LoggerProvider and MeterProvider per service, all exporting
 to in-memory exporters. Each batch of finished spans/log records and each metric
-collection is encoded with the OTLP protobuf encoders of
+collection is encoded by ``otel_db.otlp_json`` (the OTLP protobuf encoders of
 ``opentelemetry-exporter-otlp-proto-common``, turned into OTLP/JSON with
-``google.protobuf.json_format`` (camelCase names, integer enums, 64-bit integers
-as decimal strings) and ids re-encoded as lowercase hex, as the OTLP/JSON spec
-requires. One export request is written per line, as the Collector's file
-exporter does.
+``google.protobuf.json_format``: camelCase names, integer enums, 64-bit integers
+as decimal strings, ids as lowercase hex, as the OTLP/JSON spec requires). One
+export request is written per line, as the Collector's file exporter does.
 
 The output is deterministic for a given ``--seed`` and ``--start``: the workload,
 the trace/span ids and every timestamp (including the metric SDK's clock) come
@@ -23,10 +22,8 @@ from the seeded simulation, not from the wall clock.
 from __future__ import annotations
 
 import argparse
-import base64
 import datetime as dt
 import importlib
-import json
 import random
 import sys
 import time
@@ -35,13 +32,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from google.protobuf import json_format
 from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.context import Context
-from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
-from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.metrics import Observation
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
@@ -70,6 +63,8 @@ from opentelemetry.sdk.version import __version__ as SDK_VERSION
 from opentelemetry.trace import Link, SpanKind, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.trace.span import TraceState
+
+from otel_db.otlp_json import dumps, logs_request, metrics_request, spans_request
 
 try:  # opentelemetry-sdk >= 1.39 renamed the exporter; the old name is a deprecated alias
     from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter as InMemoryLogExporter
@@ -1346,65 +1341,6 @@ class Simulation:
     def shutdown(self) -> None:
         for svc in self.services:
             svc.shutdown()
-
-
-# --------------------------------------------------------------------------- OTLP/JSON
-
-
-def _hex(value: str) -> str:
-    return base64.b64decode(value).hex()
-
-
-def _fix_ids(obj: dict) -> None:
-    for key in ("traceId", "spanId", "parentSpanId"):
-        v = obj.get(key)
-        if v:
-            obj[key] = _hex(v)
-
-
-def to_json_dict(message) -> dict:
-    return json_format.MessageToDict(message, use_integers_for_enums=True, preserving_proto_field_name=False)
-
-
-def spans_request(spans) -> dict:
-    d = to_json_dict(encode_spans(spans))
-    for rs in d.get("resourceSpans", ()):
-        for ss in rs.get("scopeSpans", ()):
-            for span in ss.get("spans", ()):
-                _fix_ids(span)
-                for link in span.get("links", ()):
-                    _fix_ids(link)
-    return d
-
-
-def logs_request(logs) -> dict:
-    d = to_json_dict(encode_logs(logs))
-    for rl in d.get("resourceLogs", ()):
-        for sl in rl.get("scopeLogs", ()):
-            for rec in sl.get("logRecords", ()):
-                _fix_ids(rec)
-    return d
-
-
-def metrics_request(data: MetricsData) -> tuple[dict, int]:
-    d = to_json_dict(encode_metrics(data))
-    points = 0
-    for rm in d.get("resourceMetrics", ()):
-        for sm in rm.get("scopeMetrics", ()):
-            for metric in sm.get("metrics", ()):
-                for kind in ("gauge", "sum", "histogram", "exponentialHistogram", "summary"):
-                    body = metric.get(kind)
-                    if body is None:
-                        continue
-                    for dp in body.get("dataPoints", ()):
-                        points += 1
-                        for ex in dp.get("exemplars", ()):
-                            _fix_ids(ex)
-    return d, points
-
-
-def dumps(d: dict) -> str:
-    return json.dumps(d, separators=(",", ":"), ensure_ascii=False)
 
 
 # --------------------------------------------------------------------------- CLI
