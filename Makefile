@@ -41,12 +41,9 @@ test: migrate model  ## lint, then the test suite against the project cluster
 	@$(BIN)/ruff check .
 	@$(BIN)/pytest -q
 
-demo: migrate model  ## load the sample OTLP/JSON, flush, embed, show what landed and a semantic search
+demo: migrate model  ## load the sample file, run an SDK-instrumented shop through the exporters, query it
 	@$(BIN)/otel-db ingest examples/sample.jsonl
-	@$(BIN)/otel-db embed
-	@$(BIN)/otel-db stats
-	@echo; echo 'otel-db similar "why was the payment declined?" --min-similarity 0.3 -k 5'
-	@$(BIN)/otel-db similar "why was the payment declined?" --min-similarity 0.3 -k 5
+	@$(BIN)/otel-db demo
 
 bench: migrate model  ## the benchmarks (see BENCHMARKS.md)
 	@$(BIN)/python -m bench

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import errors
+from psycopg import errors, sql
 from tqdm import tqdm
 
 from otel_db.client import Client
@@ -97,6 +97,17 @@ def build_parser() -> argparse.ArgumentParser:
     similar.add_argument("--min-similarity", type=float, metavar="X", help="cosine similarity floor (default 0.85)")
     similar.add_argument("--service", help="only spans of this service")
     similar.set_defaults(run=cmd_similar)
+
+    demo = commands.add_parser(
+        "demo",
+        help="run an instrumented shop through the exporters, then query what landed",
+        description="Run a small shop instrumented with the OpenTelemetry SDK (four services, nested "
+        "spans, failures with exceptions, correlated logs, metrics) exporting through otel_db's "
+        "exporters; flush, embed, and show similar traces for a question, the span tree and logs of "
+        "a failing trace, a log search and a metric series.",
+    )
+    demo.add_argument("--requests", type=_positive_int, default=400, help="simulated requests (default 400)")
+    demo.set_defaults(run=cmd_demo)
     return parser
 
 
@@ -279,7 +290,24 @@ def cmd_stats(client: Client, args: argparse.Namespace) -> int:
     print()
     print("last flushes:")
     print(_table(conn, _FLUSHES, empty="  (none)"))
+    print()
+    print("sizes:")
+    print(_table(conn, _SIZES))
     return EXIT_OK
+
+
+_SIZES = """
+select format('otel.%s', t.name) as "table",
+       pg_size_pretty(sum(pg_table_size(c.oid))) as data,
+       pg_size_pretty(sum(pg_indexes_size(c.oid))) as indexes,
+       count(*) - 1 as partitions
+  from unnest(array['traces', 'logs', 'metrics', 'trace_summaries', 'span_signatures', 'telemetry_dlq']) as t (name)
+  join pg_class as c
+    on c.oid = format('otel.%I', t.name)::regclass
+    or c.oid in (select inhrelid from pg_inherits where inhparent = format('otel.%I', t.name)::regclass)
+ group by t.name
+ order by t.name
+"""
 
 
 # --------------------------------------------------------------------------- embed
@@ -306,6 +334,93 @@ def cmd_embed(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --------------------------------------------------------------------------- demo
+
+_DEMO_QUESTION = "why was the customer's card declined?"
+
+
+def cmd_demo(client: Client, args: argparse.Namespace) -> int:
+    try:
+        from otel_db.demo import run_workload
+    except ImportError as exc:
+        raise CommandError(f"the demo needs the OpenTelemetry SDK: pip install 'otel_db[exporters]' ({exc})") from None
+    conn = client.connection()
+    print(f"running the shop: {args.requests} requests over four services, exported through otel_db ...")
+    run_workload(client.dsn, requests=args.requests)
+    print(_flush_line(client.flush()))
+    report = embed_pending(conn, client.embedder(), client.settings.batch_size)
+    print(f"embed: {report.embedded:,} new signatures embedded with {client.embedder().model_name}")
+
+    _heading(f'similar traces: "{_DEMO_QUESTION}"')
+    results = client.similar_traces(_DEMO_QUESTION, k=5, min_similarity=0.3)
+    print(
+        _render(
+            ["trace", "service", "span", "status", "message", "similarity"],
+            [
+                (r.trace_id, r.service or "", r.name, r.status, (r.status_message or "")[:50], f"{r.similarity:.3f}")
+                for r in results
+            ],
+            empty="  (none)",
+        )
+    )
+
+    failing = results[0].trace_id if results else None
+    if failing is None:
+        row = conn.execute("select trace_id from otel.traces_by_error(now() - interval '1 day', lim => 1)").fetchone()
+        failing = row[0] if row else None
+    if failing is not None:
+        _heading(f"span tree of trace {failing}")
+        print(
+            _table(
+                conn,
+                sql.SQL(
+                    "select repeat('  ', depth) || name as span, service_name as service, status_code as status,"
+                    " round(duration_ms::numeric, 1) as ms from otel.trace_spans({})"
+                ).format(sql.Literal(failing)),
+            )
+        )
+        _heading("its logs")
+        print(
+            _table(
+                conn,
+                sql.SQL(
+                    "select to_char(time, 'HH24:MI:SS.MS') as time, severity_text as severity, service_name as service,"
+                    " body from otel.trace_logs({})"
+                ).format(sql.Literal(failing)),
+                empty="  (none)",
+            )
+        )
+
+    _heading("log search: declined or timeout")
+    print(
+        _table(
+            conn,
+            "select to_char(time, 'HH24:MI:SS.MS') as time, severity_text as severity,"
+            " service_name as service, body, round(rank::numeric, 3) as rank"
+            " from otel.search_logs('declined or timeout', lim => 5)",
+            empty="  (none)",
+        )
+    )
+
+    _heading("p90 of http.server.request.duration (s), per minute, last hour")
+    print(
+        _table(
+            conn,
+            "select to_char(bucket_start, 'HH24:MI') as minute, round(value::numeric, 3) as p90_s"
+            " from otel.metric_series('http.server.request.duration', '1 minute',"
+            " now() - interval '1 hour', agg => 'p90')",
+            empty="  (none)",
+        )
+    )
+    return EXIT_OK
+
+
+def _heading(title: str) -> None:
+    print()
+    print(title)
+    print("=" * len(title))
+
+
 # --------------------------------------------------------------------------- similar
 
 
@@ -325,7 +440,7 @@ def cmd_similar(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _table(conn: psycopg.Connection, query: str, empty: str = "") -> str:
+def _table(conn: psycopg.Connection, query: str | sql.Composable, empty: str = "") -> str:
     """A query result as aligned plain text (numbers right-aligned)."""
     cur = conn.execute(query)
     return _render([d.name for d in cur.description or []], cur.fetchall(), empty)

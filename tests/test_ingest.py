@@ -426,5 +426,7 @@ def test_cli_stats_shows_counts_backlog_dead_letters_and_flushes(dsn, tmp_path):
         "dead letters (unprocessed): 2",
         "line N: contains a NUL byte at offset N",
         "last flushes:",
+        "embeddings:",
+        "sizes:",
     ]:
         assert expected in out

@@ -1,0 +1,43 @@
+"""`otel-db embed`, `similar` and `demo` as a shell user runs them."""
+
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import scalar
+from tests.test_ingest import otel_db
+
+MODEL = Path(__file__).resolve().parent.parent / "models" / "onnx" / "model.onnx"
+
+pytestmark = pytest.mark.skipif(not MODEL.exists(), reason="no model in models/onnx: run `make model`")
+
+
+def test_demo_runs_the_shop_through_the_exporters_and_queries_it(dsn, conn):
+    done = otel_db("demo", "--requests", "120", dsn=dsn)
+    out = done.stdout.decode()
+    assert done.returncode == 0, done.stderr.decode()
+    for heading in ["similar traces:", "span tree of trace", "its logs", "log search:", "p90 of"]:
+        assert heading in out
+    assert "charge card" in out and "declined" in out
+    assert scalar(conn, "select count(distinct service_name) from otel.traces") == 4
+    assert scalar(conn, "select count(*) from otel.logs where trace_id is not null") > 0
+    assert scalar(conn, "select count(distinct type) from otel.metrics") == 2
+    assert scalar(conn, "select count(*) from otel.telemetry_dlq") == 0
+    assert scalar(conn, "select pending from otel.embedding_status") == 0
+
+
+def test_embed_then_similar_prints_a_table(dsn):
+    otel_db("demo", "--requests", "60", dsn=dsn)
+    assert "0 signatures embedded" in otel_db("embed", dsn=dsn).stdout.decode()  # the demo embedded them
+    done = otel_db("similar", "card declined", "--min-similarity", "0.3", "-k", "3", dsn=dsn)
+    lines = done.stdout.decode().splitlines()
+    assert lines[0].split() == ["trace", "service", "span", "status", "duration", "similarity"]
+    assert 1 <= len(lines) - 2 <= 3
+
+
+def test_similar_with_bad_arguments_exits_without_traceback(dsn):
+    done = otel_db("similar", "x", "-k", "5000", dsn=dsn)
+    assert done.returncode == 1
+    assert done.stderr.decode().startswith("otel-db: error: ")
+    assert "k must be between 1 and 1000, got 5000" in done.stderr.decode()
+    assert "Traceback" not in done.stderr.decode()
