@@ -37,7 +37,12 @@ stop:  ## stop the project-local cluster
 migrate: db venv  ## alembic upgrade head on the project cluster
 	@$(BIN)/alembic upgrade head
 
-test: migrate model  ## lint, then the test suite against the project cluster
+# The Node.js writer test's clients (pg, pg-copy-streams) from the npm registry.
+tests/node/node_modules/.package-lock.json: tests/node/package-lock.json
+	@if command -v npm >/dev/null; then cd tests/node && npm ci --no-audit --no-fund --silent; \
+	else echo "npm not found: the Node.js writer test will be skipped"; fi
+
+test: migrate model tests/node/node_modules/.package-lock.json  ## lint, then the test suite against the project cluster
 	@$(BIN)/ruff check .
 	@$(BIN)/pytest -q
 
