@@ -3,8 +3,26 @@
 The database does the work; this package is the thin client around it.
 """
 
-from otel_db.client import Client
+from otel_db.aio import AsyncClient
+from otel_db.client import Client, InvalidArgument, OtelDbError, QueryTimeout, ReadOnlyQueryError
 from otel_db.ingest import IngestError, IngestReport
+from otel_db.results import ErrorSpan, LogRecord, MetricPoint, SpanNode, TraceContext, TraceResult
 from otel_db.settings import Settings
 
-__all__ = ["Client", "IngestError", "IngestReport", "Settings"]
+__all__ = [
+    "AsyncClient",
+    "Client",
+    "ErrorSpan",
+    "IngestError",
+    "IngestReport",
+    "InvalidArgument",
+    "LogRecord",
+    "MetricPoint",
+    "OtelDbError",
+    "QueryTimeout",
+    "ReadOnlyQueryError",
+    "Settings",
+    "SpanNode",
+    "TraceContext",
+    "TraceResult",
+]

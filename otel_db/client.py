@@ -1,27 +1,35 @@
 """`Client`: the thin synchronous Python face of the SQL API.
 
-The database does the work (`otel.flush()` parses, validates, dedupes); the
-client only moves bytes in with COPY and calls SQL. It holds one connection,
-opened lazily, in autocommit mode: `call otel.flush()` commits inside the
-procedure, which PostgreSQL refuses inside a transaction block, and the
-write methods open their own explicit transactions.
+The database does the work (`otel.flush()` parses, validates, dedupes; the
+`otel.*` read functions check their arguments); the client only moves bytes
+in with COPY and calls SQL (the named queries of `otel_db/queries.sql`). It
+holds one connection, opened lazily, in autocommit mode: `call otel.flush()`
+commits inside the procedure, which PostgreSQL refuses inside a transaction
+block, and the write methods open their own explicit transactions.
+
+What `Client` and `otel_db.aio.AsyncClient` share lives here (`BaseClient`,
+`connect_params`, the exceptions and their translation) and in
+`otel_db.queries`; the two differ only in I/O.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
 from itertools import chain
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 
+from otel_db import queries
 from otel_db.ingest import (
     IngestError,
     IngestReport,
@@ -29,7 +37,8 @@ from otel_db.ingest import (
     copy_otlp_records,
     staging_columns,
 )
-from otel_db.results import TraceResult
+from otel_db.queries import QUERIES, Call
+from otel_db.results import ErrorSpan, LogRecord, MetricPoint, SpanNode, TraceContext, TraceResult
 from otel_db.settings import Settings, libpq_dsn
 
 if TYPE_CHECKING:
@@ -37,45 +46,152 @@ if TYPE_CHECKING:
 
     from otel_db.embedding import Embedder
 
+T = TypeVar("T")
+
 # A query string that is a trace id asks for traces like that trace.
 _TRACE_ID = re.compile(r"\s*[0-9a-fA-F]{32}\s*")
 
 # Connection parameters the client sets unless the DSN says otherwise.
 _CONNECT_DEFAULTS = {"application_name": "otel_db", "connect_timeout": "10"}
 
+# How long a statement of `sql()` may run unless the caller says otherwise.
+DEFAULT_SQL_TIMEOUT = 30.0
 
-def connect(dsn: str) -> psycopg.Connection:
-    """Open an autocommit connection with UTF-8 client encoding.
 
-    UTF-8 is forced because COPY sends raw bytes and the line screening in
-    `otel_db.lines` judges them as UTF-8; a client_encoding inherited from
-    PGCLIENTENCODING would make the server re-interpret them.
+def connect_params(dsn: str) -> dict[str, Any]:
+    """Keyword arguments for `psycopg.Connection.connect` (and its async twin).
+
+    Autocommit, the client defaults, and UTF-8 client encoding, forced
+    because COPY sends raw bytes and the line screening in `otel_db.lines`
+    judges them as UTF-8; a client_encoding inherited from PGCLIENTENCODING
+    would make the server re-interpret them.
     """
     params: dict[str, Any] = {**_CONNECT_DEFAULTS, **conninfo_to_dict(libpq_dsn(dsn))}
     params["client_encoding"] = "UTF8"
-    return psycopg.connect(autocommit=True, **params)
+    return {"autocommit": True, **params}
 
 
-class Client:
-    """Write to and ask an otel_db store.
+def connect(dsn: str) -> psycopg.Connection:
+    """Open an autocommit connection with UTF-8 client encoding (see `connect_params`)."""
+    return psycopg.connect(**connect_params(dsn))
 
-    `Client(dsn)` or `Client.from_env()`; use it as a context manager or call
-    `close()`. The connection opens on first use and reopens after it broke,
-    so a long-lived client survives a database restart.
+
+class OtelDbError(Exception):
+    """Base class of the errors the read API raises (`InvalidArgument`, `ReadOnlyQueryError`, `QueryTimeout`)."""
+
+
+class InvalidArgument(OtelDbError, ValueError):
+    """The server refused an argument: SQLSTATE class 22, mostly 22023 invalid_parameter_value.
+
+    The message is the server's, which says what was wrong and what is
+    allowed. A `ValueError`, so callers that catch that keep working.
+    """
+
+
+class ReadOnlyQueryError(OtelDbError):
+    """`sql()` was given a statement that writes; it only reads."""
+
+
+class QueryTimeout(OtelDbError):
+    """A statement ran longer than its statement timeout and was cancelled."""
+
+
+@contextmanager
+def translate_errors(timeout: float | None = None) -> Iterator[None]:
+    """Turn the server's refusals into the exceptions above; every read method runs inside this.
+
+    `timeout` is the statement timeout (seconds) in force, for the message.
+    Anything else (connection trouble, a cancel by the user) passes unchanged.
+    """
+    try:
+        yield
+    except psycopg.errors.ReadOnlySqlTransaction as exc:
+        raise ReadOnlyQueryError(
+            f"sql() is read-only ({exc.diag.message_primary}); store data with copy_otlp() or copy_spans() "
+            "and move it into the tables with flush()"
+        ) from exc
+    except psycopg.errors.QueryCanceled as exc:
+        if "statement timeout" not in (exc.diag.message_primary or ""):
+            raise
+        limit = f" of {timeout:g} s" if timeout is not None else ""
+        raise QueryTimeout(
+            f"the statement ran longer than the statement timeout{limit} and was cancelled"
+            + ("; pass a larger timeout= to sql()" if timeout is not None else "")
+        ) from exc
+    except psycopg.errors.DataError as exc:
+        raise InvalidArgument(exc.diag.message_primary or str(exc).strip()) from exc
+
+
+class BaseClient:
+    """What `Client` and `AsyncClient` share: settings, the DSN, the embedder and the similarity query.
+
+    Not used on its own; its subclasses add the I/O.
     """
 
     def __init__(self, dsn: str | None = None, *, settings: Settings | None = None) -> None:
         self.settings = settings if settings is not None else Settings.from_env()
         self.dsn = libpq_dsn(dsn) if dsn else self.settings.connection_string
-        self._conn: psycopg.Connection | None = None
         self._embedder: Embedder | None = None
+        # AsyncClient loads and uses the embedder from worker threads.
+        self._embedder_lock = threading.Lock()
 
     @classmethod
-    def from_env(cls) -> Client:
+    def from_env(cls) -> Self:
         """A client configured by the OTEL_STORAGE_* environment variables."""
         return cls(settings=Settings.from_env())
 
-    def __enter__(self) -> Client:
+    def embedder(self) -> Embedder:
+        """The client's embedder (ONNX MiniLM, or the fallback), loaded on first use."""
+        with self._embedder_lock:
+            if self._embedder is None:
+                from otel_db.embedding import Embedder  # onnxruntime loads only when needed
+
+                self._embedder = Embedder(self.settings.model_dir, cache_size=self.settings.cache_size)
+            return self._embedder
+
+    def _similar_call(
+        self,
+        query: str | Sequence[float] | np.ndarray,
+        k: int,
+        min_similarity: float | None,
+        service: str | None,
+        since: datetime | None,
+        model: str | None,
+    ) -> Call[TraceResult]:
+        """The similar_traces call for `query`; embeds free text, so it is CPU-bound."""
+        threshold = self.settings.similarity_threshold if min_similarity is None else min_similarity
+        if isinstance(query, str):
+            if not query.strip():
+                raise ValueError("query is empty: give some text, a trace id or a vector")
+            if _TRACE_ID.fullmatch(query):
+                return queries.similar_traces_by_trace(query, k, threshold, service, since)
+            embedder = self.embedder()
+            vector = embedder.embed([query])[0]
+            model = model or embedder.model_name
+        else:
+            vector = query
+            model = model or self.embedder().model_name
+        return queries.similar_traces_by_vector(vector, model, k, threshold, service, since)
+
+
+class Client(BaseClient):
+    """Write to and ask an otel_db store.
+
+    `Client(dsn)` or `Client.from_env()`; use it as a context manager or call
+    `close()`. The connection opens on first use and reopens after it broke,
+    so a long-lived client survives a database restart. Not thread-safe:
+    one client per thread.
+
+    Read methods raise `InvalidArgument` (a `ValueError`) with the server's
+    message for arguments it refuses; an unknown trace id gives empty
+    results, not an error.
+    """
+
+    def __init__(self, dsn: str | None = None, *, settings: Settings | None = None) -> None:
+        super().__init__(dsn, settings=settings)
+        self._conn: psycopg.Connection | None = None
+
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -162,26 +278,97 @@ class Client:
         Returns {} if the procedure recorded nothing. A concurrent flush (the
         pg_cron job) may record a newer row; the newest one is returned.
         """
-        conn = self.connection()
-        with conn.cursor(row_factory=dict_row) as cur:
-            before = cur.execute("select coalesce(max(id), 0) as id from otel.flush_runs")
-            last_id = before.fetchone()["id"]  # type: ignore[index]
-            cur.execute("call otel.flush()")
-            row = cur.execute(
-                "select * from otel.flush_runs where id > %s order by id desc limit 1",
-                [last_id],
-            ).fetchone()
+        with self.connection().cursor(row_factory=dict_row) as cur:
+            last_id = cur.execute(QUERIES["last_flush_run"]).fetchone()["id"]  # type: ignore[index]
+            cur.execute(QUERIES["flush"])
+            row = cur.execute(QUERIES["flush_run_after"], {"id": last_id}).fetchone()
         return dict(row) if row else {}
 
     # ------------------------------------------------------------------ read
 
-    def embedder(self) -> Embedder:
-        """The client's embedder (ONNX MiniLM, or the fallback), loaded on first use."""
-        if self._embedder is None:
-            from otel_db.embedding import Embedder  # onnxruntime loads only when needed
+    def _fetch(self, call: Call[T]) -> list[T]:
+        with translate_errors(), self.connection().cursor(row_factory=dict_row) as cur:
+            return [call.row(row) for row in cur.execute(call.sql, call.params)]
 
-            self._embedder = Embedder(self.settings.model_dir, cache_size=self.settings.cache_size)
-        return self._embedder
+    def get_traces_by_error(
+        self, since: datetime, until: datetime | None = None, service: str | None = None, limit: int = 100
+    ) -> list[ErrorSpan]:
+        """Error spans started in [since, until) (until: now), newest first, with their exception.
+
+        `service` keeps one service's spans; `limit` is 1..10000. Naive
+        datetimes are taken as UTC.
+        """
+        return self._fetch(queries.traces_by_error(since, until, service, limit))
+
+    def trace_spans(self, trace_id: str) -> list[SpanNode]:
+        """The spans of a trace as a tree: depth first, children by start time, with depth and parent."""
+        return self._fetch(queries.trace_spans(trace_id))
+
+    def trace_logs(self, trace_id: str) -> list[LogRecord]:
+        """The log records correlated to a trace, by time."""
+        return self._fetch(queries.trace_logs(trace_id))
+
+    def trace_context(self, trace_id: str) -> TraceContext:
+        """A trace's span tree and its logs together (`trace_spans` and `trace_logs`)."""
+        return TraceContext(trace_id, self.trace_spans(trace_id), self.trace_logs(trace_id))
+
+    def search_logs(
+        self,
+        query: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        service: str | None = None,
+        min_severity: int | None = None,
+        limit: int = 100,
+    ) -> list[LogRecord]:
+        """Log records whose body matches `query`, best ranked first (`LogRecord.rank`), then newest.
+
+        `query` is web-search syntax: words, "a phrase", `or`, `-word`.
+        `min_severity` is an OTLP severity number (9 = INFO, 17 = ERROR);
+        `limit` is 1..10000. A query of stop words only finds nothing.
+        """
+        return self._fetch(queries.search_logs(query, since, until, service, min_severity, limit))
+
+    def metric_series(
+        self,
+        name: str,
+        bucket: timedelta | str,
+        since: datetime,
+        until: datetime | None = None,
+        labels: Mapping[str, Any] | None = None,
+        agg: str = "avg",
+    ) -> list[MetricPoint]:
+        """One metric aggregated in buckets from `since` to `until` (default now); empty buckets are left out.
+
+        `bucket` is a timedelta or an interval string such as '1 minute'.
+        `labels` keeps points whose labels contain these. `agg` is avg, min,
+        max, sum, count, rate (per second, for monotonic sums) or p50, p90,
+        p99 (from histogram buckets).
+        """
+        return self._fetch(queries.metric_series(name, bucket, since, until, labels, agg))
+
+    def sql(
+        self,
+        query: str,
+        params: Sequence[Any] | Mapping[str, Any] | None = None,
+        *,
+        timeout: float = DEFAULT_SQL_TIMEOUT,
+    ) -> list[dict[str, Any]]:
+        """Run one statement in a read-only transaction and return its rows as dicts.
+
+        For questions the read methods do not cover. `params` fill `%s` or
+        `%(name)s` placeholders. The statement may run `timeout` seconds,
+        then `QueryTimeout`; a statement that writes raises
+        `ReadOnlyQueryError`. Only one statement: it is sent with the
+        extended protocol (prepared), which refuses `commit; …`. The
+        transaction always ends, so the client stays usable after an error.
+        """
+        setup = queries.read_only_transaction(timeout)
+        conn = self.connection()
+        with translate_errors(timeout), conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(setup.sql, setup.params)
+            cur.execute(query, params, prepare=True)
+            return cur.fetchall() if cur.description else []
 
     def similar_traces(
         self,
@@ -200,35 +387,16 @@ class Client:
         384 floats made by `model` (default: this client's embedder).
         `min_similarity` defaults to the similarity_threshold setting.
         """
-        threshold = self.settings.similarity_threshold if min_similarity is None else min_similarity
-        if isinstance(query, str):
-            if not query.strip():
-                raise ValueError("query is empty: give some text, a trace id or a vector")
-            if _TRACE_ID.fullmatch(query):
-                statement = "select * from otel.similar_traces(%s::text, %s, %s, %s, %s)"
-                params: tuple[Any, ...] = (query.strip(), k, threshold, service, since)
-                return self._trace_results(statement, params)
-            embedder = self.embedder()
-            vector = embedder.embed([query])[0]
-            model = model or embedder.model_name
-        else:
-            vector = query
-            model = model or self.embedder().model_name
-        statement = "select * from otel.similar_traces(%s::vector, %s, %s, %s, %s, %s)"
-        return self._trace_results(statement, (_vector_literal(vector), k, threshold, service, since, model))
+        return self._fetch(self._similar_call(query, k, min_similarity, service, since, model))
 
     find_similar_traces = similar_traces  # the seed design's name
-
-    def _trace_results(self, statement: str, params: tuple[Any, ...]) -> list[TraceResult]:
-        with self.connection().cursor(row_factory=dict_row) as cur:
-            return [TraceResult.from_row(row) for row in cur.execute(statement, params)]
 
     # ------------------------------------------------------------------ status
 
     def health(self) -> bool:
         """True when the database answers and the otel schema is installed."""
         try:
-            row = self.connection().execute("select to_regclass('otel.otlp_staging') is not null").fetchone()
+            row = self.connection().execute(QUERIES["health"]).fetchone()
         except psycopg.Error:
             return False
         return bool(row and row[0])
@@ -268,8 +436,3 @@ def _unstorable_value(columns: list[str], values: list[str | None]) -> str | Non
         except UnicodeEncodeError as exc:
             return f"column {column} contains a lone surrogate at offset {exc.start}"
     return None
-
-
-def _vector_literal(vector: Sequence[float] | np.ndarray) -> str:
-    """pgvector's text form; the server checks the dimension."""
-    return "[" + ",".join(format(float(x), ".9g") for x in vector) + "]"

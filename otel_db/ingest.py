@@ -136,7 +136,7 @@ def copy_otlp_records(
     as for files.
     """
     report = IngestReport(source=source)
-    lines = _record_lines(records, report, max_line_bytes)
+    lines = record_lines(records, report, max_line_bytes)
     return copy_otlp_lines(conn, lines, source=source, report=report, commit_bytes=commit_bytes)
 
 
@@ -156,83 +156,123 @@ def copy_otlp_lines(
     statements of the same transaction. Either everything up to a commit
     point lands (in staging or in the DLQ) or nothing of it does. On a
     connection that is already inside a transaction the batches are
-    savepoints and committing is the caller's.
+    savepoints and committing is the caller's. What to write and when to
+    commit is decided by `otlp_copy_steps`; this is only its I/O.
     """
     report = report if report is not None else IngestReport(source=source)
-    _check_encoding(conn)
+    check_encoding(conn)
+    steps = otlp_copy_steps(lines, report, commit_bytes=commit_bytes, commit_seconds=commit_seconds)
+    end: CopyEnd | None = None
+    while end is None or not end.done:
+        with conn.transaction():
+            while True:
+                with conn.cursor() as cur:
+                    with cur.copy(OTLP_COPY_SQL) as copy:
+                        step = next(steps)
+                        while isinstance(step, bytes):
+                            copy.write(step)
+                            step = next(steps)
+                    end = step
+                    if end.dead:
+                        cur.executemany(DEAD_LETTER_SQL, dead_letter_rows("otlp", source, end.dead))
+                if end.commit or end.done:
+                    break
+    return report
+
+
+@dataclass(frozen=True, slots=True)
+class CopyEnd:
+    """The end of one COPY: dead-letter `dead`, then commit if `commit`; `done` marks the last."""
+
+    dead: list[_DeadLetter]
+    commit: bool
+    done: bool
+
+
+def otlp_copy_steps(
+    lines: Iterable[bytes | Oversize],
+    report: IngestReport,
+    *,
+    commit_bytes: int = DEFAULT_COMMIT_BYTES,
+    commit_seconds: float = DEFAULT_COMMIT_SECONDS,
+) -> Iterator[bytes | CopyEnd]:
+    """The decisions of the OTLP load loop, without I/O (shared by the sync and async drivers).
+
+    Yields the framed data of the current COPY in pieces of about
+    WRITE_BYTES, then a `CopyEnd` that closes it; the next piece opens a new
+    COPY (in a new transaction after a commit). Counts into `report` as the
+    lines are judged. The commit deadline starts when the first piece of a
+    transaction is asked for.
+    """
     it = iter(lines)
     done = False
     while not done:
         in_tx = 0
         deadline = time.monotonic() + commit_seconds
-        with conn.transaction():
-            while True:
-                commit = False
-                dead: list[_DeadLetter] = []
-                with conn.cursor() as cur, cur.copy(OTLP_COPY_SQL) as copy:
-                    out = _CopyBuffer(copy)
-                    dead_bytes = 0
-                    for line in it:
-                        report.lines_read += 1
-                        letter = None
-                        if isinstance(line, Oversize):
-                            letter = _oversize_letter(report.lines_read, line)
-                            size = line.size
-                        elif is_blank(line):
-                            report.blank_lines += 1
-                            continue
-                        else:
-                            size = len(line)
-                            if reason := unstorable_reason(line):
-                                letter = _DeadLetter(report.lines_read, line, reason)
-                            else:
-                                out.add(line)
-                                report.lines_sent += 1
-                        in_tx += size
-                        if letter is not None:
-                            dead.append(letter)
-                            dead_bytes += len(letter.raw)
-                        commit = in_tx >= commit_bytes or time.monotonic() >= deadline
-                        if commit or dead_bytes >= DEAD_LETTER_BATCH_BYTES or len(dead) >= DEAD_LETTER_BATCH_LINES:
-                            break
+        while True:
+            commit = False
+            dead: list[_DeadLetter] = []
+            out = _CopyFramer()
+            dead_bytes = 0
+            for line in it:
+                report.lines_read += 1
+                letter = None
+                if isinstance(line, Oversize):
+                    letter = _oversize_letter(report.lines_read, line)
+                    size = line.size
+                elif is_blank(line):
+                    report.blank_lines += 1
+                    continue
+                else:
+                    size = len(line)
+                    if reason := unstorable_reason(line):
+                        letter = _DeadLetter(report.lines_read, line, reason)
                     else:
-                        done = True
-                    out.flush()
-                if dead:
-                    _dead_letter(conn, "otlp", source, dead)
-                    report.lines_dead_lettered += len(dead)
-                if done or commit:
+                        yield from out.add(line)
+                        report.lines_sent += 1
+                in_tx += size
+                if letter is not None:
+                    dead.append(letter)
+                    dead_bytes += len(letter.raw)
+                commit = in_tx >= commit_bytes or time.monotonic() >= deadline
+                if commit or dead_bytes >= DEAD_LETTER_BATCH_BYTES or len(dead) >= DEAD_LETTER_BATCH_LINES:
                     break
-    return report
+            else:
+                done = True
+            yield from out.flush()
+            report.lines_dead_lettered += len(dead)
+            yield CopyEnd(dead, commit, done)
+            if done or commit:
+                break
 
 
-class _CopyBuffer:
-    """Frames lines as quoted CSV fields and writes them in WRITE_BYTES pieces."""
+class _CopyFramer:
+    """Frames lines as quoted CSV fields and hands them out in WRITE_BYTES pieces."""
 
-    def __init__(self, copy: psycopg.Copy) -> None:
-        self.copy = copy
+    def __init__(self) -> None:
         self.lines: list[bytes] = []
         self.size = 0
 
-    def add(self, line: bytes) -> None:
+    def add(self, line: bytes) -> Iterator[bytes]:
         if len(line) >= WRITE_BYTES:
             # A big line is written as is, in three pieces, so that it is
             # never copied into a framed buffer.
-            self.flush()
-            self.copy.write(COPY_QUOTE)
-            self.copy.write(line)
-            self.copy.write(COPY_QUOTE + b"\n")
+            yield from self.flush()
+            yield COPY_QUOTE
+            yield line
+            yield COPY_QUOTE + b"\n"
             return
         self.lines.append(line)
         self.size += len(line) + 3
         if self.size >= WRITE_BYTES:
-            self.flush()
+            yield from self.flush()
 
-    def flush(self) -> None:
+    def flush(self) -> Iterator[bytes]:
         if self.lines:
-            self.copy.write(b"\x01" + b"\x01\n\x01".join(self.lines) + b"\x01\n")
+            data = b"\x01" + b"\x01\n\x01".join(self.lines) + b"\x01\n"
             self.lines = []
             self.size = 0
+            yield data
 
 
 def _oversize_letter(line_no: int, line: Oversize) -> _DeadLetter:
@@ -244,25 +284,17 @@ def _oversize_letter(line_no: int, line: Oversize) -> _DeadLetter:
     )
 
 
-def _dead_letter(conn: psycopg.Connection, telemetry_type: str, source: str, letters: list[_DeadLetter]) -> None:
-    """Write held-back lines to the DLQ, bytes kept exact in bytea 'escape' format."""
-    with conn.cursor() as cur:
-        cur.executemany(
-            "select otel.dead_letter(%s, %s, %s, %s, %s)",
-            [
-                (
-                    telemetry_type,
-                    source,
-                    bytea_escape(d.raw),
-                    "bytea-escape",
-                    f"line {d.line_no}: {d.reason}",
-                )
-                for d in letters
-            ],
-        )
+DEAD_LETTER_SQL = "select otel.dead_letter(%s, %s, %s, %s, %s)"
 
 
-def _record_lines(
+def dead_letter_rows(telemetry_type: str, source: str, letters: list[_DeadLetter]) -> list[tuple[str, ...]]:
+    """`DEAD_LETTER_SQL` parameters for held-back lines, bytes kept exact in bytea 'escape' format."""
+    return [
+        (telemetry_type, source, bytea_escape(d.raw), "bytea-escape", f"line {d.line_no}: {d.reason}") for d in letters
+    ]
+
+
+def record_lines(
     records: Iterable[bytes | str | Mapping[str, object]],
     report: IngestReport,
     max_line_bytes: int,
@@ -334,7 +366,7 @@ def ingest_csv_file(
     server unparsed; when COPY rejects it, the IngestError names the line of
     the file (batches committed before it stay committed).
     """
-    _check_encoding(conn)
+    check_encoding(conn)
     allowed = staging_columns(conn, signal)
     table = f"otel.{signal}_staging"
     report = IngestReport(source=str(path))
@@ -523,7 +555,7 @@ def _counted(chunks: Iterable[bytes], report: IngestReport, progress: Progress |
         yield chunk
 
 
-def _check_encoding(conn: psycopg.Connection) -> None:
+def check_encoding(conn: psycopg.Connection | psycopg.AsyncConnection) -> None:
     """Screening assumes UTF-8 on both ends; refuse anything else clearly."""
     server = conn.info.parameter_status("server_encoding")
     client = conn.info.parameter_status("client_encoding")

@@ -29,6 +29,7 @@ class TraceResult:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> TraceResult:
+        """Map a row of otel.similar_traces (a dict from `dict_row`) by column name."""
         return cls(
             trace_id=row["trace_id"],
             span_id=row["span_id"],
@@ -41,3 +42,131 @@ class TraceResult:
             similarity=row["similarity"],
             attributes=row["attributes"] or {},
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorSpan:
+    """A span with status ERROR (`Client.get_traces_by_error`) and the exception it recorded, if any."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    service: str | None
+    name: str
+    kind: str | None
+    start_time: datetime
+    duration_ms: float | None
+    status_message: str | None
+    exception_type: str | None
+    exception_message: str | None
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> ErrorSpan:
+        """Map a row of otel.traces_by_error (a dict from `dict_row`) by column name."""
+        return cls(
+            trace_id=row["trace_id"],
+            span_id=row["span_id"],
+            parent_span_id=row["parent_span_id"],
+            service=row["service_name"],
+            name=row["name"],
+            kind=row["kind"],
+            start_time=row["start_time"],
+            duration_ms=row["duration_ms"],
+            status_message=row["status_message"],
+            exception_type=row["exception_type"],
+            exception_message=row["exception_message"],
+            attributes=row["attributes"] or {},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SpanNode:
+    """A span in its trace's tree (`Client.trace_spans`): depth 0 for roots and spans whose parent is missing."""
+
+    span_id: str
+    parent_span_id: str | None
+    depth: int
+    name: str
+    service: str | None
+    kind: str | None
+    start_time: datetime
+    end_time: datetime | None
+    duration_ms: float | None
+    status: str | None
+    status_message: str | None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    links: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> SpanNode:
+        """Map a row of otel.trace_spans (a dict from `dict_row`) by column name."""
+        return cls(
+            span_id=row["span_id"],
+            parent_span_id=row["parent_span_id"],
+            depth=row["depth"],
+            name=row["name"],
+            service=row["service_name"],
+            kind=row["kind"],
+            start_time=row["start_time"],
+            end_time=row["end_time"],
+            duration_ms=row["duration_ms"],
+            status=row["status_code"],
+            status_message=row["status_message"],
+            attributes=row["attributes"] or {},
+            events=row["events"] or [],
+            links=row["links"] or [],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """A log record: of a trace (`Client.trace_logs`, with attributes) or found by `Client.search_logs` (with rank)."""
+
+    time: datetime
+    severity_number: int | None
+    severity_text: str | None
+    service: str | None
+    body: str | None
+    trace_id: str | None
+    span_id: str | None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    rank: float | None = None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> LogRecord:
+        """Map a row of otel.trace_logs (with attributes) or otel.search_logs (with rank) by column name."""
+        return cls(
+            time=row["time"],
+            severity_number=row["severity_number"],
+            severity_text=row["severity_text"],
+            service=row["service_name"],
+            body=row["body"],
+            trace_id=row["trace_id"],
+            span_id=row["span_id"],
+            attributes=row.get("attributes") or {},
+            rank=row.get("rank"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MetricPoint:
+    """One bucket of `Client.metric_series`: its start and the aggregated value."""
+
+    bucket_start: datetime
+    value: float | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> MetricPoint:
+        """Map a row of otel.metric_series (a dict from `dict_row`) by column name."""
+        return cls(bucket_start=row["bucket_start"], value=row["value"])
+
+
+@dataclass(frozen=True, slots=True)
+class TraceContext:
+    """Everything recorded about one trace (`Client.trace_context`); empty lists for an unknown trace."""
+
+    trace_id: str
+    spans: list[SpanNode]
+    logs: list[LogRecord]

@@ -1,0 +1,219 @@
+"""`AsyncClient`: `Client` for asyncio applications, on `psycopg.AsyncConnection`.
+
+Same methods, same SQL (`otel_db.queries`), same row mapping and errors; only
+the I/O is awaited. The client holds one connection and an `asyncio.Lock`, so
+concurrent tasks take turns on it instead of interleaving their statements
+(a task's `sql()` transaction would otherwise run another task's query).
+Embedding text for `similar_traces` is CPU-bound ONNX work and runs in a
+worker thread so the event loop keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self, TypeVar
+
+import psycopg
+from psycopg.rows import dict_row
+
+from otel_db import queries
+from otel_db.client import DEFAULT_SQL_TIMEOUT, BaseClient, connect_params, translate_errors
+from otel_db.ingest import (
+    DEAD_LETTER_SQL,
+    OTLP_COPY_SQL,
+    CopyEnd,
+    IngestReport,
+    check_encoding,
+    dead_letter_rows,
+    otlp_copy_steps,
+    record_lines,
+)
+from otel_db.lines import DEFAULT_MAX_LINE_BYTES
+from otel_db.queries import QUERIES, Call
+from otel_db.results import ErrorSpan, LogRecord, MetricPoint, SpanNode, TraceContext, TraceResult
+from otel_db.settings import Settings
+
+if TYPE_CHECKING:
+    import numpy as np
+
+T = TypeVar("T")
+
+
+class AsyncClient(BaseClient):
+    """Write to and ask an otel_db store from asyncio code.
+
+    `AsyncClient(dsn)` or `AsyncClient.from_env()`; use `async with` or call
+    `aclose()`. The connection opens on first use and reopens after it
+    broke. Methods and results are those of `otel_db.Client`, awaited.
+    """
+
+    def __init__(self, dsn: str | None = None, *, settings: Settings | None = None) -> None:
+        super().__init__(dsn, settings=settings)
+        self._conn: psycopg.AsyncConnection | None = None
+        self._lock = asyncio.Lock()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection; the client reconnects if used again."""
+        async with self._lock:
+            if self._conn is not None:
+                await self._conn.close()
+                self._conn = None
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection]:
+        """The connection, opened (or reopened) on demand, held by this task until the block ends."""
+        async with self._lock:
+            if self._conn is None or self._conn.closed or self._conn.broken:
+                self._conn = await psycopg.AsyncConnection.connect(**connect_params(self.dsn))
+            yield self._conn
+
+    # ------------------------------------------------------------------ write
+
+    async def copy_otlp(self, lines: Iterable[bytes | str | Mapping[str, object]]) -> IngestReport:
+        """COPY OTLP/JSON export requests into otel.otlp_staging, as `Client.copy_otlp`.
+
+        Lines PostgreSQL cannot store are dead-lettered with their exact
+        bytes, never raised; nothing is parsed until `flush()`.
+        """
+        source = "AsyncClient.copy_otlp"
+        report = IngestReport(source=source)
+        steps = otlp_copy_steps(record_lines(lines, report, DEFAULT_MAX_LINE_BYTES), report)
+        async with self._connection() as conn:
+            check_encoding(conn)
+            end: CopyEnd | None = None
+            while end is None or not end.done:
+                async with conn.transaction():
+                    while True:
+                        async with conn.cursor() as cur:
+                            async with cur.copy(OTLP_COPY_SQL) as copy:
+                                step = next(steps)
+                                while isinstance(step, bytes):
+                                    await copy.write(step)
+                                    step = next(steps)
+                            end = step
+                            if end.dead:
+                                await cur.executemany(DEAD_LETTER_SQL, dead_letter_rows("otlp", source, end.dead))
+                        if end.commit or end.done:
+                            break
+        return report
+
+    async def flush(self) -> dict[str, Any]:
+        """Run `call otel.flush()` now and return the otel.flush_runs row it wrote ({} if none)."""
+        async with self._connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(QUERIES["last_flush_run"])
+            last = await cur.fetchone()
+            await cur.execute(QUERIES["flush"])
+            await cur.execute(QUERIES["flush_run_after"], {"id": last["id"]})  # type: ignore[index]
+            row = await cur.fetchone()
+        return dict(row) if row else {}
+
+    # ------------------------------------------------------------------ read
+
+    async def _fetch(self, call: Call[T]) -> list[T]:
+        async with self._connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            with translate_errors():
+                await cur.execute(call.sql, call.params)
+                return [call.row(row) for row in await cur.fetchall()]
+
+    async def get_traces_by_error(
+        self, since: datetime, until: datetime | None = None, service: str | None = None, limit: int = 100
+    ) -> list[ErrorSpan]:
+        """Error spans started in [since, until), newest first; see `Client.get_traces_by_error`."""
+        return await self._fetch(queries.traces_by_error(since, until, service, limit))
+
+    async def trace_spans(self, trace_id: str) -> list[SpanNode]:
+        """The span tree of a trace, depth first; see `Client.trace_spans`."""
+        return await self._fetch(queries.trace_spans(trace_id))
+
+    async def trace_logs(self, trace_id: str) -> list[LogRecord]:
+        """The log records of a trace, by time; see `Client.trace_logs`."""
+        return await self._fetch(queries.trace_logs(trace_id))
+
+    async def trace_context(self, trace_id: str) -> TraceContext:
+        """A trace's span tree and its logs together; see `Client.trace_context`."""
+        return TraceContext(trace_id, await self.trace_spans(trace_id), await self.trace_logs(trace_id))
+
+    async def search_logs(
+        self,
+        query: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        service: str | None = None,
+        min_severity: int | None = None,
+        limit: int = 100,
+    ) -> list[LogRecord]:
+        """Full-text log search (web-search syntax), best ranked first; see `Client.search_logs`."""
+        return await self._fetch(queries.search_logs(query, since, until, service, min_severity, limit))
+
+    async def metric_series(
+        self,
+        name: str,
+        bucket: timedelta | str,
+        since: datetime,
+        until: datetime | None = None,
+        labels: Mapping[str, Any] | None = None,
+        agg: str = "avg",
+    ) -> list[MetricPoint]:
+        """One metric aggregated in buckets; see `Client.metric_series`."""
+        return await self._fetch(queries.metric_series(name, bucket, since, until, labels, agg))
+
+    async def sql(
+        self,
+        query: str,
+        params: Sequence[Any] | Mapping[str, Any] | None = None,
+        *,
+        timeout: float = DEFAULT_SQL_TIMEOUT,
+    ) -> list[dict[str, Any]]:
+        """One statement in a read-only transaction with a statement timeout; see `Client.sql`."""
+        setup = queries.read_only_transaction(timeout)
+        async with self._connection() as conn:
+            with translate_errors(timeout):
+                async with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+                    await cur.execute(setup.sql, setup.params)
+                    await cur.execute(query, params, prepare=True)
+                    return await cur.fetchall() if cur.description else []
+
+    async def similar_traces(
+        self,
+        query: str | Sequence[float] | np.ndarray,
+        k: int = 10,
+        min_similarity: float | None = None,
+        *,
+        service: str | None = None,
+        since: datetime | None = None,
+        model: str | None = None,
+    ) -> list[TraceResult]:
+        """Traces most similar to `query`, best first; see `Client.similar_traces`.
+
+        Free text is embedded in a worker thread (`asyncio.to_thread`).
+        """
+        call = await asyncio.to_thread(self._similar_call, query, k, min_similarity, service, since, model)
+        return await self._fetch(call)
+
+    find_similar_traces = similar_traces  # the seed design's name
+
+    # ------------------------------------------------------------------ status
+
+    async def health(self) -> bool:
+        """True when the database answers and the otel schema is installed."""
+        try:
+            async with self._connection() as conn:
+                row = await (await conn.execute(QUERIES["health"])).fetchone()
+        except psycopg.Error:
+            return False
+        return bool(row and row[0])

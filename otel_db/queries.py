@@ -1,0 +1,159 @@
+"""The SQL the clients run: named queries from `queries.sql`, and how each read is called.
+
+`Client` and `AsyncClient` differ only in I/O. Everything else about a read
+(which query, which parameters, how a row becomes a dataclass) is built here
+once, as a `Call`, and executed by either client.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from psycopg.types.json import Jsonb
+
+from otel_db.results import ErrorSpan, LogRecord, MetricPoint, SpanNode, TraceResult
+
+if TYPE_CHECKING:
+    import numpy as np
+
+T = TypeVar("T")
+
+_HEADER = re.compile(r"^-- (\w+) --\n--[^\n]*\n", re.MULTILINE)
+
+
+def parse_queries(text: str) -> dict[str, str]:
+    """Split `-- name --` / description / SQL blocks into {name: SQL}.
+
+    Text before the first header is the file's own comment. A repeated name
+    is an error, not a silent override.
+    """
+    queries: dict[str, str] = {}
+    headers = list(_HEADER.finditer(text))
+    for header, following in zip(headers, [*headers[1:], None], strict=True):
+        name = header.group(1)
+        if name in queries:
+            raise ValueError(f"query {name!r} is defined twice in queries.sql")
+        queries[name] = text[header.end() : following.start() if following else len(text)].strip()
+    return queries
+
+
+QUERIES: Mapping[str, str] = MappingProxyType(
+    parse_queries(resources.files("otel_db").joinpath("queries.sql").read_text(encoding="utf-8"))
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Generic[T]):
+    """One named query, its parameters, and the mapping of each result row (a dict) to a result."""
+
+    sql: str
+    params: dict[str, Any]
+    row: Callable[[dict[str, Any]], T]
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """A naive datetime is taken as UTC (as `Client.copy_spans` does), not as the session's time zone."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def traces_by_error(since: datetime | None, until: datetime | None, service: str | None, limit: int) -> Call[ErrorSpan]:
+    params = {"since": utc(since), "until": utc(until), "service": service, "lim": limit}
+    return Call(QUERIES["traces_by_error"], params, ErrorSpan.from_row)
+
+
+def trace_spans(trace_id: str) -> Call[SpanNode]:
+    return Call(QUERIES["trace_spans"], {"trace_id": trace_id}, SpanNode.from_row)
+
+
+def trace_logs(trace_id: str) -> Call[LogRecord]:
+    return Call(QUERIES["trace_logs"], {"trace_id": trace_id}, LogRecord.from_row)
+
+
+def search_logs(
+    query: str,
+    since: datetime | None,
+    until: datetime | None,
+    service: str | None,
+    min_severity: int | None,
+    limit: int,
+) -> Call[LogRecord]:
+    params = {
+        "query": query,
+        "since": utc(since),
+        "until": utc(until),
+        "service": service,
+        "min_severity": min_severity,
+        "lim": limit,
+    }
+    return Call(QUERIES["search_logs"], params, LogRecord.from_row)
+
+
+def metric_series(
+    name: str,
+    bucket: timedelta | str,
+    since: datetime | None,
+    until: datetime | None,
+    labels: Mapping[str, Any] | None,
+    agg: str,
+) -> Call[MetricPoint]:
+    params = {
+        "name": name,
+        "bucket": bucket,
+        "since": utc(since),
+        "until": utc(until),
+        "labels": None if labels is None else Jsonb(labels),
+        "agg": agg,
+    }
+    return Call(QUERIES["metric_series"], params, MetricPoint.from_row)
+
+
+def similar_traces_by_trace(
+    trace_id: str, k: int, min_similarity: float, service: str | None, since: datetime | None
+) -> Call[TraceResult]:
+    params = {
+        "trace_id": trace_id.strip(),
+        "k": k,
+        "min_similarity": min_similarity,
+        "service": service,
+        "since": utc(since),
+    }
+    return Call(QUERIES["similar_traces_by_trace"], params, TraceResult.from_row)
+
+
+def similar_traces_by_vector(
+    vector: Sequence[float] | np.ndarray,
+    model: str,
+    k: int,
+    min_similarity: float,
+    service: str | None,
+    since: datetime | None,
+) -> Call[TraceResult]:
+    params = {
+        "query": vector_literal(vector),
+        "model": model,
+        "k": k,
+        "min_similarity": min_similarity,
+        "service": service,
+        "since": utc(since),
+    }
+    return Call(QUERIES["similar_traces_by_vector"], params, TraceResult.from_row)
+
+
+def read_only_transaction(timeout: float) -> Call[dict[str, Any]]:
+    """The first statement of a `sql()` transaction; `timeout` in seconds."""
+    if not (math.isfinite(timeout) and timeout > 0):
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    # At least 1 ms: statement_timeout = 0 would mean no timeout at all.
+    return Call(QUERIES["read_only_transaction"], {"timeout": f"{max(1, round(timeout * 1000))}ms"}, dict)
+
+
+def vector_literal(vector: Sequence[float] | np.ndarray) -> str:
+    """pgvector's text form; the server checks the dimension."""
+    return "[" + ",".join(format(float(x), ".9g") for x in vector) + "]"

@@ -1,0 +1,62 @@
+-- Named queries of otel_db.Client and otel_db.AsyncClient (loaded by otel_db.queries).
+-- Each starts with a `-- name --` line and a description line; one SQL function
+-- call per query, %(name)s parameters with explicit casts that pick the overload.
+
+-- traces_by_error --
+-- Error spans started in [since, until), newest first; until null means now.
+select *
+  from otel.traces_by_error(%(since)s::timestamptz, coalesce(%(until)s::timestamptz, now()), %(service)s::text,
+                            %(lim)s::integer)
+
+-- trace_spans --
+-- The span tree of one trace, depth first.
+select * from otel.trace_spans(%(trace_id)s::text)
+
+-- trace_logs --
+-- The log records of one trace by time, with the trace id as stored.
+select l.*, otel.normalize_trace_id(%(trace_id)s::text) as trace_id
+  from otel.trace_logs(%(trace_id)s::text) as l
+
+-- search_logs --
+-- Full-text log search (websearch syntax), best ranked first.
+select *
+  from otel.search_logs(%(query)s::text, %(since)s::timestamptz, %(until)s::timestamptz, %(service)s::text,
+                        %(min_severity)s::integer, %(lim)s::integer)
+
+-- metric_series --
+-- One metric in buckets from since to until; until null means now.
+select *
+  from otel.metric_series(%(name)s::text, %(bucket)s::interval, %(since)s::timestamptz,
+                          coalesce(%(until)s::timestamptz, now()), %(labels)s::jsonb, %(agg)s::text)
+
+-- similar_traces_by_vector --
+-- Traces whose spans are nearest to an embedding made by model.
+select *
+  from otel.similar_traces(%(query)s::vector, %(k)s::integer, %(min_similarity)s::double precision,
+                           %(service)s::text, %(since)s::timestamptz, %(model)s::text)
+
+-- similar_traces_by_trace --
+-- Traces that resemble a given trace (never itself).
+select *
+  from otel.similar_traces(%(trace_id)s::text, %(k)s::integer, %(min_similarity)s::double precision,
+                           %(service)s::text, %(since)s::timestamptz)
+
+-- read_only_transaction --
+-- The first statement of a sql() transaction: read only, with a statement timeout.
+select set_config('transaction_read_only', 'on', true), set_config('statement_timeout', %(timeout)s::text, true)
+
+-- health --
+-- Whether the otel schema is installed.
+select to_regclass('otel.otlp_staging') is not null as ready
+
+-- last_flush_run --
+-- The id of the newest otel.flush_runs row, 0 when there is none.
+select coalesce(max(id), 0) as id from otel.flush_runs
+
+-- flush --
+-- Move staged rows into the typed tables now.
+call otel.flush()
+
+-- flush_run_after --
+-- The newest otel.flush_runs row written after the given id.
+select * from otel.flush_runs where id > %(id)s::bigint order by id desc limit 1
