@@ -31,6 +31,7 @@ from psycopg.rows import dict_row
 
 from otel_db import queries
 from otel_db.ingest import (
+    SIGNALS,
     IngestError,
     IngestReport,
     check_columns,
@@ -226,27 +227,35 @@ class Client(BaseClient):
         return copy_otlp_records(self.connection(), lines, source="Client.copy_otlp")
 
     def copy_spans(self, rows: Iterable[Mapping[str, object]]) -> int:
-        """COPY span rows (staging column name -> value) into otel.traces_staging.
+        """COPY span rows (staging column name -> value) into otel.traces_staging; see `copy_rows`."""
+        return self.copy_rows("traces", rows, source="Client.copy_spans")
+
+    def copy_rows(self, kind: str, rows: Iterable[Mapping[str, object]], *, source: str = "Client.copy_rows") -> int:
+        """COPY rows (staging column name -> value) into otel.<kind>_staging (traces, logs or metrics).
 
         Every row must have the keys of the first. Values become text as the
         staging contract expects: dicts and lists as JSON, datetimes as
         ISO 8601 (naive ones taken as UTC), bytes as lowercase hex, None as
         NULL. A row with a value PostgreSQL cannot store (a NUL character, a
         lone surrogate) is dead-lettered as 'row-json' instead of failing the
-        batch. Returns the number of rows staged. One transaction.
+        batch. Returns the number of rows staged. One transaction; nothing is
+        judged until `flush()`.
         """
+        if kind not in SIGNALS:
+            raise ValueError(f"kind must be one of {', '.join(SIGNALS)}, got {kind!r}")
         it = iter(rows)
         first = next(it, None)
         if first is None:
             return 0
         columns = list(first.keys())
         conn = self.connection()
-        check_columns(columns, staging_columns(conn, "traces"), "otel.traces_staging")
-        statement = sql.SQL("copy otel.traces_staging ({}) from stdin").format(
-            sql.SQL(", ").join(map(sql.Identifier, columns))
+        table = f"otel.{kind}_staging"
+        check_columns(columns, staging_columns(conn, kind), table)
+        statement = sql.SQL("copy {} ({}) from stdin").format(
+            sql.Identifier("otel", f"{kind}_staging"), sql.SQL(", ").join(map(sql.Identifier, columns))
         )
         keys = set(columns)
-        rejected: list[tuple[str, str]] = []
+        rejected: list[tuple[str, str, str, str]] = []
         staged = 0
         with conn.transaction():
             with conn.cursor() as cur, cur.copy(statement) as copy:
@@ -260,17 +269,26 @@ class Client(BaseClient):
                     problem = _unstorable_value(columns, values)
                     if problem:
                         raw = json.dumps(dict(zip(columns, values, strict=True)))
-                        rejected.append((raw, f"row {number}: {problem}"))
+                        rejected.append((kind, source, raw, f"row {number}: {problem}"))
                         continue
                     copy.write_row(values)
                     staged += 1
             if rejected:
                 with conn.cursor() as cur:
-                    cur.executemany(
-                        "select otel.dead_letter('traces', 'Client.copy_spans', %s, 'row-json', %s)",
-                        rejected,
-                    )
+                    cur.executemany("select otel.dead_letter(%s, %s, %s, 'row-json', %s)", rejected)
         return staged
+
+    def store_trace(self, span: Mapping[str, object]) -> int:
+        """Stage one span (the seed design's name): `copy_rows("traces", [span])`."""
+        return self.copy_rows("traces", [span], source="Client.store_trace")
+
+    def store_log(self, record: Mapping[str, object]) -> int:
+        """Stage one log record: `copy_rows("logs", [record])`."""
+        return self.copy_rows("logs", [record], source="Client.store_log")
+
+    def store_metrics(self, points: Iterable[Mapping[str, object]]) -> int:
+        """Stage metric data points (rows of otel.metrics_staging; all with the same keys)."""
+        return self.copy_rows("metrics", points, source="Client.store_metrics")
 
     def flush(self) -> dict[str, Any]:
         """Run `call otel.flush()` now and return the otel.flush_runs row it wrote.

@@ -144,3 +144,27 @@ def test_from_env_takes_the_connection_string(monkeypatch, dsn):
         assert c.dsn == dsn
         assert c.settings == Settings.from_env()
         assert c.health() is True
+
+
+def test_store_methods_stage_rows_that_flush_into_every_kind(client):
+    client.store_trace(
+        {
+            "trace_id": "ab" * 16,
+            "span_id": "cd" * 8,
+            "name": "GET /",
+            "start_time": "2025-11-24T10:00:00Z",
+            "end_time": "2025-11-24T10:00:01Z",
+            "attributes": {"http.response.status_code": 200},
+        }
+    )
+    client.store_log({"time": datetime(2025, 11, 24, 10, 0, tzinfo=UTC), "body": "hello", "severity_number": 9})
+    client.store_metrics(
+        [{"name": "queue.depth", "time": "2025-11-24T10:00:00Z", "type": "gauge", "value": v} for v in (3, 4)]
+    )
+    run = client.flush()
+    assert (run["spans"], run["logs"], run["metric_points"], run["dead_lettered"]) == (1, 1, 2, 0)
+
+
+def test_copy_rows_refuses_an_unknown_kind(client):
+    with pytest.raises(ValueError, match="kind must be one of traces, logs, metrics"):
+        client.copy_rows("events", [{"name": "x"}])
