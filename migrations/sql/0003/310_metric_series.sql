@@ -37,8 +37,9 @@ returns table (bucket_start timestamptz, value double precision)
 language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
--- Buckets start at since and are bucket long (date_bin); only buckets with
--- points are returned. A series is one combination of labels, service and
+-- Buckets are bucket long and aligned to multiples of it counted from
+-- 2000-01-01 UTC (whole minutes, hours, days: date_bin), so the first one
+-- may start before since; only buckets with points are returned. A series is one combination of labels, service and
 -- resource. agg:
 --   avg, min, max, sum, count  of the points' values (gauges, sums); for
 --                              histograms and summaries of their sum/count,
@@ -89,7 +90,7 @@ begin
 
     if agg in ('avg', 'min', 'max', 'sum', 'count') then
         return query
-            select date_bin(bucket, m.time, since) as b,
+            select date_bin(bucket, m.time, timestamptz '2000-01-01 00:00:00+00') as b,
                    case agg
                        when 'avg' then coalesce(avg(m.value), sum(m.sum) / nullif(sum(m.count), 0)::double precision)
                        when 'min' then coalesce(min(m.value), min(m.min))
@@ -130,7 +131,7 @@ begin
                   from points as p
                  where p.time >= since
             )
-            select date_bin(bucket, i.time, since), sum(i.increase) / bucket_seconds
+            select date_bin(bucket, i.time, timestamptz '2000-01-01 00:00:00+00'), sum(i.increase) / bucket_seconds
               from increases as i
              group by 1
             having count(i.increase) > 0
@@ -151,7 +152,7 @@ begin
             window series as (partition by m.labels, m.service_name, m.resource_attributes order by m.time)
         ),
         increments as (
-            select date_bin(bucket, p.time, since) as b, p.time, p.explicit_bounds, x.i,
+            select date_bin(bucket, p.time, timestamptz '2000-01-01 00:00:00+00') as b, p.time, p.explicit_bounds, x.i,
                    case
                        when p.temporality = 'delta' or p.previous_counts is null
                          or p.start_time is distinct from p.previous_start
