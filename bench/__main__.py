@@ -11,6 +11,7 @@ from bench import (
     exporter_overhead,
     flush_throughput,
     ingest_memory,
+    reads,
     seed_orm,
     signature_dedupe,
     similar_latency,
@@ -29,6 +30,7 @@ BENCHMARKS = {
     "signature_dedupe": signature_dedupe.run,
     "similar_latency": similar_latency.run,
     "exporter_overhead": exporter_overhead.run,
+    "reads": reads.run,
 }
 
 
