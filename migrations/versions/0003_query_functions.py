@@ -11,7 +11,20 @@ down_revision = "0002"
 branch_labels = None
 depends_on = None
 
+LOG_SEARCH = r"""
+-- The full-text vector of a log body, stored: otel.search_logs() ranks its
+-- matches by it without parsing every matching body again.
+drop index otel.logs_body_fts_idx;
+alter table otel.logs add column body_tsv tsvector
+    generated always as (to_tsvector('english', left(coalesce(body, ''), 65536))) stored;
+create index logs_body_fts_idx on otel.logs using gin (body_tsv);
+"""
+
 UNDO = r"""
+drop index otel.logs_body_fts_idx;
+alter table otel.logs drop column body_tsv;
+create index logs_body_fts_idx on otel.logs using gin (to_tsvector('english', left(coalesce(body, ''), 65536)));
+
 drop function otel.traces_by_error(timestamptz, timestamptz, text, integer);
 drop function otel.trace_spans(text);
 drop function otel.trace_logs(text);
@@ -27,6 +40,7 @@ drop function otel.drop_expired_partitions();
 
 
 def upgrade() -> None:
+    execute_sql(LOG_SEARCH)
     run_frozen_sql("0003")
 
 

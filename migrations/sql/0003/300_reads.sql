@@ -164,8 +164,8 @@ returns table (
 language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
--- websearch_to_tsquery syntax ("quoted phrase", or, -not); the expression
--- matches the full-text index on otel.logs.
+-- websearch_to_tsquery syntax ("quoted phrase", or, -not), on the stored
+-- body_tsv and its full-text index.
 declare
     tsquery tsquery;
 begin
@@ -186,9 +186,9 @@ begin
     end if;
     return query
         select l.time, l.severity_number, l.severity_text, l.service_name, l.body, l.trace_id, l.span_id,
-               ts_rank(to_tsvector('english', left(coalesce(l.body, ''), 65536)), tsquery)
+               ts_rank(l.body_tsv, tsquery)
           from otel.logs as l
-         where to_tsvector('english', left(coalesce(l.body, ''), 65536)) @@ tsquery
+         where l.body_tsv @@ tsquery
            and (since is null or l.time >= since)
            and (until is null or l.time < until)
            and (service is null or l.service_name = service)

@@ -52,6 +52,9 @@ as $$
 --   p50, p90, p99              from explicit-bucket histograms: the bucket
 --                              counts of the interval (differenced when
 --                              cumulative, as for rate), summed over series
+-- Series are told apart by their labels and resource as jsonb text in the C
+-- collation (jsonb text is canonical): sorting that is several times
+-- cheaper than sorting jsonb values.
 declare
     metric text := metric_series.name;
     quantile double precision;
@@ -118,7 +121,8 @@ begin
                  where m.name = metric and m.type = 'sum'
                    and m.time >= since - bucket and m.time < until
                    and (metric_series.labels is null or m.labels @> metric_series.labels)
-                window series as (partition by m.labels, m.service_name, m.resource_attributes order by m.time)
+                window series as (partition by m.service_name collate "C", m.labels::text collate "C",
+                                     m.resource_attributes::text collate "C" order by m.time)
             ),
             increases as (
                 select p.time,
@@ -149,34 +153,37 @@ begin
              where m.name = metric and m.type = 'histogram' and m.bucket_counts is not null
                and m.time >= since - bucket and m.time < until
                and (metric_series.labels is null or m.labels @> metric_series.labels)
-            window series as (partition by m.labels, m.service_name, m.resource_attributes order by m.time)
+            window series as (partition by m.service_name collate "C", m.labels::text collate "C",
+                                     m.resource_attributes::text collate "C" order by m.time)
         ),
-        increments as (
-            select date_bin(bucket, p.time, timestamptz '2000-01-01 00:00:00+00') as b, p.time, p.explicit_bounds, x.i,
+        -- Whether a point continues its predecessor is decided once per
+        -- point (base: the counts to subtract, null after a reset or for
+        -- delta points), not once per bucket count.
+        deltas as (
+            select date_bin(bucket, p.time, timestamptz '2000-01-01 00:00:00+00') as b, p.time,
+                   p.explicit_bounds, p.bucket_counts,
                    case
-                       when p.temporality = 'delta' or p.previous_counts is null
-                         or p.start_time is distinct from p.previous_start
+                       when p.temporality = 'delta' or p.start_time is distinct from p.previous_start
                          or cardinality(p.previous_counts) <> cardinality(p.bucket_counts)
                          or exists (select from unnest(p.bucket_counts, p.previous_counts) as d (now_count, then_count)
                                      where d.now_count < d.then_count)
-                       then x.c
-                       else x.c - p.previous_counts[x.i]
-                   end as c,
-                   p.temporality = 'cumulative' and p.previous_counts is null as unknown_start
+                       then null
+                       else p.previous_counts
+                   end as base
               from points as p
-             cross join lateral unnest(p.bucket_counts) with ordinality as x (c, i)
              where p.time >= since
+               and not (p.temporality = 'cumulative' and p.previous_counts is null)  -- no known start
         ),
         per_bucket as (
-            select n.b, n.i, sum(n.c) as c
-              from increments as n
-             where not n.unknown_start
-             group by n.b, n.i
+            select d.b, x.i, sum(x.c - coalesce(d.base[x.i], 0)) as c
+              from deltas as d
+             cross join lateral unnest(d.bucket_counts) with ordinality as x (c, i)
+             group by d.b, x.i
         ),
         bounds as (
-            select distinct on (n.b) n.b, n.explicit_bounds
-              from increments as n
-             order by n.b, n.time desc
+            select distinct on (d.b) d.b, d.explicit_bounds
+              from deltas as d
+             order by d.b, d.time desc
         )
         select pb.b, otel.histogram_quantile(quantile, array_agg(pb.c order by pb.i), bd.explicit_bounds)
           from per_bucket as pb
