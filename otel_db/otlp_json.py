@@ -169,16 +169,25 @@ def _span(span: ReadableSpan) -> dict[str, Any]:
         d["startTimeUnixNano"] = str(span.start_time)
     if span.end_time:
         d["endTimeUnixNano"] = str(span.end_time)
-    if span.attributes:
-        d["attributes"] = _attributes(span.attributes)
+    # The SDK's properties copy on every access (MappingProxyType, tuple());
+    # its own fields, when a span has them, are read as they are.
+    attributes = getattr(span, "_attributes", None) or span.attributes
+    if attributes:
+        d["attributes"] = _attributes(attributes)
     if span.dropped_attributes:
         d["droppedAttributesCount"] = span.dropped_attributes
-    if span.events:
-        d["events"] = [_event(e) for e in span.events]
+    events = getattr(span, "_events", None)
+    if events is None:
+        events = span.events
+    if events:
+        d["events"] = [_event(e) for e in events]
     if span.dropped_events:
         d["droppedEventsCount"] = span.dropped_events
-    if span.links:
-        d["links"] = [_link(link) for link in span.links]
+    links = getattr(span, "_links", None)
+    if links is None:
+        links = span.links
+    if links:
+        d["links"] = [_link(link) for link in links]
     if span.dropped_links:
         d["droppedLinksCount"] = span.dropped_links
     status = span.status
@@ -233,9 +242,11 @@ def _scope(scope: InstrumentationScope | None) -> dict[str, Any]:
 
 def _attributes(attributes: Mapping[str, Any]) -> list[dict[str, Any]]:
     out = []
-    for key, value in attributes.items():
+    # The SDK's BoundedAttributes iterates through the Mapping mixins, key by
+    # key; its inner dict iterates in C.
+    for key, value in getattr(attributes, "_dict", attributes).items():
         try:
-            out.append(_key_value(key, value))
+            out.append({"key": key, "value": _value(value)} if key else {"value": _value(value)})
         except (TypeError, ValueError) as exc:
             # As the SDK's encoder: an attribute it cannot encode is left out.
             _logger.warning("attribute %r not exported: %s", key, exc)
