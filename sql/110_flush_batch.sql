@@ -74,6 +74,9 @@ begin
         payload text,
         doc jsonb
     ) on commit drop;
+    -- Requests are large and live for one transaction: compressing them
+    -- (the default for TOASTed values) would cost more than it saves.
+    alter table pg_temp.otel_otlp alter column payload set storage external, alter column doc set storage external;
     create temp table otel_rejects (
         dlq_id bigint,
         telemetry_type text,

@@ -19,7 +19,8 @@ begin
                 else otel.otlp_value(x.v -> 'body')::text end,
            x.v ->> 'traceId', x.v ->> 'spanId', x.v ->> 'flags',
            x.resource_attributes ->> 'service.name', x.scope ->> 'name', x.scope ->> 'version',
-           otel.otlp_attributes(x.v -> 'attributes')::text,
+           (select coalesce(jsonb_object_agg(kv ->> 'key', otel.otlp_value(kv -> 'value')), '{}')
+              from jsonb_array_elements(x.v -> 'attributes') as kv)::text,
            x.resource_attributes::text,
            x.v ->> 'eventName'
       from pg_temp.otel_otlp as p

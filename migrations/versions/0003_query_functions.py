@@ -1,4 +1,4 @@
-"""Query functions for readers (errors, span trees, trace logs, log search, metric series) and retention.
+"""Query functions for readers (errors, span trees, trace logs, log search, metric series), retention, and uncompressed OTLP staging.
 
 Revision ID: 0003
 Revises: 0002
@@ -20,7 +20,16 @@ alter table otel.logs add column body_tsv tsvector
 create index logs_body_fts_idx on otel.logs using gin (body_tsv);
 """
 
+STAGING_STORAGE = r"""
+-- OTLP/JSON requests are large and transient: compressing them on their way
+-- through staging costs writers and the flush more than the space it saves.
+alter table otel.otlp_staging alter column payload set storage external;
+alter table otel.claimed_otlp alter column payload set storage external;
+"""
+
 UNDO = r"""
+alter table otel.otlp_staging alter column payload set storage extended;
+alter table otel.claimed_otlp alter column payload set storage extended;
 drop index otel.logs_body_fts_idx;
 alter table otel.logs drop column body_tsv;
 create index logs_body_fts_idx on otel.logs using gin (to_tsvector('english', left(coalesce(body, ''), 65536)));
@@ -41,6 +50,7 @@ drop function otel.drop_expired_partitions();
 
 def upgrade() -> None:
     execute_sql(LOG_SEARCH)
+    execute_sql(STAGING_STORAGE)
     run_frozen_sql("0003")
 
 

@@ -17,18 +17,21 @@ begin
            x.v ->> 'name', x.v ->> 'kind', x.v ->> 'startTimeUnixNano', x.v ->> 'endTimeUnixNano',
            x.v -> 'status' ->> 'code', x.v -> 'status' ->> 'message',
            x.resource_attributes ->> 'service.name', x.scope ->> 'name', x.scope ->> 'version',
-           otel.otlp_attributes(x.v -> 'attributes')::text,
+           (select coalesce(jsonb_object_agg(kv ->> 'key', otel.otlp_value(kv -> 'value')), '{}')
+              from jsonb_array_elements(x.v -> 'attributes') as kv)::text,
            x.resource_attributes::text,
            (select jsonb_agg(jsonb_build_object(
                        'name', e ->> 'name',
                        'time', otel.parse_time(e ->> 'timeUnixNano'),
-                       'attributes', otel.otlp_attributes(e -> 'attributes')) order by ei)
+                       'attributes', (select coalesce(jsonb_object_agg(kv ->> 'key', otel.otlp_value(kv -> 'value')), '{}')
+                                        from jsonb_array_elements(e -> 'attributes') as kv)) order by ei)
               from jsonb_array_elements(x.v -> 'events') with ordinality as ev (e, ei))::text,
            (select jsonb_agg(jsonb_build_object(
                        'trace_id', lower(l ->> 'traceId'),
                        'span_id', lower(l ->> 'spanId'),
                        'trace_state', nullif(l ->> 'traceState', ''),
-                       'attributes', otel.otlp_attributes(l -> 'attributes')) order by li)
+                       'attributes', (select coalesce(jsonb_object_agg(kv ->> 'key', otel.otlp_value(kv -> 'value')), '{}')
+                                        from jsonb_array_elements(l -> 'attributes') as kv)) order by li)
               from jsonb_array_elements(x.v -> 'links') with ordinality as lk (l, li))::text
       from pg_temp.otel_otlp as p
      cross join lateral otel.otlp_request_records(p.doc, 'traces') as x (rs, ss, rec, resource_attributes, scope, v)

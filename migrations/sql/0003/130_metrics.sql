@@ -34,12 +34,14 @@ begin
                                      when e ? 'asInt' then otel.otlp_value(jsonb_build_object('intValue', e -> 'asInt')) end,
                        'trace_id', lower(nullif(e ->> 'traceId', '')),
                        'span_id', lower(nullif(e ->> 'spanId', '')),
-                       'attributes', otel.otlp_attributes(e -> 'filteredAttributes')) order by ei)
+                       'attributes', (select coalesce(jsonb_object_agg(kv ->> 'key', otel.otlp_value(kv -> 'value')), '{}')
+                                        from jsonb_array_elements(e -> 'filteredAttributes') as kv)) order by ei)
               from jsonb_array_elements(d.v -> 'exemplars') with ordinality as ex (e, ei))::text,
            m.data ->> 'aggregationTemporality',
            case when m.type = 'sum' then coalesce(m.data ->> 'isMonotonic', 'false') end,
            d.v ->> 'flags',
-           otel.otlp_attributes(d.v -> 'attributes')::text,
+           (select coalesce(jsonb_object_agg(kv ->> 'key', otel.otlp_value(kv -> 'value')), '{}')
+              from jsonb_array_elements(d.v -> 'attributes') as kv)::text,
            x.resource_attributes::text,
            x.resource_attributes ->> 'service.name', x.scope ->> 'name', x.scope ->> 'version'
       from pg_temp.otel_otlp as p
