@@ -15,6 +15,7 @@ import os
 import stat
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:  # an OTEL_STORAGE_* variable is invalid
         return _fail(str(exc), EXIT_UNAVAILABLE)
     try:
-        with Client(dsn, settings=Settings(connection_string=dsn)) as client:
+        with Client(dsn, settings=replace(Settings.from_env(), connection_string=dsn)) as client:
             return args.run(client, args)
     except CommandError as exc:
         return _fail(str(exc), exc.code)

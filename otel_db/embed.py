@@ -70,17 +70,35 @@ def embed_batch(conn: psycopg.Connection, embedder: TextEmbedder, batch_size: in
         ids = [row[0] for row in rows]
         try:
             vectors = embedder.embed([row[1] for row in rows])
+            # A savepoint: vectors the server refuses (NaN, a wrong dimension)
+            # fail the batch, not the transaction that records the failure.
+            with conn.transaction():
+                stored = _store(conn, embedder.model_name, ids, vectors)
+        except (psycopg.DataError, psycopg.IntegrityError) as exc:
+            return _failed(conn, ids, f"the database refused the vectors: {exc.diag.message_primary or exc}")
+        except psycopg.Error:
+            raise  # connection trouble: the batch is rolled back and claimed again later
         except Exception as exc:  # any model failure is recorded on the batch, not fatal
-            log.warning("embedding %d signatures failed: %s", len(ids), exc)
-            conn.execute("select otel.embedding_failed(%s, %s)", (ids, f"{type(exc).__name__}: {exc}"))
-            return EmbedReport(failed=len(ids), batches=1)
-        conn.execute(_VECTORS_TABLE)
-        with conn.cursor() as cur, cur.copy("copy otel_embeddings (id, embedding) from stdin (format binary)") as copy:
-            copy.set_types(["int8", "float4[]"])
-            for signature_id, vector in zip(ids, vectors, strict=True):
-                copy.write_row((signature_id, vector.tolist()))
-        stored = conn.execute("select otel.store_embeddings(%s)", (embedder.model_name,)).fetchone()[0]  # type: ignore[index]
+            return _failed(conn, ids, f"{type(exc).__name__}: {exc}")
     return EmbedReport(embedded=stored, batches=1)
+
+
+def _store(conn: psycopg.Connection, model: str, ids: list[int], vectors: np.ndarray) -> int:
+    """Binary COPY of the vectors into a temporary table, then one update."""
+    if len(vectors) != len(ids):
+        raise ValueError(f"the embedder returned {len(vectors)} vectors for {len(ids)} texts")
+    conn.execute(_VECTORS_TABLE)
+    with conn.cursor() as cur, cur.copy("copy otel_embeddings (id, embedding) from stdin (format binary)") as copy:
+        copy.set_types(["int8", "float4[]"])
+        for signature_id, vector in zip(ids, vectors, strict=True):
+            copy.write_row((signature_id, vector.tolist()))
+    return conn.execute("select otel.store_embeddings(%s)", (model,)).fetchone()[0]  # type: ignore[index]
+
+
+def _failed(conn: psycopg.Connection, ids: list[int], error: str) -> EmbedReport:
+    log.warning("embedding %d signatures failed: %s", len(ids), error)
+    conn.execute("select otel.embedding_failed(%s, %s)", (ids, error))
+    return EmbedReport(failed=len(ids), batches=1)
 
 
 def embed_pending(

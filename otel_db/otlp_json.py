@@ -23,6 +23,7 @@ import base64
 import json
 import logging
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -111,9 +112,19 @@ def metrics_request(data: MetricsData) -> tuple[dict, int]:
     return d, points
 
 
+# A \u0000 escape not itself escaped (preceded by an even number of backslashes).
+_NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
 def dumps(d: dict) -> str:
-    """One compact JSON line (non-ASCII kept as is)."""
-    return json.dumps(d, separators=(",", ":"), ensure_ascii=False)
+    """One compact JSON line (non-ASCII kept as is).
+
+    PostgreSQL's jsonb cannot hold U+0000, so a NUL in any string becomes
+    U+FFFD here: otherwise the whole request, every span of the batch, would
+    be refused as one dead letter.
+    """
+    text = json.dumps(d, separators=(",", ":"), ensure_ascii=False)
+    return _NUL_ESCAPE.sub(lambda m: m.group(1) + "\ufffd", text) if "\\u0000" in text else text
 
 
 # --------------------------------------------------------------------------- direct spans path

@@ -104,7 +104,7 @@ as $$
        set attempts = attempts + 1,
            last_error = left(coalesce(error, 'unknown error'), 2000),
            next_attempt_at = now() + otel.embedding_retry_delay(attempts + 1)
-     where id = any (ids) and embedding is null
+     where id = any (ids) and (embedding is null or embedding_model = 'fallback-hash')
 $$;
 comment on function otel.embedding_failed(bigint[], text) is
     'Records a failed attempt on signatures: the error, and when to try again';

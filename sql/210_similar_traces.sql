@@ -130,9 +130,10 @@ declare
     model text;
     query vector;
 begin
-    if wanted is null or wanted = '' then
-        raise exception 'trace_id must be a trace id (32 hex digits), got %', coalesce(quote_literal(of_trace), 'null')
-            using errcode = 'invalid_parameter_value';
+    if wanted is null or wanted !~ '^[0-9a-f]{32}$' then
+        raise exception 'trace_id must be a trace id (32 hex digits), got %', coalesce(quote_literal(left(of_trace, 100)), 'null')
+            using errcode = 'invalid_parameter_value',
+                  hint = 'to search by an embedding, cast it: otel.similar_traces(''[…]''::vector)';
     end if;
     perform otel.check_similarity_arguments(k, min_similarity);
     with spans as (

@@ -23,13 +23,16 @@ begin
     if since_required and since is null then
         raise exception 'since must be a timestamp, got null' using errcode = 'invalid_parameter_value';
     end if;
+    if since_required and until is null then
+        raise exception 'until must be a timestamp, got null' using errcode = 'invalid_parameter_value';
+    end if;
     if since > until then
         raise exception 'since (%) is after until (%)', since, until using errcode = 'invalid_parameter_value';
     end if;
 end
 $$;
 comment on function otel.check_time_range(timestamptz, timestamptz, boolean) is
-    'Raises 22023 when since is missing (if required) or after until';
+    'Raises 22023 when since or until is missing (if required) or since is after until';
 
 create or replace function otel.normalize_trace_id(trace_id text)
 returns text
@@ -100,28 +103,34 @@ begin
     end if;
     return query
         with recursive spans as (
-            select t.*
+            select t.*, lpad((extract(epoch from t.start_time) * 1000000)::bigint::text, 20, '0') || t.span_id as sort_key
               from otel.traces as t
              where t.trace_id = wanted and t.start_time between first_start and last_start
         ),
         tree as (
-            select s.span_id, 0 as depth,
-                   array[lpad((extract(epoch from s.start_time) * 1000000)::bigint::text, 20, '0') || s.span_id] as path
+            select s.span_id, 0 as depth, array[s.sort_key] as path, array[s.span_id] as ids
               from spans as s
-             where s.parent_span_id is null
+             where s.parent_span_id is null or s.parent_span_id = s.span_id
                 or not exists (select from spans as p where p.span_id = s.parent_span_id)
             union all
-            select c.span_id, tree.depth + 1,
-                   tree.path || (lpad((extract(epoch from c.start_time) * 1000000)::bigint::text, 20, '0') || c.span_id)
+            select c.span_id, tree.depth + 1, tree.path || c.sort_key, tree.ids || c.span_id
               from tree
               join spans as c on c.parent_span_id = tree.span_id
-             where tree.depth < 1000 and c.span_id <> all (tree.path)  -- a cycle in bad data stops here
+             where c.span_id <> all (tree.ids)  -- a cycle in bad data stops here
+        ),
+        placed as (
+            select tree.span_id, tree.depth, tree.path from tree
+            union all
+            -- Spans only reachable through a cycle: shown as roots.
+            select s.span_id, 0, array[s.sort_key]
+              from spans as s
+             where not exists (select from tree where tree.span_id = s.span_id)
         )
-        select s.span_id, s.parent_span_id, tree.depth, s.name, s.service_name, s.kind, s.start_time, s.end_time,
+        select s.span_id, s.parent_span_id, placed.depth, s.name, s.service_name, s.kind, s.start_time, s.end_time,
                s.duration_ms, s.status_code, s.status_message, s.attributes, s.events, s.links
-          from tree
-          join spans as s using (span_id)
-         order by tree.path;
+          from placed
+          join spans as s on s.span_id = placed.span_id
+         order by placed.path;
 end
 $$;
 comment on function otel.trace_spans(text) is

@@ -15,7 +15,7 @@ as $$
     ),
     hit as (
         select i, c, running, total from buckets
-         where total > 0 and running >= q * total
+         where total > 0 and running >= q * total and q > 0 and q <= 1
          order by i
          limit 1
     )
@@ -28,7 +28,20 @@ as $$
       from hit
 $$;
 comment on function otel.histogram_quantile(double precision, numeric[], double precision[]) is
-    'The q-quantile (0..1) of histogram bucket counts with explicit bounds, by linear interpolation within a bucket';
+    'The q-quantile (0 < q <= 1; null otherwise) of histogram bucket counts with explicit bounds, by linear interpolation within a bucket';
+
+create or replace function otel.metric_series_mixed_bounds(metric text, bucket_start timestamptz)
+returns double precision
+language plpgsql volatile
+as $$
+begin
+    raise exception 'the histograms of % have different bucket bounds in the bucket starting at %: choose one kind with labels',
+                    metric, bucket_start
+        using errcode = 'invalid_parameter_value';
+end
+$$;
+comment on function otel.metric_series_mixed_bounds(text, timestamptz) is
+    'Raises 22023: percentiles cannot mix histograms of different bucket bounds; internal to otel.metric_series()';
 
 create or replace function otel.metric_series(
     name text, bucket interval, since timestamptz, until timestamptz default now(),
@@ -68,14 +81,11 @@ begin
         raise exception 'bucket must be an interval from 1 second to 366 days, got %', coalesce(bucket::text, 'null')
             using errcode = 'invalid_parameter_value';
     end if;
-    if bucket <> justify_hours(bucket) or extract(month from bucket) <> 0 then
+    if bucket <> justify_hours(bucket) or extract(month from bucket) <> 0 or extract(year from bucket) <> 0 then
         raise exception 'bucket must be a fixed length (seconds, minutes, hours or days), got %', bucket
             using errcode = 'invalid_parameter_value';
     end if;
     perform otel.check_time_range(since, until, true);
-    if until is null then
-        raise exception 'until must be a timestamp, got null' using errcode = 'invalid_parameter_value';
-    end if;
     if (extract(epoch from until - since) / extract(epoch from bucket)) > 100000 then
         raise exception 'since to until holds more than 100000 buckets of %; choose a larger bucket', bucket
             using errcode = 'invalid_parameter_value';
@@ -118,7 +128,7 @@ begin
                        lag(m.value) over series as previous_value,
                        lag(m.start_time) over series as previous_start
                   from otel.metrics as m
-                 where m.name = metric and m.type = 'sum'
+                 where m.name = metric and m.type = 'sum' and m.is_monotonic is not false
                    and m.time >= since - bucket and m.time < until
                    and (metric_series.labels is null or m.labels @> metric_series.labels)
                 window series as (partition by m.service_name collate "C", m.labels::text collate "C",
@@ -148,7 +158,8 @@ begin
         with points as (
             select m.time, m.start_time, m.temporality, m.bucket_counts, m.explicit_bounds,
                    lag(m.bucket_counts) over series as previous_counts,
-                   lag(m.start_time) over series as previous_start
+                   lag(m.start_time) over series as previous_start,
+                   lag(m.explicit_bounds) over series as previous_bounds
               from otel.metrics as m
              where m.name = metric and m.type = 'histogram' and m.bucket_counts is not null
                and m.time >= since - bucket and m.time < until
@@ -164,6 +175,7 @@ begin
                    p.explicit_bounds, p.bucket_counts,
                    case
                        when p.temporality = 'delta' or p.start_time is distinct from p.previous_start
+                         or p.explicit_bounds is distinct from p.previous_bounds
                          or cardinality(p.previous_counts) <> cardinality(p.bucket_counts)
                          or exists (select from unnest(p.bucket_counts, p.previous_counts) as d (now_count, then_count)
                                      where d.now_count < d.then_count)
@@ -175,22 +187,25 @@ begin
                and not (p.temporality = 'cumulative' and p.previous_counts is null)  -- no known start
         ),
         per_bucket as (
-            select d.b, x.i, sum(x.c - coalesce(d.base[x.i], 0)) as c
+            select d.b, d.explicit_bounds, x.i, sum(x.c - coalesce(d.base[x.i], 0)) as c
               from deltas as d
              cross join lateral unnest(d.bucket_counts) with ordinality as x (c, i)
-             group by d.b, x.i
+             group by d.b, d.explicit_bounds, x.i
         ),
-        bounds as (
-            select distinct on (d.b) d.b, d.explicit_bounds
-              from deltas as d
-             order by d.b, d.time desc
+        per_layout as (
+            select pb.b, pb.explicit_bounds, array_agg(pb.c order by pb.i) as counts,
+                   count(*) over (partition by pb.b) as layouts
+              from per_bucket as pb
+             group by pb.b, pb.explicit_bounds
+            having sum(pb.c) > 0
         )
-        select pb.b, otel.histogram_quantile(quantile, array_agg(pb.c order by pb.i), bd.explicit_bounds)
-          from per_bucket as pb
-          join bounds as bd using (b)
-         group by pb.b, bd.explicit_bounds
-        having sum(pb.c) > 0
-         order by pb.b;
+        -- Counts of different bucket bounds cannot be added up.
+        select l.b,
+               case when l.layouts > 1
+                    then otel.metric_series_mixed_bounds(metric, l.b)
+                    else otel.histogram_quantile(quantile, l.counts, l.explicit_bounds) end
+          from per_layout as l
+         order by l.b;
 end
 $$;
 comment on function otel.metric_series(text, interval, timestamptz, timestamptz, jsonb, text) is

@@ -41,6 +41,7 @@ grant execute on function
     otel.search_logs(text, timestamptz, timestamptz, text, integer, integer),
     otel.metric_series(text, interval, timestamptz, timestamptz, jsonb, text),
     otel.histogram_quantile(double precision, numeric[], double precision[]),
+    otel.metric_series_mixed_bounds(text, timestamptz),
     otel.check_limit(integer),
     otel.check_time_range(timestamptz, timestamptz, boolean),
     otel.normalize_trace_id(text),

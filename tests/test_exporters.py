@@ -407,3 +407,16 @@ def test_a_batch_postgresql_cannot_store_is_dead_lettered_not_failed(dsn, conn):
     [(telemetry_type, error)] = conn.execute("select telemetry_type, error_message from otel.telemetry_dlq").fetchall()
     assert (telemetry_type, "invalid UTF-8" in error) == ("otlp", True)
     exporter.shutdown()
+
+
+def test_a_nul_character_in_one_span_does_not_dead_letter_the_batch(dsn, conn):
+    provider = TracerProvider(resource=RESOURCE)
+    exporter = SpanExporter(dsn)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("query", attributes={"db.query.text": "select '\x00'"}):
+        pass
+    provider.shutdown()
+    run = flush(conn)
+    assert (run["spans"], run["dead_lettered"]) == (1, 0)
+    assert scalar(conn, "select attributes ->> 'db.query.text' from otel.traces") == "select '\ufffd'"

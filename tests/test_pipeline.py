@@ -188,3 +188,61 @@ def test_rows_claimed_by_an_interrupted_flush_land_with_the_next(conn):
     run = flush(conn)
     assert run["spans"] == 3
     assert scalar(conn, "select count(*) from otel.claimed_otlp") == 0
+
+
+def stage_typed(conn, *rows: dict) -> None:
+    columns = sorted({key for row in rows for key in row})
+    with conn.cursor().copy(f"copy otel.traces_staging ({', '.join(columns)}) from stdin") as copy:
+        for row in rows:
+            copy.write_row([row.get(c) for c in columns])
+
+
+def typed(span_id: str, name: str, **extra) -> dict:
+    return {
+        "trace_id": "ab" * 16,
+        "span_id": span_id,
+        "name": name,
+        "start_time": "2025-11-24T10:00:00Z",
+        "end_time": "2025-11-24T10:00:01Z",
+        **extra,
+    }
+
+
+@pytest.mark.parametrize("fallback", [False, True], ids=["typed in place", "working set"])
+def test_of_two_duplicate_staged_spans_the_first_is_kept_on_either_path(conn, fallback):
+    rows = [typed("00000000000000aa", "first"), typed("00000000000000aa", "second")]
+    if fallback:  # an unreadable row sends the whole claim through the working set
+        rows.append(typed("00000000000000bb", "bad", attributes="{bad"))
+    stage_typed(conn, *rows)
+    run = flush(conn)
+    assert (run["spans"], run["duplicates"]) == (1, 1)
+    assert scalar(conn, "select name from otel.traces") == "first"
+
+
+def test_a_repeatable_read_flush_never_truncates_claims_it_cannot_see(conn, dsn):
+    """A flush whose snapshot predates another flush's claim leaves that claim for later."""
+    stage_typed(conn, typed("0000000000000001", "claimed earlier"))
+    conn.execute("select otel.flush_claim()")
+    stage_typed(conn, typed("0000000000000002", "claimed meanwhile"))
+    with psycopg.connect(dsn) as claimer, psycopg.connect(dsn) as processor:
+        claimer.execute("select otel.flush_claim()")  # holds the flush lock until commit
+        processor.execute("set transaction isolation level repeatable read")
+        processor.execute("select 1")  # its snapshot: without the second claim
+        done = threading.Event()
+
+        def process() -> None:
+            processor.execute("select otel.flush_process(now(), '{}')")
+            processor.commit()
+            done.set()
+
+        worker = threading.Thread(target=process)
+        worker.start()
+        assert not done.wait(0.5), "the processing flush should wait for the claiming one"
+        claimer.commit()
+        worker.join(30)
+        assert done.is_set()
+    flush(conn)
+    assert sorted(r[0] for r in conn.execute("select name from otel.traces")) == [
+        "claimed earlier",
+        "claimed meanwhile",
+    ]

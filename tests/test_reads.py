@@ -163,6 +163,8 @@ def test_search_logs_ranks_matches_and_takes_websearch_syntax(conn, shop):
         ("otel.metric_series(null, interval '1 min', now())", "name must name a metric"),
         ("otel.set_retention('spans', interval '7 days')", "kind must be traces, logs or metrics"),
         ("otel.set_retention('logs', interval '1 hour')", "keep must be at least 1 day"),
+        ("otel.metric_series('m', interval '1 year', now() - interval '5 years')", "fixed length"),
+        ("otel.traces_by_error(now(), null)", "until must be a timestamp"),
     ],
 )
 def test_bad_arguments_raise_invalid_parameter_value(conn, call, message):
@@ -303,3 +305,66 @@ def test_maintenance_drops_partitions_past_retention(conn):
     assert scalar(conn, "select to_regclass(%s) is not null", (yesterday,))
     conn.execute("select otel.set_retention('traces', null)")
     assert scalar(conn, "select count(*) from otel.retention") == 0
+
+
+def test_a_self_parented_span_and_a_cycle_still_show(conn):
+    trace = "12" * 16
+    stage(
+        conn,
+        "traces",
+        [
+            a_span(trace, "0000000000000001", "0000000000000001", 0, "own parent"),
+            a_span(trace, "0000000000000002", "0000000000000003", 1, "cycle a"),
+            a_span(trace, "0000000000000003", "0000000000000002", 2, "cycle b"),
+        ],
+    )
+    flush(conn)
+    rows = conn.execute("select name, depth from otel.trace_spans(%s)", (trace,)).fetchall()
+    assert sorted(rows) == [("cycle a", 0), ("cycle b", 0), ("own parent", 0)]
+
+
+def test_percentiles_refuse_to_mix_bucket_bounds(conn):
+    stage(
+        conn,
+        "metrics",
+        [
+            {
+                **point("lat", 0),
+                "type": "histogram",
+                "temporality": "delta",
+                "bucket_counts": "[0, 10, 0]",
+                "explicit_bounds": "[1000, 2000]",
+                "service_name": "a",
+            },
+            {
+                **point("lat", 1),
+                "type": "histogram",
+                "temporality": "delta",
+                "bucket_counts": "[10, 0, 0, 0]",
+                "explicit_bounds": "[10, 20, 30]",
+                "service_name": "b",
+            },
+        ],
+    )
+    flush(conn)
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="different bucket bounds"):
+        series(conn, "lat", timedelta(minutes=1), T0, T0 + timedelta(minutes=1), agg="p90")
+
+
+def test_rate_leaves_out_non_monotonic_sums(conn):
+    stage(
+        conn,
+        "metrics",
+        [
+            {
+                **point("queue", s, value=v),
+                "type": "sum",
+                "temporality": "cumulative",
+                "is_monotonic": "false",
+                "start_time": at(-100),
+            }
+            for s, v in [(0, 5), (30, 3), (60, 8)]
+        ],
+    )
+    flush(conn)
+    assert series(conn, "queue", timedelta(minutes=1), T0, T0 + timedelta(minutes=2), agg="rate") == []

@@ -171,7 +171,9 @@ def test_fallback_vectors_are_never_compared_with_model_vectors(conn, catalogue)
         ("otel.similar_traces(%(v)s::vector, 10, 1.5)", "min_similarity must be"),
         ("otel.similar_traces(%(v)s::vector, 10, 'NaN')", "min_similarity must be"),
         ("otel.similar_traces(null::text)", "trace_id must be a trace id"),
-        ("otel.similar_traces('abc', -1)", "k must be between 1 and 1000, got -1"),
+        (f"otel.similar_traces('{'a' * 32}', -1)", "k must be between 1 and 1000, got -1"),
+        ("otel.similar_traces('abc')", "trace_id must be a trace id"),
+        ("otel.similar_traces('[0.1, 0.2]')", "trace_id must be a trace id"),
     ],
 )
 def test_bad_arguments_raise_invalid_parameter_value(conn, call, message):
@@ -275,3 +277,37 @@ def test_client_passes_text_through_its_embedder(dsn, conn, tmp_path):
         assert result.name == "archive mailbox" and result.service == "checkout"
         with pytest.raises(ValueError, match="query is empty"):
             client.similar_traces("  ")
+
+
+class Refusing(Embedder):
+    """A model that returns vectors the server refuses (NaN)."""
+
+    def embed(self, texts):
+        return np.full((len(texts), 384), np.nan, dtype=np.float32)
+
+
+def test_vectors_the_server_refuses_fail_the_batch_not_the_worker(conn, tmp_path):
+    stage_otlp(conn, [traces_request(span(name="nan maker"))])
+    flush(conn)
+    report = embed_pending(conn, Refusing(tmp_path / "no-model"), batch_size=10)
+    assert (report.embedded, report.failed) == (0, 1)
+    error = scalar(conn, "select last_error from otel.span_signatures")
+    assert error.startswith("the database refused the vectors")
+
+
+def test_a_failing_model_over_fallback_vectors_counts_attempts_and_stops(conn, tmp_path):
+    stage_otlp(conn, [traces_request(span(name="first fallback"))])
+    flush(conn)
+    embed_pending(conn, fallback_embedder(tmp_path), batch_size=10)
+
+    class BrokenModel(Embedder):
+        def __init__(self, model_dir) -> None:
+            super().__init__(model_dir)
+            self.model_name = MODEL  # a worker of the real model
+
+        def embed(self, texts):
+            raise RuntimeError("model exploded")
+
+    report = embed_pending(conn, BrokenModel(tmp_path / "no-model"), batch_size=10)  # returns: nothing claimable twice
+    assert (report.embedded, report.failed) == (0, 1)
+    assert scalar(conn, "select attempts from otel.span_signatures") == 1

@@ -40,6 +40,7 @@ drop function otel.trace_logs(text);
 drop function otel.search_logs(text, timestamptz, timestamptz, text, integer, integer);
 drop function otel.metric_series(text, interval, timestamptz, timestamptz, jsonb, text);
 drop function otel.histogram_quantile(double precision, numeric[], double precision[]);
+drop function otel.metric_series_mixed_bounds(text, timestamptz);
 drop function otel.check_limit(integer);
 drop function otel.check_time_range(timestamptz, timestamptz, boolean);
 drop function otel.normalize_trace_id(text);

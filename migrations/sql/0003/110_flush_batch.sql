@@ -46,10 +46,13 @@ returns text
 language sql immutable
 as $$
     -- A claim table row's n comes from its physical position (block and
-    -- line pointer, at most 291 to a block): unique, and negative, so that
-    -- it never meets the n of a working-set row (1, 2, ...). claimed keeps
-    -- the position for the dead letter of a rejected row.
-    select format('(select -((c.ctid::text::point)[0]::bigint * 1000 + (c.ctid::text::point)[1]::bigint) as n,
+    -- 16-bit line pointer): unique, rising in physical order like the
+    -- working set's numbering (so the first of two duplicates is kept
+    -- either way), and negative, so that it never meets the n of a
+    -- working-set row (1, 2, ...). claimed keeps the position for the dead
+    -- letter of a rejected row.
+    select format('(select (c.ctid::text::point)[0]::bigint * 65536 + (c.ctid::text::point)[1]::bigint
+                           - 4611686018427387904 as n,
                            c.ctid as claimed, c.*
                       from otel.%I as c) as r', 'claimed_' || kind)
 $$;
@@ -353,6 +356,12 @@ as $$
 declare
     has_rows boolean;
 begin
+    -- The flush empties the claim table afterwards with truncate, which is
+    -- only right when this transaction sees every committed claim: under
+    -- repeatable read its snapshot may predate a concurrent flush's claim.
+    if current_setting('transaction_isolation') <> 'read committed' then
+        return false;
+    end if;
     execute format('select exists (select from otel.%I)', 'claimed_' || kind) into strict has_rows;
     if not has_rows then
         return false;
