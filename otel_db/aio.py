@@ -21,7 +21,14 @@ import psycopg
 from psycopg.rows import dict_row
 
 from otel_db import queries
-from otel_db.client import DEFAULT_SQL_TIMEOUT, BaseClient, connect_params, translate_errors
+from otel_db.client import (
+    DEAD_LETTER_ROW_SQL,
+    DEFAULT_SQL_TIMEOUT,
+    BaseClient,
+    RowsCopy,
+    connect_params,
+    translate_errors,
+)
 from otel_db.ingest import (
     DEAD_LETTER_SQL,
     OTLP_COPY_SQL,
@@ -111,6 +118,41 @@ class AsyncClient(BaseClient):
                         if end.commit or end.done:
                             break
         return report
+
+    async def copy_rows(
+        self, kind: str, rows: Iterable[Mapping[str, object]], *, source: str = "AsyncClient.copy_rows"
+    ) -> int:
+        """COPY rows into otel.<kind>_staging, as `Client.copy_rows`; returns the rows staged."""
+        plan = RowsCopy.start(kind, rows, source)
+        if plan is None:
+            return 0
+        async with self._connection() as conn:
+            async with conn.cursor() as cur:
+                await cur.execute(QUERIES["staging_columns"], {"table": f"{kind}_staging"})
+                plan.check([row[0] for row in await cur.fetchall()])
+            async with conn.transaction(), conn.cursor() as cur:
+                async with cur.copy(plan.statement) as copy:
+                    for values in plan.values():
+                        await copy.write_row(values)
+                if plan.rejected:
+                    await cur.executemany(DEAD_LETTER_ROW_SQL, plan.rejected)
+        return plan.staged
+
+    async def copy_spans(self, rows: Iterable[Mapping[str, object]]) -> int:
+        """COPY span rows into otel.traces_staging; see `copy_rows`."""
+        return await self.copy_rows("traces", rows, source="AsyncClient.copy_spans")
+
+    async def store_trace(self, span: Mapping[str, object]) -> int:
+        """Stage one span (the seed design's name)."""
+        return await self.copy_rows("traces", [span], source="AsyncClient.store_trace")
+
+    async def store_log(self, record: Mapping[str, object]) -> int:
+        """Stage one log record."""
+        return await self.copy_rows("logs", [record], source="AsyncClient.store_log")
+
+    async def store_metrics(self, points: Iterable[Mapping[str, object]]) -> int:
+        """Stage metric data points (rows of otel.metrics_staging; all with the same keys)."""
+        return await self.copy_rows("metrics", points, source="AsyncClient.store_metrics")
 
     async def flush(self) -> dict[str, Any]:
         """Run `call otel.flush()` now and return the otel.flush_runs row it wrote ({} if none)."""

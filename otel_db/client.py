@@ -19,6 +19,7 @@ import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from itertools import chain
 from types import TracebackType
@@ -121,6 +122,59 @@ def translate_errors(timeout: float | None = None) -> Iterator[None]:
         ) from exc
     except psycopg.errors.DataError as exc:
         raise InvalidArgument(exc.diag.message_primary or str(exc).strip()) from exc
+
+
+DEAD_LETTER_ROW_SQL = "select otel.dead_letter(%s, %s, %s, 'row-json', %s)"
+
+
+@dataclass
+class RowsCopy:
+    """The decisions of `copy_rows`, without I/O, shared by Client and AsyncClient."""
+
+    kind: str
+    source: str
+    columns: list[str]
+    rows: Iterator[Mapping[str, object]]
+    rejected: list[tuple[str, str, str, str]] = field(default_factory=list)
+    staged: int = 0
+
+    @classmethod
+    def start(cls, kind: str, rows: Iterable[Mapping[str, object]], source: str) -> RowsCopy | None:
+        """None when there are no rows; the columns are the first row's keys."""
+        if kind not in SIGNALS:
+            raise ValueError(f"kind must be one of {', '.join(SIGNALS)}, got {kind!r}")
+        it = iter(rows)
+        first = next(it, None)
+        if first is None:
+            return None
+        return cls(kind, source, list(first.keys()), chain([first], it))
+
+    def check(self, allowed: list[str]) -> None:
+        check_columns(self.columns, allowed, f"otel.{self.kind}_staging")
+
+    @property
+    def statement(self) -> sql.Composed:
+        return sql.SQL("copy {} ({}) from stdin").format(
+            sql.Identifier("otel", f"{self.kind}_staging"), sql.SQL(", ").join(map(sql.Identifier, self.columns))
+        )
+
+    def values(self) -> Iterator[list[str | None]]:
+        """Each storable row as staging text; the others go to `rejected`."""
+        keys = set(self.columns)
+        for number, row in enumerate(self.rows, 1):
+            if set(row.keys()) != keys:
+                raise IngestError(
+                    f"row {number} has keys {sorted(row.keys())}, row 1 has {sorted(keys)}: "
+                    "every row needs the same keys"
+                )
+            values = [to_text(row[c]) for c in self.columns]
+            problem = _unstorable_value(self.columns, values)
+            if problem:
+                raw = json.dumps(dict(zip(self.columns, values, strict=True)))
+                self.rejected.append((self.kind, self.source, raw, f"row {number}: {problem}"))
+                continue
+            self.staged += 1
+            yield values
 
 
 class BaseClient:
@@ -241,42 +295,19 @@ class Client(BaseClient):
         batch. Returns the number of rows staged. One transaction; nothing is
         judged until `flush()`.
         """
-        if kind not in SIGNALS:
-            raise ValueError(f"kind must be one of {', '.join(SIGNALS)}, got {kind!r}")
-        it = iter(rows)
-        first = next(it, None)
-        if first is None:
+        plan = RowsCopy.start(kind, rows, source)
+        if plan is None:
             return 0
-        columns = list(first.keys())
         conn = self.connection()
-        table = f"otel.{kind}_staging"
-        check_columns(columns, staging_columns(conn, kind), table)
-        statement = sql.SQL("copy {} ({}) from stdin").format(
-            sql.Identifier("otel", f"{kind}_staging"), sql.SQL(", ").join(map(sql.Identifier, columns))
-        )
-        keys = set(columns)
-        rejected: list[tuple[str, str, str, str]] = []
-        staged = 0
+        plan.check(staging_columns(conn, kind))
         with conn.transaction():
-            with conn.cursor() as cur, cur.copy(statement) as copy:
-                for number, row in enumerate(chain([first], it), 1):
-                    if set(row.keys()) != keys:
-                        raise IngestError(
-                            f"row {number} has keys {sorted(row.keys())}, row 1 has "
-                            f"{sorted(keys)}: every row needs the same keys"
-                        )
-                    values = [to_text(row[c]) for c in columns]
-                    problem = _unstorable_value(columns, values)
-                    if problem:
-                        raw = json.dumps(dict(zip(columns, values, strict=True)))
-                        rejected.append((kind, source, raw, f"row {number}: {problem}"))
-                        continue
+            with conn.cursor() as cur, cur.copy(plan.statement) as copy:
+                for values in plan.values():
                     copy.write_row(values)
-                    staged += 1
-            if rejected:
+            if plan.rejected:
                 with conn.cursor() as cur:
-                    cur.executemany("select otel.dead_letter(%s, %s, %s, 'row-json', %s)", rejected)
-        return staged
+                    cur.executemany(DEAD_LETTER_ROW_SQL, plan.rejected)
+        return plan.staged
 
     def store_trace(self, span: Mapping[str, object]) -> int:
         """Stage one span (the seed design's name): `copy_rows("traces", [span])`."""

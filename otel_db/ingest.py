@@ -44,6 +44,7 @@ from otel_db.lines import (
     strip_bom,
     unstorable_reason,
 )
+from otel_db.queries import QUERIES
 
 OTLP_COPY_SQL = (
     "copy otel.otlp_staging (payload) from stdin"
@@ -326,11 +327,7 @@ def staging_columns(conn: psycopg.Connection, signal: str) -> list[str]:
     """The columns of otel.<signal>_staging, in table order."""
     if signal not in SIGNALS:
         raise IngestError(f"unknown signal {signal!r}: use one of {', '.join(SIGNALS)}")
-    rows = conn.execute(
-        "select column_name from information_schema.columns"
-        " where table_schema = 'otel' and table_name = %s order by ordinal_position",
-        [f"{signal}_staging"],
-    ).fetchall()
+    rows = conn.execute(QUERIES["staging_columns"], {"table": f"{signal}_staging"}).fetchall()
     if not rows:
         raise IngestError(f"table otel.{signal}_staging not found: is the schema migrated (alembic upgrade head)?")
     return [r[0] for r in rows]

@@ -60,3 +60,10 @@ call otel.flush()
 -- flush_run_after --
 -- The newest otel.flush_runs row written after the given id.
 select * from otel.flush_runs where id > %(id)s::bigint order by id desc limit 1
+
+-- staging_columns --
+-- The columns of otel.<kind>_staging (given as table), in table order.
+select column_name
+  from information_schema.columns
+ where table_schema = 'otel' and table_name = %(table)s::text
+ order by ordinal_position

@@ -183,3 +183,27 @@ def test_async_with_closes_the_connection(dsn, conn):
     while scalar(conn, "select count(*) from pg_stat_activity where pid = %s", (pid,)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert scalar(conn, "select count(*) from pg_stat_activity where pid = %s", (pid,)) == 0
+
+
+def test_async_write_methods_stage_rows_for_every_kind(dsn, conn):
+    async def main() -> dict:
+        async with AsyncClient(dsn, settings=Settings(connection_string=dsn)) as client:
+            await client.copy_spans(
+                [
+                    {
+                        "trace_id": "cd" * 16,
+                        "span_id": "ef" * 8,
+                        "name": "GET /",
+                        "start_time": "2025-11-24T10:00:00Z",
+                        "end_time": "2025-11-24T10:00:01Z",
+                    }
+                ]
+            )
+            await client.store_log({"time": "2025-11-24T10:00:00Z", "body": "hello\x00world"})  # dead-lettered
+            await client.store_log({"time": "2025-11-24T10:00:00Z", "body": "hello"})
+            await client.store_metrics([{"name": "depth", "time": "2025-11-24T10:00:00Z", "type": "gauge", "value": 1}])
+            return await client.flush()
+
+    run = asyncio.run(main())
+    assert (run["spans"], run["logs"], run["metric_points"]) == (1, 1, 1)
+    assert scalar(conn, "select count(*) from otel.telemetry_dlq where source = 'AsyncClient.store_log'") == 1
