@@ -49,7 +49,19 @@ class CommandError(Exception):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="otel-db", description="OpenTelemetry data in PostgreSQL: load, flush, inspect."
+        prog="otel-db",
+        description="OpenTelemetry data in PostgreSQL: load, flush, embed, search, inspect.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="""examples:
+  otel-db ingest app.jsonl                 load OTLP/JSON lines and flush
+  otel-db embed --watch                    keep the span signatures embedded
+  otel-db similar "card declined" --min-similarity 0.3
+  otel-db similar 5b8efff798038103d269b633813fc60c
+  otel-db stats
+
+exit codes: 0 done (dead-lettered lines are judged data), 1 the database
+refused something, 2 an input or the database cannot be reached.
+settings: OTEL_STORAGE_* environment variables (see the README).""",
     )
     parser.add_argument(
         "--dsn",
