@@ -169,10 +169,11 @@ begin
         ),
         -- Whether a point continues its predecessor is decided once per
         -- point (base: the counts to subtract, null after a reset or for
-        -- delta points), not once per bucket count.
-        deltas as (
+        -- delta points), not once per bucket count: materialized, or the
+        -- planner would fold it into the per-count query below.
+        deltas as materialized (
             select date_bin(bucket, p.time, timestamptz '2000-01-01 00:00:00+00') as b, p.time,
-                   p.explicit_bounds, p.bucket_counts,
+                   p.explicit_bounds::text collate "C" as layout, p.bucket_counts,
                    case
                        when p.temporality = 'delta' or p.start_time is distinct from p.previous_start
                          or p.explicit_bounds is distinct from p.previous_bounds
@@ -186,17 +187,18 @@ begin
              where p.time >= since
                and not (p.temporality = 'cumulative' and p.previous_counts is null)  -- no known start
         ),
+        -- Bounds travel as text (a cheap grouping key) and are cast back once per bucket.
         per_bucket as (
-            select d.b, d.explicit_bounds, x.i, sum(x.c - coalesce(d.base[x.i], 0)) as c
+            select d.b, d.layout, x.i, sum(x.c - coalesce(d.base[x.i], 0)) as c
               from deltas as d
              cross join lateral unnest(d.bucket_counts) with ordinality as x (c, i)
-             group by d.b, d.explicit_bounds, x.i
+             group by d.b, d.layout, x.i
         ),
         per_layout as (
-            select pb.b, pb.explicit_bounds, array_agg(pb.c order by pb.i) as counts,
+            select pb.b, pb.layout::double precision[] as explicit_bounds, array_agg(pb.c order by pb.i) as counts,
                    count(*) over (partition by pb.b) as layouts
               from per_bucket as pb
-             group by pb.b, pb.explicit_bounds
+             group by pb.b, pb.layout
             having sum(pb.c) > 0
         )
         -- Counts of different bucket bounds cannot be added up.
