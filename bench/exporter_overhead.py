@@ -1,10 +1,12 @@
 """Exporter overhead: an application loop creating spans, with the SDK's in-memory exporter vs otel_db's SpanExporter.
 
 Both run under BatchSpanProcessor in the same process, one after the other,
-twice each (alternating; the better run of each counts). The timing covers
-the loop and `provider.shutdown()`, which exports whatever is still queued,
-so every span is encoded and staged inside the timed section. The queue is
-made large enough that neither run drops spans (checked).
+twice each (alternating; the better run of each counts). Two figures:
+`loop_ratio`, the loop's own throughput (spans created per second while it
+runs: what the application feels), and `ratio`, which also counts
+`provider.shutdown()` exporting whatever is still queued, so that every span
+is encoded and staged inside the timed section. The queue is made large
+enough that neither run drops spans (checked).
 
 Where the rest of the time goes: the exporter runs on the processor's worker
 thread, which holds the GIL while it encodes and while psycopg frames the
@@ -117,6 +119,10 @@ def run(spans: int = int(os.environ.get("OTEL_DB_BENCH_EXPORTER_SPANS", "50000")
         drop_database(DATABASE)
     memory_best = min(memory_runs, key=lambda r: r["seconds"])
     otel_best = min(otel_runs, key=lambda r: r["seconds"])
+    # The loop's own throughput (what the goal names), and the stricter
+    # figure with the processor's drain at shutdown counted too.
+    memory_loop = spans / min(r["loop_seconds"] for r in memory_runs)
+    otel_loop = spans / min(r["loop_seconds"] for r in otel_runs)
     memory_rate = spans / memory_best["seconds"]
     otel_rate = spans / otel_best["seconds"]
     extra = otel_best["seconds"] - memory_best["seconds"]
@@ -128,7 +134,9 @@ def run(spans: int = int(os.environ.get("OTEL_DB_BENCH_EXPORTER_SPANS", "50000")
         "in_memory_spans_per_s": round(memory_rate),
         "otel_db_spans_per_s": round(otel_rate),
         "ratio": round(otel_rate / memory_rate, 3),
-        "goals": {"ratio": ">= 0.70"},
+        "loop_spans_per_s": {"in_memory": round(memory_loop), "otel_db": round(otel_loop)},
+        "loop_ratio": round(otel_loop / memory_loop, 3),
+        "goals": {"loop_ratio": ">= 0.70", "ratio (shutdown drain included)": ">= 0.70"},
         "in_memory_seconds": round(memory_best["seconds"], 3),
         "otel_db_seconds": round(otel_best["seconds"], 3),
         "extra_seconds": round(extra, 3),
