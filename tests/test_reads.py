@@ -368,3 +368,26 @@ def test_rate_leaves_out_non_monotonic_sums(conn):
     )
     flush(conn)
     assert series(conn, "queue", timedelta(minutes=1), T0, T0 + timedelta(minutes=2), agg="rate") == []
+
+
+def test_rate_finds_the_predecessor_of_the_first_point_beyond_one_bucket(conn):
+    stage(
+        conn,
+        "metrics",
+        [
+            {
+                **point("exports", s, value=v),
+                "type": "sum",
+                "temporality": "cumulative",
+                "is_monotonic": "true",
+                "start_time": at(-600),
+            }
+            for s, v in [(-30, 100), (30, 160), (90, 220)]
+        ],
+    )
+    flush(conn)
+    # points a minute apart, buckets of 10 s: the point at +30 s still has its predecessor at -30 s
+    assert series(conn, "exports", timedelta(seconds=10), T0, T0 + timedelta(minutes=2), agg="rate") == [
+        (30, 6.0),
+        (90, 6.0),
+    ]

@@ -120,7 +120,9 @@ begin
     end if;
 
     -- rate and quantiles difference cumulative points per series: a point
-    -- needs its predecessor, so one bucket before since is read too.
+    -- needs its predecessor, so points up to an hour (or a bucket, if
+    -- longer) before since are read too: export intervals are often longer
+    -- than a bucket.
     if agg = 'rate' then
         return query
             with points as (
@@ -129,7 +131,7 @@ begin
                        lag(m.start_time) over series as previous_start
                   from otel.metrics as m
                  where m.name = metric and m.type = 'sum' and m.is_monotonic is not false
-                   and m.time >= since - bucket and m.time < until
+                   and m.time >= since - greatest(bucket, interval '1 hour') and m.time < until
                    and (metric_series.labels is null or m.labels @> metric_series.labels)
                 window series as (partition by m.service_name collate "C", m.labels::text collate "C",
                                      m.resource_attributes::text collate "C" order by m.time)
@@ -162,7 +164,7 @@ begin
                    lag(m.explicit_bounds) over series as previous_bounds
               from otel.metrics as m
              where m.name = metric and m.type = 'histogram' and m.bucket_counts is not null
-               and m.time >= since - bucket and m.time < until
+               and m.time >= since - greatest(bucket, interval '1 hour') and m.time < until
                and (metric_series.labels is null or m.labels @> metric_series.labels)
             window series as (partition by m.service_name collate "C", m.labels::text collate "C",
                                      m.resource_attributes::text collate "C" order by m.time)
