@@ -23,6 +23,7 @@ import psycopg
 from bench.common import TYPED_COLUMNS, drop_database, fresh_database, span_dicts, typed_row
 from otel_db.embed import embed_pending
 from otel_db.embedding import Embedder
+from otel_db.queries import vector_literal
 
 QUESTIONS = [
     "why was the customer's card declined?",
@@ -45,10 +46,6 @@ select t.trace_id, t.span_id, t.service_name, t.name, s.embedding
   from otel.traces as t
   join otel.span_signatures as s on s.id = t.signature_id;
 """
-
-
-def vector_literal(vector) -> str:
-    return "[" + ",".join(f"{x:.7g}" for x in vector) + "]"
 
 
 def timed_query(conn: psycopg.Connection, query: str, params: tuple) -> tuple[float, list[tuple]]:

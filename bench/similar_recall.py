@@ -15,6 +15,7 @@ import psycopg
 
 from bench.common import ERRORS, ROUTES, SERVICES, drop_database, fresh_database
 from otel_db.embedding import Embedder
+from otel_db.queries import vector_literal
 
 EF_SEARCH = (10, 20, 40, 80, 160)
 WORDS = ("order", "cart", "user", "stock", "invoice", "shipment", "token", "session", "report", "avatar")
@@ -43,10 +44,6 @@ def signature_texts(count: int, seed: int) -> list[str]:
         )
         texts.add(" | ".join(parts))
     return sorted(texts)
-
-
-def vector_literal(vector) -> str:
-    return "[" + ",".join(f"{x:.7g}" for x in vector) + "]"
 
 
 def top10(conn: psycopg.Connection, query: str) -> list[int]:

@@ -296,6 +296,10 @@ class _Reliability:
     def consecutive_failures(self) -> int:
         return self._stager.failures
 
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        """Close the connection; later exports are dropped and counted."""
+        self._stager.close()
+
     def force_flush(self, timeout_millis: float = 30_000) -> bool:
         """Nothing is buffered here: every export is written before it returns."""
         return True
@@ -331,9 +335,6 @@ class SpanExporter(_Reliability, _SdkSpanExporter):
         ok = self._stager.send(len(spans), lambda: spans_json(spans), None)
         return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
 
-    def shutdown(self) -> None:
-        self._stager.close()
-
 
 class LogExporter(_Reliability, _SdkLogExporter):
     """Exports log records to otel.otlp_staging; use it under BatchLogRecordProcessor.
@@ -362,9 +363,6 @@ class LogExporter(_Reliability, _SdkLogExporter):
             return LogExportResult.SUCCESS
         ok = self._stager.send(len(batch), lambda: dumps(logs_request(batch)), None)
         return LogExportResult.SUCCESS if ok else LogExportResult.FAILURE
-
-    def shutdown(self) -> None:
-        self._stager.close()
 
 
 class MetricExporter(_Reliability, _SdkMetricExporter):
@@ -402,9 +400,6 @@ class MetricExporter(_Reliability, _SdkMetricExporter):
             return MetricExportResult.SUCCESS
         ok = self._stager.send(points, lambda: dumps(metrics_request(metrics_data)[0]), timeout_millis / 1000)
         return MetricExportResult.SUCCESS if ok else MetricExportResult.FAILURE
-
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        self._stager.close()
 
 
 def _count_points(data: MetricsData) -> int:

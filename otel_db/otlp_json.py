@@ -257,7 +257,7 @@ def _attributes(attributes: Mapping[str, Any]) -> list[dict[str, Any]]:
     # key; its inner dict iterates in C.
     for key, value in getattr(attributes, "_dict", attributes).items():
         try:
-            out.append({"key": key, "value": _value(value)} if key else {"value": _value(value)})
+            out.append(_key_value(key, value))
         except (TypeError, ValueError) as exc:
             # As the SDK's encoder: an attribute it cannot encode is left out.
             _logger.warning("attribute %r not exported: %s", key, exc)
