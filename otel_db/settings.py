@@ -57,6 +57,7 @@ class Settings:
     max_retries: int = 3
     circuit_breaker_threshold: int = 5
     model_dir: str | None = None
+    model_precision: str = "fp32"
 
     def __post_init__(self) -> None:
         def fail(name: str, rule: str) -> None:
@@ -83,6 +84,8 @@ class Settings:
             fail("circuit_breaker_threshold", "an integer >= 1")
         if self.model_dir is not None and not self.model_dir.strip():
             fail("model_dir", "a directory path, or unset for the checkout's models/onnx")
+        if self.model_precision not in ("fp32", "int8"):
+            fail("model_precision", "fp32 (the default) or int8")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -73,11 +73,37 @@ def fallback(tmp_path: Path, **kwargs) -> Embedder:
 def test_embeddings_match_sentence_transformers(model: Embedder):
     items = json.loads(REFERENCE.read_text())["items"]
     assert any(item["tokens"] > 256 for item in items), "the reference must cover truncation at 256 tokens"
-    reference = np.stack([np.frombuffer(base64.b64decode(item["vector"]), dtype="<f4") for item in items])
-    vectors = model.embed([item["text"] for item in items])
-    cosines = (vectors * reference).sum(axis=1)
+    cosines = reference_cosines(model)
     worst = int(cosines.argmin())
     assert cosines[worst] >= 0.999, f"cosine {cosines[worst]:.6f} for {items[worst]['text'][:60]!r}"
+
+
+def reference_cosines(embedder: Embedder) -> np.ndarray:
+    items = json.loads(REFERENCE.read_text())["items"]
+    reference = np.stack([np.frombuffer(base64.b64decode(item["vector"]), dtype="<f4") for item in items])
+    return (embedder.embed([item["text"] for item in items]) * reference).sum(axis=1)
+
+
+@needs_model
+def test_int8_embeddings_stay_within_their_stated_bound():
+    """The bound the README states for precision int8: cosine >= 0.98 to sentence-transformers, 0.99 on average."""
+    int8 = Embedder(DEFAULT_MODEL_DIR, cache_size=0, precision="int8")
+    assert str(int8) == f"{MODEL_NAME} (int8)"
+    cosines = reference_cosines(int8)
+    assert cosines.min() >= 0.98
+    assert cosines.mean() >= 0.99
+    assert cosines.max() < 0.99999, "the int8 vectors equal the fp32 ones: was the int8 graph loaded?"
+
+
+def test_precision_comes_from_the_environment_and_is_checked(tmp_path, monkeypatch):
+    monkeypatch.setenv("OTEL_STORAGE_MODEL_PRECISION", "int8")
+    assert Embedder(tmp_path / "no-model").precision == "int8"
+    assert Embedder(tmp_path / "no-model", precision="fp32").precision == "fp32"
+    with pytest.raises(ValueError, match="precision must be one of fp32, int8, got 'fp16'"):
+        Embedder(tmp_path / "no-model", precision="fp16")
+    monkeypatch.setenv("OTEL_STORAGE_MODEL_PRECISION", "fp16")
+    with pytest.raises(ValueError, match="OTEL_STORAGE_MODEL_PRECISION"):
+        Embedder(tmp_path / "no-model")
 
 
 @needs_model
@@ -220,6 +246,13 @@ def model_copy(tmp_path: Path) -> Path:
 
 def test_model_copy_loads(model_copy):
     assert Embedder(model_copy).model_name == MODEL_NAME
+
+
+def test_missing_int8_graph_is_an_error_for_int8_only(model_copy):
+    """The copy has no model_int8.onnx, like a directory made before int8 was shipped."""
+    assert Embedder(model_copy, precision="fp32").precision == "fp32"
+    with pytest.raises(ModelFilesError, match=r"model_int8\.onnx is missing.*make model"):
+        Embedder(model_copy, precision="int8")
 
 
 def test_changed_model_file_is_an_error_not_a_fallback(model_copy):

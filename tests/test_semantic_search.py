@@ -140,12 +140,13 @@ LABELLED = {
 }
 
 
-@pytest.fixture
-def client(dsn, conn):
+@pytest.fixture(params=["fp32", "int8"])
+def client(dsn, conn, request):
+    """The labelled traces embedded by the model in each precision; the answers must not depend on it."""
     for service, spans in LABELLED.values():
         stage_otlp(conn, [traces_request(s, service=service) for s in spans])
     flush(conn)
-    settings = Settings(connection_string=dsn, model_dir=str(MODEL_DIR))
+    settings = Settings(connection_string=dsn, model_dir=str(MODEL_DIR), model_precision=request.param)
     with Client(dsn, settings=settings) as client:
         report = embed_pending(client.connection(), client.embedder(), batch_size=16)
         assert report.embedded == 11 and client.embedder().model_name == "all-MiniLM-L6-v2"
