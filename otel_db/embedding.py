@@ -9,7 +9,7 @@ the mean of the token vectors over the attention mask.
 Two precisions of the same model are installed. `fp32` (the default) is the
 one that matches sentence-transformers; `int8` (OTEL_STORAGE_MODEL_PRECISION,
 or `precision="int8"`) has int8 weights in most of its matrix products and
-runs about 1.6 times as fast on CPUs with VNNI, at cosine >= 0.98 to the fp32
+runs about 1.5 times as fast on CPUs with VNNI, at cosine >= 0.98 to the fp32
 vectors (0.995 on average; tests/test_embedding.py). Both store their vectors
 under the same model name: they are close enough to be compared.
 
