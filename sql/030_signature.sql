@@ -85,23 +85,39 @@ create or replace function otel.span_signature(
     service_name text, kind text, name text, status_code text, status_message text,
     attributes jsonb, events jsonb)
 returns text
-language sql immutable parallel safe
+language plpgsql immutable parallel safe
 as $$
-    -- Reads the same fields as otel.signature_input(): change both together.
-    select left(concat_ws(' | ',
+-- Reads the same fields as otel.signature_input(): change both together.
+-- PL/pgSQL for its variables: the exception event is looked up once, and an
+-- exception message equal to the status message (the usual case) is
+-- normalised once.
+declare
+    exception_attributes jsonb;
+    exception_type text;
+    exception_message text;
+    error_message text;
+    http_status text := coalesce(attributes ->> 'http.response.status_code', attributes ->> 'http.status_code');
+begin
+    if jsonb_typeof(events) = 'array' and events <> '[]' then
+        exception_attributes := jsonb_path_query_first(events, '$[*] ? (@.name == "exception").attributes');
+        exception_type := exception_attributes ->> 'exception.type';
+        exception_message := exception_attributes ->> 'exception.message';
+    end if;
+    if status_code = 'ERROR' then
+        error_message := otel.normalize_text(status_message);
+    end if;
+    return left(concat_ws(' | ',
         service_name,
         lower(kind) || ' ' || otel.normalize_text(name),
-        case when status_code = 'ERROR' then concat_ws(': ', 'error', otel.normalize_text(status_message)) end,
-        case when otel.exception_attribute(events, 'exception.type') is not null
-               or otel.exception_attribute(events, 'exception.message') is not null
-             then concat_ws(': ', 'exception ' || otel.exception_attribute(events, 'exception.type'),
-                            otel.normalize_text(otel.exception_attribute(events, 'exception.message'))) end,
+        case when status_code = 'ERROR' then concat_ws(': ', 'error', error_message) end,
+        case when exception_type is not null or exception_message is not null
+             then concat_ws(': ', 'exception ' || exception_type,
+                            case when status_code = 'ERROR' and exception_message = status_message then error_message
+                                 else otel.normalize_text(exception_message) end) end,
         nullif(concat_ws(' ',
             coalesce(attributes ->> 'http.request.method', attributes ->> 'http.method'),
             otel.normalize_text(coalesce(attributes ->> 'http.route', attributes ->> 'url.template')),
-            coalesce(attributes ->> 'http.response.status_code', attributes ->> 'http.status_code')
-                || coalesce(' ' || otel.http_reason(coalesce(attributes ->> 'http.response.status_code',
-                                                             attributes ->> 'http.status_code')), '')), ''),
+            http_status || coalesce(' ' || otel.http_reason(http_status), '')), ''),
         nullif(concat_ws(' ',
             coalesce(attributes ->> 'db.system.name', attributes ->> 'db.system'),
             coalesce(attributes ->> 'db.operation.name', attributes ->> 'db.operation'),
@@ -110,7 +126,8 @@ as $$
             attributes ->> 'messaging.system',
             coalesce(attributes ->> 'messaging.operation.type', attributes ->> 'messaging.operation'),
             otel.normalize_text(attributes ->> 'messaging.destination.name')), '')
-    ), 1000)
+    ), 1000);
+end
 $$;
 comment on function otel.span_signature(text, text, text, text, text, jsonb, jsonb) is
     'The normalised text a span is embedded by: service, kind and name, error status and message, exception type and message, HTTP method, route and status with its reason phrase, database system and operation, messaging destination';

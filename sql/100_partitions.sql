@@ -40,14 +40,29 @@ as $$
 -- loads in a later run).
 declare
     new_days_limit constant integer := 32;
+    first_day date;
+    last_day date;
     days date[];
 begin
-    execute format($sql$
-        select array_agg(day order by day)
-          from (select distinct (%1$I at time zone 'UTC')::date as day
-                  from pg_temp.%2$I where err is null) as d
-         where to_regclass(format('otel.%%I', %3$L || '_p' || to_char(day, 'YYYYMMDD'))) is null
-    $sql$, time_column, 'otel_' || kind, kind) into days;
+    -- Batches usually span a day or two: then the days between the first
+    -- and the last are the candidates (an empty one among them costs an
+    -- empty partition, which otel.maintain() would make anyway), found
+    -- without computing the day of every row.
+    execute format('select (min(%1$I) at time zone ''UTC'')::date, (max(%1$I) at time zone ''UTC'')::date
+                      from pg_temp.%2$I where err is null', time_column, 'otel_' || kind)
+       into first_day, last_day;
+    if first_day is null then
+        return;  -- no valid rows
+    end if;
+    if last_day - first_day < new_days_limit then
+        days := array(select d::date from generate_series(first_day, last_day, interval '1 day') as d);
+    else
+        execute format('select array_agg(distinct (%I at time zone ''UTC'')::date) from pg_temp.%I where err is null',
+                       time_column, 'otel_' || kind) into days;
+    end if;
+    days := array(select day from unnest(days) as day
+                   where to_regclass(format('otel.%I', kind || '_p' || to_char(day, 'YYYYMMDD'))) is null
+                   order by day);
     perform otel.ensure_partitions(kind, days[1:new_days_limit]);
     if cardinality(days) > new_days_limit then
         execute format($sql$

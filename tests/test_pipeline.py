@@ -28,6 +28,30 @@ def test_trace_summary_follows_spans_across_flushes(conn):
     assert summary == ("frontend", "POST /checkout", 2, 1, ["frontend", "payment"], 250.0)
 
 
+def test_trace_summary_names_the_earliest_of_several_roots(conn):
+    # The later root sorts first by name and service: only its start time may decide.
+    trace = hex_id(32)
+    late = span(traceId=trace, name="a late root")
+    late.update(startTimeUnixNano="1764000000500000000", endTimeUnixNano="1764000000600000000")
+    early = span(traceId=trace, name="z early root", startTimeUnixNano="1764000000000000000")
+    stage_otlp(conn, [traces_request(late, service="a-service"), traces_request(early, service="z-service")])
+    flush(conn)
+    summary = conn.execute("select root_service, root_name, span_count, services from otel.trace_summaries").fetchone()
+    assert summary == ("z-service", "z early root", 2, ["a-service", "z-service"])
+
+
+def test_a_batch_over_a_few_days_gets_a_partition_for_each_day(conn):
+    day_ns = 86_400 * 10**9
+    first = 1_764_000_000 * 10**9  # 2025-11-24
+    spans = [
+        span(startTimeUnixNano=str(start), endTimeUnixNano=str(start + 10**6)) for start in (first, first + 3 * day_ns)
+    ]
+    stage_otlp(conn, [traces_request(*spans)])
+    assert flush(conn)["spans"] == 2
+    for day in ("20251124", "20251125", "20251126", "20251127"):
+        assert scalar(conn, f"select to_regclass('otel.traces_p{day}') is not null"), day
+
+
 def test_spans_differing_only_in_ids_and_numbers_share_a_signature(conn):
     failing = [
         span(

@@ -1,0 +1,162 @@
+-- Daily partitions of otel.traces, otel.logs and otel.metrics.
+
+create or replace function otel.ensure_partitions(parent text, days date[])
+returns integer
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+-- Creates the missing daily partitions (UTC days) of otel.<parent>, named
+-- otel.<parent>_pYYYYMMDD. Returns how many it created.
+declare
+    day date;
+    created integer := 0;
+begin
+    if parent not in ('traces', 'logs', 'metrics') then
+        raise exception 'unknown partitioned table "%": allowed are traces, logs, metrics', parent
+            using errcode = 'invalid_parameter_value';
+    end if;
+    foreach day in array coalesce(days, '{}') loop
+        continue when to_regclass(format('otel.%I', parent || '_p' || to_char(day, 'YYYYMMDD'))) is not null;
+        execute format('create table otel.%I partition of otel.%I for values from (%L) to (%L)',
+                       parent || '_p' || to_char(day, 'YYYYMMDD'), parent,
+                       day::timestamp at time zone 'UTC', (day + 1)::timestamp at time zone 'UTC');
+        created := created + 1;
+    end loop;
+    return created;
+end
+$$;
+comment on function otel.ensure_partitions(text, date[]) is
+    'Creates the missing daily partitions (UTC) of otel.traces, otel.logs or otel.metrics for the given days';
+
+create or replace function otel.partition_working_set(kind text, time_column text)
+returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+-- Creates the partitions the valid rows of pg_temp.otel_<kind> need, at
+-- most new_days_limit new days in one flush: a batch spread over thousands
+-- of days would otherwise exhaust the lock table and fail every flush. Rows
+-- of the days left over get err (so a dead letter that otel.retry_dlq()
+-- loads in a later run).
+declare
+    new_days_limit constant integer := 32;
+    first_day date;
+    last_day date;
+    days date[];
+begin
+    -- Batches usually span a day or two: then the days between the first
+    -- and the last are the candidates (an empty one among them costs an
+    -- empty partition, which otel.maintain() would make anyway), found
+    -- without computing the day of every row.
+    execute format('select (min(%1$I) at time zone ''UTC'')::date, (max(%1$I) at time zone ''UTC'')::date
+                      from pg_temp.%2$I where err is null', time_column, 'otel_' || kind)
+       into first_day, last_day;
+    if first_day is null then
+        return;  -- no valid rows
+    end if;
+    if last_day - first_day < new_days_limit then
+        days := array(select d::date from generate_series(first_day, last_day, interval '1 day') as d);
+    else
+        execute format('select array_agg(distinct (%I at time zone ''UTC'')::date) from pg_temp.%I where err is null',
+                       time_column, 'otel_' || kind) into days;
+    end if;
+    days := array(select day from unnest(days) as day
+                   where to_regclass(format('otel.%I', kind || '_p' || to_char(day, 'YYYYMMDD'))) is null
+                   order by day);
+    perform otel.ensure_partitions(kind, days[1:new_days_limit]);
+    if cardinality(days) > new_days_limit then
+        execute format($sql$
+            update pg_temp.%1$I
+               set err = format('no partition for %%s: one flush creates at most %%s new days; otel.retry_dlq() loads it later',
+                                (%2$I at time zone 'UTC')::date, %3$s)
+             where err is null and (%2$I at time zone 'UTC')::date = any ($1)
+        $sql$, 'otel_' || kind, time_column, new_days_limit) using days[new_days_limit + 1:];
+    end if;
+end
+$$;
+comment on function otel.partition_working_set(text, text) is
+    'Creates the partitions the rows of a flush need, at most 32 new days at a time; internal to otel.flush()';
+
+create or replace procedure otel.maintain(days_ahead integer default 3)
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+-- Creates partitions from yesterday to days_ahead days ahead, so that a
+-- flush in steady state never has to create one.
+declare
+    kind text;
+begin
+    if days_ahead is null or days_ahead not between 0 and 366 then
+        raise exception 'days_ahead must be between 0 and 366, got %', days_ahead
+            using errcode = 'invalid_parameter_value';
+    end if;
+    perform pg_advisory_xact_lock(hashtext('otel.flush'));  -- flushes create partitions too
+    foreach kind in array array['traces', 'logs', 'metrics'] loop
+        perform otel.ensure_partitions(kind, array(
+            select d::date from generate_series((now() at time zone 'UTC')::date - 1,
+                                                (now() at time zone 'UTC')::date + days_ahead,
+                                                interval '1 day') as d));
+    end loop;
+    perform otel.drop_expired_partitions();
+end
+$$;
+comment on procedure otel.maintain(integer) is
+    'Creates daily partitions from yesterday to days_ahead days ahead and drops those past their retention; run by the pg_cron job otel-maintenance';
+
+create or replace function otel.set_retention(kind text, keep interval)
+returns void
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+-- keep null removes the limit (keep everything).
+begin
+    if kind is null or kind not in ('traces', 'logs', 'metrics') then
+        raise exception 'kind must be traces, logs or metrics, got %', coalesce(quote_literal(kind), 'null')
+            using errcode = 'invalid_parameter_value';
+    end if;
+    if keep is null then
+        delete from otel.retention as r where r.kind = set_retention.kind;
+        return;
+    end if;
+    if keep < interval '1 day' then
+        raise exception 'keep must be at least 1 day (whole partitions are dropped), got %', keep
+            using errcode = 'invalid_parameter_value';
+    end if;
+    insert into otel.retention as r (kind, keep) values (set_retention.kind, keep)
+    on conflict on constraint retention_pkey do update set keep = excluded.keep;
+end
+$$;
+comment on function otel.set_retention(text, interval) is
+    'Keeps traces, logs or metrics for at least keep (1 day or more; null: forever); otel.maintain() drops whole daily partitions older than that';
+
+create or replace function otel.drop_expired_partitions()
+returns setof text
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+-- A daily partition goes once its whole day is older than now() - keep, so
+-- nothing younger than keep is ever dropped. Returns the dropped tables.
+declare
+    expired record;
+begin
+    for expired in
+        select c.oid::regclass as partition
+          from otel.retention as r
+          join pg_inherits as i on i.inhparent = format('otel.%I', r.kind)::regclass
+          join pg_class as c on c.oid = i.inhrelid
+         where c.relname ~ '_p[0-9]{8}$'
+           and (to_date(right(c.relname, 8), 'YYYYMMDD') + 1)::timestamp at time zone 'UTC' <= now() - r.keep
+         order by c.relname
+    loop
+        execute format('drop table %s', expired.partition);
+        return next expired.partition::text;
+    end loop;
+    delete from otel.trace_summaries as s
+     using otel.retention as r
+     where r.kind = 'traces' and s.end_time < now() - r.keep - interval '1 day';
+end
+$$;
+comment on function otel.drop_expired_partitions() is
+    'Drops the daily partitions of otel.traces, otel.logs and otel.metrics past their retention (otel.retention); returns their names';

@@ -1,0 +1,244 @@
+-- Spans: OTLP/JSON decoding, validation and the move into otel.traces.
+
+create or replace function otel.decode_otlp_traces(first_id bigint, last_id bigint)
+returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+-- Spans of the claimed requests first_id..last_id as text rows.
+begin
+    insert into pg_temp.otel_traces_rows (
+        dlq_id, payload_id, rs, ss, rec,
+        trace_id, span_id, parent_span_id, trace_state, flags, name, kind, start_time, end_time,
+        status_code, status_message, service_name, scope_name, scope_version,
+        attributes, resource_attributes, events, links)
+    select p.dlq_id, p.id, x.rs, x.ss, x.rec,
+           x.v ->> 'traceId', x.v ->> 'spanId', x.v ->> 'parentSpanId', x.v ->> 'traceState', x.v ->> 'flags',
+           x.v ->> 'name', x.v ->> 'kind', x.v ->> 'startTimeUnixNano', x.v ->> 'endTimeUnixNano',
+           x.v -> 'status' ->> 'code', x.v -> 'status' ->> 'message',
+           x.resource_attributes ->> 'service.name', x.scope ->> 'name', x.scope ->> 'version',
+           (select coalesce(jsonb_object_agg(kv ->> 'key', otel.otlp_value(kv -> 'value')), '{}')
+              from jsonb_array_elements(x.v -> 'attributes') as kv)::text,
+           x.resource_attributes::text,
+           (select jsonb_agg(jsonb_build_object(
+                       'name', e ->> 'name',
+                       'time', otel.parse_time(e ->> 'timeUnixNano'),
+                       'attributes', (select coalesce(jsonb_object_agg(kv ->> 'key', otel.otlp_value(kv -> 'value')), '{}')
+                                        from jsonb_array_elements(e -> 'attributes') as kv)) order by ei)
+              from jsonb_array_elements(x.v -> 'events') with ordinality as ev (e, ei))::text,
+           (select jsonb_agg(jsonb_build_object(
+                       'trace_id', lower(l ->> 'traceId'),
+                       'span_id', lower(l ->> 'spanId'),
+                       'trace_state', nullif(l ->> 'traceState', ''),
+                       'attributes', (select coalesce(jsonb_object_agg(kv ->> 'key', otel.otlp_value(kv -> 'value')), '{}')
+                                        from jsonb_array_elements(l -> 'attributes') as kv)) order by li)
+              from jsonb_array_elements(x.v -> 'links') with ordinality as lk (l, li))::text
+      from pg_temp.otel_otlp as p
+     cross join lateral otel.otlp_request_records(p.doc, 'traces') as x (rs, ss, rec, resource_attributes, scope, v)
+     where p.id between first_id and last_id
+       and p.doc ? 'resourceSpans';
+end
+$$;
+comment on function otel.decode_otlp_traces(bigint, bigint) is
+    'Decodes the spans of claimed OTLP/JSON requests into text rows; internal to otel.flush()';
+
+create or replace function otel.typing_query_traces(source text)
+returns text
+language sql stable
+as $$
+-- The query that validates and casts span rows of source (an aliased
+-- relation r with the text columns of otel.traces_staging, n and claimed):
+-- the rows of pg_temp.otel_traces. A row that breaks a rule gets err, the
+-- message its dead letter carries; the casts of a valid row cannot fail,
+-- except on malformed JSON text or an impossible date, which
+-- otel.type_rows() isolates.
+select format($query$
+    select p.n, p.claimed,
+           case
+               when p.trace_id is null then 'trace_id is missing, empty or all zeros'
+               when not otel.is_hex_id(p.trace_id, 32) then format('trace_id "%%s" is not 32 hex digits', left(p.given_trace_id, 100))
+               when p.span_id is null then 'span_id is missing, empty or all zeros'
+               when not otel.is_hex_id(p.span_id, 16) then format('span_id "%%s" is not 16 hex digits', left(p.given_span_id, 100))
+               when p.parent_span_id is not null and not otel.is_hex_id(p.parent_span_id, 16)
+                   then format('parent_span_id "%%s" is not 16 hex digits', left(p.given_parent_span_id, 100))
+               when p.given_name is null then 'name is missing'
+               when octet_length(p.given_name) > 4096 then 'name is longer than 4096 bytes'
+               when p.kind is null then format('kind "%%s" is not a span kind: 0-5 or UNSPECIFIED, INTERNAL, SERVER, CLIENT, PRODUCER, CONSUMER', left(p.given_kind, 100))
+               when p.status_code is null then format('status_code "%%s" is not a status: 0-2 or UNSET, OK, ERROR', left(p.given_status_code, 100))
+               when p.given_start_time is null or p.given_start_time = '' then 'start_time is missing'
+               when p.start_time is null then format('start_time "%%s" is neither Unix nanoseconds (0 to 2^64-1) nor RFC 3339', left(p.given_start_time, 100))
+               when p.start_time = 'epoch' then 'start_time is 0 (unset)'
+               when p.given_end_time is null or p.given_end_time = '' then 'end_time is missing'
+               when p.end_time is null then format('end_time "%%s" is neither Unix nanoseconds (0 to 2^64-1) nor RFC 3339', left(p.given_end_time, 100))
+               when p.end_time < p.start_time then format('end_time %%s is before start_time %%s', p.end_time, p.start_time)
+               when p.flags is null and coalesce(p.given_flags, '') <> '' then format('flags "%%s" is not a 32-bit unsigned integer', left(p.given_flags, 100))
+               when octet_length(p.given_service_name) > 1024 then 'service_name is longer than 1024 bytes'
+               when octet_length(p.given_scope_name) > 1024 or octet_length(p.given_scope_version) > 1024 then 'scope_name or scope_version is longer than 1024 bytes'
+               when octet_length(p.given_trace_state) > 4096 then 'trace_state is longer than 4096 bytes'
+               when jsonb_typeof(p.attributes) <> 'object' then 'attributes is not a JSON object'
+               when jsonb_typeof(p.resource_attributes) <> 'object' then 'resource_attributes is not a JSON object'
+               when jsonb_typeof(p.events) <> 'array' then 'events is not a JSON array'
+               when jsonb_typeof(p.links) <> 'array' then 'links is not a JSON array'
+           end as err,
+           otel.signature_input(nullif(p.given_service_name, ''), p.kind, p.given_name, p.status_code,
+                                nullif(p.given_status_message, ''), p.attributes, p.events) as signature_input,
+           p.trace_id, p.span_id, p.parent_span_id, nullif(p.given_trace_state, '') as trace_state, p.flags, p.given_name as name, p.kind,
+           p.start_time, p.end_time,
+           (extract(epoch from p.end_time - p.start_time) * 1000)::double precision as duration_ms,
+           p.status_code, nullif(p.given_status_message, '') as status_message,
+           nullif(p.given_service_name, '') as service_name, nullif(p.given_scope_name, '') as scope_name,
+           nullif(p.given_scope_version, '') as scope_version,
+           p.attributes, p.resource_attributes, p.events, p.links
+      from (select r.n, r.claimed,
+                   r.end_time as given_end_time, r.flags as given_flags, r.kind as given_kind,
+                   r.name as given_name, r.parent_span_id as given_parent_span_id,
+                   r.scope_name as given_scope_name, r.scope_version as given_scope_version,
+                   r.service_name as given_service_name, r.span_id as given_span_id,
+                   r.start_time as given_start_time, r.status_code as given_status_code,
+                   r.status_message as given_status_message, r.trace_id as given_trace_id,
+                   r.trace_state as given_trace_state,
+                   otel.normalize_id(r.trace_id, 32) as trace_id,
+                   otel.normalize_id(r.span_id, 16) as span_id,
+                   otel.normalize_id(r.parent_span_id, 16) as parent_span_id,
+                   otel.parse_span_kind(r.kind) as kind,
+                   otel.parse_status_code(r.status_code) as status_code,
+                   otel.parse_time(r.start_time) as start_time,
+                   otel.parse_time(r.end_time) as end_time,
+                   case when r.flags ~ '^\s*[0-9]{1,10}\s*$' and r.flags::bigint <= 4294967295
+                        then r.flags::bigint end as flags,
+                   otel.parse_json(r.attributes, '{}') as attributes,
+                   otel.parse_json(r.resource_attributes, '{}') as resource_attributes,
+                   otel.parse_json(r.events, '[]') as events,
+                   otel.parse_json(r.links, '[]') as links,
+                   row_number() over () as barrier  -- see otel.typing_query()
+              from %s) as p
+$query$, source)
+$$;
+comment on function otel.typing_query_traces(text) is
+    'The query that validates and casts the span rows of a flush; internal to otel.flush()';
+
+create or replace function otel.move_traces(out moved bigint, out duplicates bigint)
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+-- Valid spans into otel.traces: drop duplicates (within the batch and
+-- against stored spans), upsert one signature per distinct signature
+-- input, insert, and keep otel.trace_summaries current. Flushes are
+-- serialised, so the duplicate check cannot race another flush.
+declare
+    stored_before bigint;
+begin
+    analyze pg_temp.otel_traces;  -- row counts for the planner: the joins below depend on them
+
+    delete from pg_temp.otel_traces as b
+     using (select trace_id, span_id, min(n) as first_n
+              from pg_temp.otel_traces
+             where err is null
+             group by trace_id, span_id
+            having count(*) > 1) as repeated
+     where b.trace_id = repeated.trace_id and b.span_id = repeated.span_id
+       and b.n > repeated.first_n and b.err is null;
+    get diagnostics duplicates = row_count;
+    delete from pg_temp.otel_traces as b
+     where b.err is null
+       and exists (select 1 from otel.traces as t where t.trace_id = b.trace_id and t.span_id = b.span_id);
+    get diagnostics stored_before = row_count;
+    duplicates := duplicates + stored_before;
+
+
+    create temp table otel_signature_ids (signature_input uuid primary key, signature_id bigint, created boolean)
+        on commit drop;
+    -- A table with statistics, so that the join below hashes the few
+    -- distinct inputs rather than every span.
+    create temp table otel_signature_inputs on commit drop as
+    select signature_input, min(n) as first_n, count(*) as spans
+      from pg_temp.otel_traces where err is null group by signature_input;
+    analyze pg_temp.otel_signature_inputs;
+    with signed as (
+        select i.signature_input, i.spans,
+               otel.span_signature(t.service_name, t.kind, t.name, t.status_code, t.status_message,
+                                   t.attributes, t.events) as signature
+          from pg_temp.otel_signature_inputs as i
+          join pg_temp.otel_traces as t on t.n = i.first_n
+    ),
+    per_signature as (
+        select signature, md5(signature)::uuid as text_hash, sum(spans) as spans from signed group by signature
+    ),
+    signature_ids as (
+        insert into otel.span_signatures as s (text, span_count)
+        select signature, spans from per_signature
+        on conflict (text_hash) do update set span_count = s.span_count + excluded.span_count
+        returning s.id, s.text_hash, s.xmax = 0 as created
+    )
+    insert into pg_temp.otel_signature_ids
+    select s.signature_input, i.id, i.created
+      from signed as s
+      join signature_ids as i on i.text_hash = md5(s.signature)::uuid;
+    if exists (select from pg_temp.otel_signature_ids where created) then
+        perform pg_notify('otel_signatures', 'new');  -- wakes `otel-db embed --watch`
+    end if;
+
+    insert into otel.traces (
+        trace_id, span_id, parent_span_id, trace_state, flags, name, kind, start_time, end_time,
+        duration_ms, status_code, status_message, service_name, scope_name, scope_version,
+        attributes, resource_attributes, events, links, signature_id)
+    select t.trace_id, t.span_id, t.parent_span_id, t.trace_state, t.flags, t.name, t.kind,
+           t.start_time, t.end_time, t.duration_ms, t.status_code, t.status_message,
+           t.service_name, t.scope_name, t.scope_version,
+           t.attributes, t.resource_attributes, t.events, t.links, s.signature_id
+      from pg_temp.otel_traces as t
+      join pg_temp.otel_signature_ids as s using (signature_input)
+     where t.err is null;
+    get diagnostics moved = row_count;
+
+    -- From the working set rather than the insert's returning rows: no
+    -- second copy of every span to aggregate. Plain aggregates only: an
+    -- ordered or distinct aggregate sorts the spans of every trace on its
+    -- own, which cost more than all the rest of this statement. Most traces
+    -- have one root span, which min() finds; only those with several look
+    -- for the earliest. Ids are grouped byte-wise (collate "C"): the same
+    -- groups, without the database's collation rules.
+    with per_trace as (
+        select (trace_id collate "C") collate "default" as trace_id,
+               min(start_time) as start_time, max(end_time) as end_time,
+               count(*) as span_count,
+               count(*) filter (where status_code = 'ERROR') as error_count,
+               count(*) filter (where parent_span_id is null) as roots,
+               min(service_name) filter (where parent_span_id is null) as root_service,
+               min(name) filter (where parent_span_id is null) as root_name,
+               array_agg(service_name) filter (where service_name is not null) as services
+          from pg_temp.otel_traces
+         where err is null
+         group by trace_id collate "C"
+    ),
+    earliest_roots as (
+        select distinct on (t.trace_id) t.trace_id, t.service_name, t.name
+          from pg_temp.otel_traces as t
+          join per_trace as p on p.trace_id = t.trace_id and p.roots > 1
+         where t.err is null and t.parent_span_id is null
+         order by t.trace_id, t.start_time
+    )
+    insert into otel.trace_summaries as s (
+        trace_id, start_time, end_time, duration_ms, root_service, root_name,
+        span_count, error_count, services)
+    select p.trace_id, p.start_time, p.end_time, extract(epoch from p.end_time - p.start_time) * 1000,
+           case when p.roots > 1 then r.service_name else p.root_service end,
+           case when p.roots > 1 then r.name else p.root_name end,
+           p.span_count, p.error_count,
+           array(select distinct x from unnest(p.services) as x order by x)
+      from per_trace as p
+      left join earliest_roots as r on r.trace_id = p.trace_id
+    on conflict (trace_id) do update set
+        start_time = least(s.start_time, excluded.start_time),
+        end_time = greatest(s.end_time, excluded.end_time),
+        duration_ms = extract(epoch from greatest(s.end_time, excluded.end_time)
+                                         - least(s.start_time, excluded.start_time)) * 1000,
+        root_service = coalesce(excluded.root_service, s.root_service),
+        root_name = coalesce(excluded.root_name, s.root_name),
+        span_count = s.span_count + excluded.span_count,
+        error_count = s.error_count + excluded.error_count,
+        services = array(select distinct x from unnest(s.services || excluded.services) as x order by x);
+end
+$$;
+comment on function otel.move_traces() is
+    'Moves the valid spans of a flush into otel.traces with signatures and trace summaries; internal to otel.flush()';

@@ -1,0 +1,50 @@
+-- Privileges: nothing for PUBLIC; otel_writer stages, otel_reader reads,
+-- otel_admin runs the pipeline and looks after the data.
+
+revoke all on schema otel from public;
+revoke all on all tables in schema otel from public;
+revoke all on all functions in schema otel from public;
+revoke all on all procedures in schema otel from public;
+alter default privileges in schema otel revoke execute on routines from public;
+
+grant usage on schema otel to otel_writer, otel_reader, otel_admin;
+
+grant insert on otel.traces_staging, otel.logs_staging, otel.metrics_staging, otel.otlp_staging to otel_writer;
+grant execute on function otel.dead_letter(text, text, text, text, text) to otel_writer;
+
+grant select on otel.traces, otel.trace_summaries, otel.logs, otel.metrics, otel.span_signatures,
+                otel.flush_runs to otel_reader;
+
+grant select, insert, update, delete, truncate on all tables in schema otel to otel_admin;
+grant execute on procedure otel.flush(), otel.retry_dlq(integer), otel.maintain(integer) to otel_admin;
+grant execute on function otel.flush_claim(), otel.flush_process(timestamptz, text[]) to otel_admin;
+grant execute on function otel.schedule_flush(text), otel.unschedule_flush(), otel.dead_letter(text, text, text, text, text)
+    to otel_admin;
+
+grant select on otel.embedding_status to otel_reader, otel_admin;
+grant execute on function
+    otel.similar_traces(vector, integer, double precision, text, timestamptz, text),
+    otel.similar_traces(text, integer, double precision, text, timestamptz),
+    otel.similar_traces_search(vector, integer, double precision, text, timestamptz, text, text),
+    otel.check_similarity_arguments(integer, double precision),
+    otel.embedding_max_attempts()
+    to otel_reader, otel_admin;
+grant execute on function
+    otel.claim_signatures(integer, text), otel.store_embeddings(text), otel.embedding_failed(bigint[], text),
+    otel.embedding_retry_delay(integer)
+    to otel_admin;
+
+grant execute on function
+    otel.traces_by_error(timestamptz, timestamptz, text, integer),
+    otel.trace_spans(text),
+    otel.trace_logs(text),
+    otel.search_logs(text, timestamptz, timestamptz, text, integer, integer),
+    otel.metric_series(text, interval, timestamptz, timestamptz, jsonb, text),
+    otel.histogram_quantile(double precision, numeric[], double precision[]),
+    otel.metric_series_mixed_bounds(text, timestamptz),
+    otel.check_limit(integer),
+    otel.check_time_range(timestamptz, timestamptz, boolean),
+    otel.normalize_trace_id(text),
+    otel.exception_attribute(jsonb, text)
+    to otel_reader, otel_admin;
+grant execute on function otel.set_retention(text, interval), otel.drop_expired_partitions() to otel_admin;
