@@ -130,15 +130,30 @@ declare
 begin
     analyze pg_temp.otel_traces;  -- row counts for the planner: the joins below depend on them
 
-    delete from pg_temp.otel_traces as b
-     using (select trace_id, span_id, min(n) as first_n
-              from pg_temp.otel_traces
-             where err is null
-             group by trace_id, span_id
-            having count(*) > 1) as repeated
-     where b.trace_id = repeated.trace_id and b.span_id = repeated.span_id
-       and b.n > repeated.first_n and b.err is null;
-    get diagnostics duplicates = row_count;
+    -- Spans repeated within the batch. Candidates first, by a 64-bit hash
+    -- of the ids: grouping every span by its two text ids needs several
+    -- times the memory and spills to disk. Usually there are none, and then
+    -- no delete has to look at every span.
+    create temp table otel_repeated_spans on commit drop as
+    select t.trace_id, t.span_id, min(t.n) as first_n
+      from pg_temp.otel_traces as t
+     where t.err is null
+       and hashtextextended(t.trace_id || t.span_id, 0) in (
+               select hashtextextended(trace_id || span_id, 0)
+                 from pg_temp.otel_traces
+                where err is null
+                group by 1
+               having count(*) > 1)
+     group by t.trace_id, t.span_id
+    having count(*) > 1;
+    duplicates := 0;
+    if exists (select from pg_temp.otel_repeated_spans) then
+        delete from pg_temp.otel_traces as b
+         using pg_temp.otel_repeated_spans as repeated
+         where b.trace_id = repeated.trace_id and b.span_id = repeated.span_id
+           and b.n > repeated.first_n and b.err is null;
+        get diagnostics duplicates = row_count;
+    end if;
     delete from pg_temp.otel_traces as b
      where b.err is null
        and exists (select 1 from otel.traces as t where t.trace_id = b.trace_id and t.span_id = b.span_id);

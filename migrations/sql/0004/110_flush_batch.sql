@@ -70,7 +70,8 @@ begin
     -- never be used.
     drop table if exists pg_temp.otel_otlp, pg_temp.otel_rejects, pg_temp.otel_traces_rows,
         pg_temp.otel_logs_rows, pg_temp.otel_metrics_rows, pg_temp.otel_traces, pg_temp.otel_logs,
-        pg_temp.otel_metrics, pg_temp.otel_signature_ids, pg_temp.otel_signature_inputs, pg_temp.otel_retried;
+        pg_temp.otel_metrics, pg_temp.otel_signature_ids, pg_temp.otel_signature_inputs,
+        pg_temp.otel_repeated_spans, pg_temp.otel_retried;
     create temp table otel_otlp (
         id bigint generated always as identity,
         dlq_id bigint,
