@@ -9,8 +9,8 @@ the mean of the token vectors over the attention mask.
 Two precisions of the same model are installed. `fp32` (the default) is the
 one that matches sentence-transformers; `int8` (OTEL_STORAGE_MODEL_PRECISION,
 or `precision="int8"`) has int8 weights in most of its matrix products and
-runs about 1.5 times as fast on CPUs with VNNI, at cosine >= 0.98 to the fp32
-vectors (0.995 on average; tests/test_embedding.py). Both store their vectors
+runs about 1.5 times as fast on CPUs with VNNI, at cosine >= 0.98 to
+sentence-transformers (0.995 on average; tests/test_embedding.py). Both store their vectors
 under the same model name: they are close enough to be compared.
 
 The model files live in `models/onnx/` (`make model`). When that directory
@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from otel_db.settings import Settings, env_name
+from otel_db.settings import MODEL_PRECISIONS, Settings, env_name
 
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession
@@ -52,7 +52,7 @@ MAX_TOKENS = 256
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "onnx"
 MODEL_FILES = ("model.onnx", "tokenizer.json", "manifest.json")
 # The files each precision reads, besides tokenizer.json.
-PRECISION_FILES = {"fp32": ("model.onnx", "model.safetensors"), "int8": ("model_int8.onnx",)}
+PRECISION_FILES = dict(zip(MODEL_PRECISIONS, [("model.onnx", "model.safetensors"), ("model_int8.onnx",)], strict=True))
 
 _WORD = re.compile(r"\w+")
 
@@ -160,8 +160,8 @@ class Embedder:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if threads is not None and threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
-        if precision is not None and precision not in PRECISION_FILES:
-            raise ValueError(f"precision must be one of {', '.join(PRECISION_FILES)}, got {precision!r}")
+        if precision is not None and precision not in MODEL_PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(MODEL_PRECISIONS)}, got {precision!r}")
         if model_dir is None or cache_size is None or precision is None:
             settings = Settings.from_env()
             model_dir = model_dir if model_dir is not None else settings.model_dir or DEFAULT_MODEL_DIR

@@ -17,6 +17,9 @@ DEFAULT_CONNECTION_STRING = "postgresql://postgres@127.0.0.1:54329/otel"
 
 PREFIX = "OTEL_STORAGE_"
 
+# The embedding model's variants that `make model` installs; the first is the default.
+MODEL_PRECISIONS = ("fp32", "int8")
+
 # Older deployments (the seed design) named the flush interval this way.
 FLUSH_INTERVAL_ALIAS = "OTEL_STORAGE_BATCH_INTERVAL_SECONDS"
 
@@ -57,7 +60,7 @@ class Settings:
     max_retries: int = 3
     circuit_breaker_threshold: int = 5
     model_dir: str | None = None
-    model_precision: str = "fp32"
+    model_precision: str = MODEL_PRECISIONS[0]
 
     def __post_init__(self) -> None:
         def fail(name: str, rule: str) -> None:
@@ -84,8 +87,8 @@ class Settings:
             fail("circuit_breaker_threshold", "an integer >= 1")
         if self.model_dir is not None and not self.model_dir.strip():
             fail("model_dir", "a directory path, or unset for the checkout's models/onnx")
-        if self.model_precision not in ("fp32", "int8"):
-            fail("model_precision", "fp32 (the default) or int8")
+        if self.model_precision not in MODEL_PRECISIONS:
+            fail("model_precision", " or ".join(MODEL_PRECISIONS))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

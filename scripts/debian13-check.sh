@@ -28,6 +28,8 @@ trap cleanup EXIT
 mount -t proc proc "$root/proc"
 mount --rbind /sys "$root/sys"
 mount --rbind /dev "$root/dev"
+# Slaves, so that unmounting them on exit never propagates back to the host.
+mount --make-rslave "$root/sys" "$root/dev"
 chroot "$root" /bin/bash -c 'DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     make python3 python3-venv git ca-certificates npm >/dev/null'
 cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"

@@ -92,7 +92,7 @@ def quantize_int8(folder: Path) -> None:
     exported graph into constants (the quantiser only takes a MatMul whose
     weight is a constant); the result is written beside model.safetensors
     because its untouched initializers still point into it. The int8 file
-    holds all its weights itself (58 MB).
+    holds all its weights itself (69 MB).
     """
     import onnx
     import onnxruntime as ort

@@ -72,9 +72,9 @@ begin
         with claimed as (delete from otel.claimed_otlp returning payload)
         insert into pg_temp.otel_otlp (payload, doc)
         select coalesce(payload, ''), payload::jsonb from claimed;
-    exception when others then
-        if otel.is_server_trouble(sqlstate) then raise; end if;
-        -- Some request is not JSON (the delete was rolled back with the insert).
+    exception when data_exception or program_limit_exceeded then
+        -- Some request is not JSON, or nests too deep (the delete was rolled
+        -- back with the insert).
         with claimed as (delete from otel.claimed_otlp returning payload)
         insert into pg_temp.otel_otlp (payload, doc)
         select coalesce(payload, ''), otel.try_jsonb(payload) from claimed;

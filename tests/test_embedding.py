@@ -57,7 +57,7 @@ class CountingSession:
 
 @pytest.fixture(scope="module")
 def model() -> Embedder:
-    return Embedder(DEFAULT_MODEL_DIR, cache_size=0)
+    return Embedder(DEFAULT_MODEL_DIR, cache_size=0, precision="fp32")
 
 
 def counted(embedder: Embedder) -> CountingSession:
@@ -86,7 +86,7 @@ def reference_cosines(embedder: Embedder) -> np.ndarray:
 
 @needs_model
 def test_int8_embeddings_stay_within_their_stated_bound():
-    """The bound the README states for precision int8: cosine >= 0.98 to sentence-transformers, 0.99 on average."""
+    """The README's bound for int8: cosine >= 0.98 to sentence-transformers; 0.995 on average (>= 0.99 tested)."""
     int8 = Embedder(DEFAULT_MODEL_DIR, cache_size=0, precision="int8")
     assert str(int8) == f"{MODEL_NAME} (int8)"
     cosines = reference_cosines(int8)

@@ -150,6 +150,7 @@ def client(dsn, conn, request):
     with Client(dsn, settings=settings) as client:
         report = embed_pending(client.connection(), client.embedder(), batch_size=16)
         assert report.embedded == 11 and client.embedder().model_name == "all-MiniLM-L6-v2"
+        assert client.embedder().precision == request.param
         yield client
 
 

@@ -32,6 +32,7 @@ def test_settings_read_every_variable():
         "OTEL_STORAGE_MAX_RETRIES": "0",
         "OTEL_STORAGE_CIRCUIT_BREAKER_THRESHOLD": "10",
         "OTEL_STORAGE_MODEL_DIR": "/opt/otel-db/models",
+        "OTEL_STORAGE_MODEL_PRECISION": "int8",
     }
     settings = Settings.from_env(env)
     assert settings.connection_string == "postgresql://u@db:5432/x"
@@ -44,6 +45,7 @@ def test_settings_read_every_variable():
     assert settings.max_retries == 0
     assert settings.circuit_breaker_threshold == 10
     assert settings.model_dir == "/opt/otel-db/models"
+    assert settings.model_precision == "int8"
 
 
 def test_settings_empty_variable_keeps_the_default():

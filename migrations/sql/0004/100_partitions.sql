@@ -44,17 +44,17 @@ declare
     last_day date;
     days date[];
 begin
-    -- Batches usually span a day or two: then the days between the first
-    -- and the last are the candidates (an empty one among them costs an
-    -- empty partition, which otel.maintain() would make anyway), found
-    -- without computing the day of every row.
+    -- Batches usually span a day or two: then those days are the candidates,
+    -- found without computing the day of every row (an empty day between
+    -- the first and the last gets its partition too). Otherwise the days
+    -- that have rows, and only those.
     execute format('select (min(%1$I) at time zone ''UTC'')::date, (max(%1$I) at time zone ''UTC'')::date
                       from pg_temp.%2$I where err is null', time_column, 'otel_' || kind)
        into first_day, last_day;
     if first_day is null then
         return;  -- no valid rows
     end if;
-    if last_day - first_day < new_days_limit then
+    if last_day - first_day <= 2 then
         days := array(select d::date from generate_series(first_day, last_day, interval '1 day') as d);
     else
         execute format('select array_agg(distinct (%I at time zone ''UTC'')::date) from pg_temp.%I where err is null',

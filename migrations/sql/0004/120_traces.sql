@@ -239,7 +239,7 @@ begin
           from pg_temp.otel_traces as t
           join per_trace as p on p.trace_id = t.trace_id and p.roots > 1
          where t.err is null and t.parent_span_id is null
-         order by t.trace_id, t.start_time
+         order by t.trace_id, t.start_time, t.n
     )
     insert into otel.trace_summaries as s (
         trace_id, start_time, end_time, duration_ms, root_service, root_name,
