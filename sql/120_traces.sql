@@ -20,19 +20,23 @@ begin
            (select coalesce(jsonb_object_agg(kv ->> 'key', otel.otlp_value(kv -> 'value')), '{}')
               from jsonb_array_elements(x.v -> 'attributes') as kv)::text,
            x.resource_attributes::text,
+           -- Most spans have neither events nor links: the guards skip
+           -- their subqueries (a tenth of the decoding time).
+           case when x.v ? 'events' then
            (select jsonb_agg(jsonb_build_object(
                        'name', e ->> 'name',
                        'time', otel.parse_time(e ->> 'timeUnixNano'),
                        'attributes', (select coalesce(jsonb_object_agg(kv ->> 'key', otel.otlp_value(kv -> 'value')), '{}')
                                         from jsonb_array_elements(e -> 'attributes') as kv)) order by ei)
-              from jsonb_array_elements(x.v -> 'events') with ordinality as ev (e, ei))::text,
+              from jsonb_array_elements(x.v -> 'events') with ordinality as ev (e, ei))::text end,
+           case when x.v ? 'links' then
            (select jsonb_agg(jsonb_build_object(
                        'trace_id', lower(l ->> 'traceId'),
                        'span_id', lower(l ->> 'spanId'),
                        'trace_state', nullif(l ->> 'traceState', ''),
                        'attributes', (select coalesce(jsonb_object_agg(kv ->> 'key', otel.otlp_value(kv -> 'value')), '{}')
                                         from jsonb_array_elements(l -> 'attributes') as kv)) order by li)
-              from jsonb_array_elements(x.v -> 'links') with ordinality as lk (l, li))::text
+              from jsonb_array_elements(x.v -> 'links') with ordinality as lk (l, li))::text end
       from pg_temp.otel_otlp as p
      cross join lateral otel.otlp_request_records(p.doc, 'traces') as x (rs, ss, rec, resource_attributes, scope, v)
      where p.id between first_id and last_id
