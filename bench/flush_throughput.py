@@ -4,9 +4,13 @@ Typed path: COPY N spans into otel.traces_staging, then `call otel.flush()`.
 Ceiling: `insert … select` of the very rows the flush produced into a plain
 table with the same columns and indexes, in the same run.
 OTLP/JSON path: the same spans as OTLP/JSON requests in otel.otlp_staging.
+Every measured statement starts from a checkpoint with no autovacuum worker
+running in the database, so that neither side pays for the other's leftovers.
 """
 
 from __future__ import annotations
+
+import time
 
 import psycopg
 
@@ -39,6 +43,20 @@ def copy_otlp(conn: psycopg.Connection, count: int) -> float:
     return t.seconds
 
 
+def settle(conn: psycopg.Connection, patience: float = 120.0) -> None:
+    """Checkpoint, then wait (up to `patience` seconds) until no autovacuum worker runs in this database."""
+    conn.execute("checkpoint")
+    deadline = time.monotonic() + patience
+    while (
+        time.monotonic() < deadline
+        and conn.execute(
+            "select exists (select from pg_stat_activity"
+            " where backend_type = 'autovacuum worker' and datname = current_database())"
+        ).fetchone()[0]
+    ):
+        time.sleep(0.5)
+
+
 def flush(conn: psycopg.Connection) -> tuple[float, int]:
     with timed() as t:
         conn.execute("call otel.flush()")
@@ -51,10 +69,11 @@ def run(spans: int = 1_000_000) -> dict:
     try:
         with psycopg.connect(url, autocommit=True) as conn:
             typed_copy = copy_typed(conn, spans)
+            settle(conn)
             typed_flush, moved = flush(conn)
             assert moved == spans, f"the typed flush moved {moved} of {spans} spans"
             conn.execute(CEILING_TABLE)
-            conn.execute("checkpoint")
+            settle(conn)
             with timed() as ceiling:
                 conn.execute("insert into bench_ceiling select * from otel.traces")
             conn.execute("drop table bench_ceiling")
@@ -62,6 +81,7 @@ def run(spans: int = 1_000_000) -> dict:
             conn.execute("truncate otel.traces, otel.trace_summaries, otel.span_signatures")
             conn.execute("checkpoint")
             otlp_copy = copy_otlp(conn, spans)
+            settle(conn)
             otlp_flush, moved = flush(conn)
             assert moved == spans, f"the OTLP flush moved {moved} of {spans} spans"
     finally:
