@@ -1,10 +1,10 @@
-"""Faster flushes: partitions found from the batch's first and last day, signatures from a table of distinct inputs and a PL/pgSQL span_signature, trace summaries from plain aggregates.
+"""Faster flushes: partitions found from the batch's first and last day, signatures from a table of distinct inputs and a PL/pgSQL span_signature, a 64-bit signature input hash, trace summaries from plain aggregates.
 
 Revision ID: 0004
 Revises: 0003
 """
 
-from migrations.sqlfiles import run_frozen_sql
+from migrations.sqlfiles import execute_sql, run_frozen_sql
 
 revision = "0004"
 down_revision = "0003"
@@ -17,5 +17,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # Only function bodies changed: the previous revision's set restores them.
+    # otel.signature_input() changed its result type; every other change is a
+    # function body, which the previous revision's set restores.
+    execute_sql("drop function otel.signature_input(text, text, text, text, text, jsonb, jsonb)")
     run_frozen_sql("0003")

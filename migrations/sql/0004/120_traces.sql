@@ -173,7 +173,7 @@ begin
     get diagnostics stored_before = row_count;
     duplicates := duplicates + stored_before;
 
-    create temp table otel_signature_ids (signature_input uuid primary key, signature_id bigint, created boolean)
+    create temp table otel_signature_ids (signature_input bigint primary key, signature_id bigint, created boolean)
         on commit drop;
     -- A table with statistics, so that the join below hashes the few
     -- distinct inputs rather than every span.
