@@ -23,13 +23,15 @@ if [ ! -x "$root/usr/bin/apt-get" ]; then
     debootstrap --variant=minbase trixie "$root" http://deb.debian.org/debian >/dev/null
 fi
 cp /etc/resolv.conf "$root/etc/resolv.conf"
-cleanup() { umount -R "$root/proc" "$root/sys" "$root/dev" 2>/dev/null || true; }
-trap cleanup EXIT
 mount -t proc proc "$root/proc"
 mount --rbind /sys "$root/sys"
 mount --rbind /dev "$root/dev"
-# Slaves, so that unmounting them on exit never propagates back to the host.
-mount --make-rslave "$root/sys" "$root/dev"
+# Slaves, so that unmounting them on exit never propagates back to the host;
+# the clean-up is armed only once they are.
+mount --make-rslave "$root/sys"
+mount --make-rslave "$root/dev"
+cleanup() { umount -R "$root/proc" "$root/sys" "$root/dev" 2>/dev/null || true; }
+trap cleanup EXIT
 chroot "$root" /bin/bash -c 'DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     make python3 python3-venv git ca-certificates npm >/dev/null'
 cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
