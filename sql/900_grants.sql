@@ -45,6 +45,7 @@ grant execute on function
     otel.check_limit(integer),
     otel.check_time_range(timestamptz, timestamptz, boolean),
     otel.normalize_trace_id(text),
-    otel.exception_attribute(jsonb, text)
+    otel.exception_attribute(jsonb, text),
+    otel.exception_event_attributes(jsonb)
     to otel_reader, otel_admin;
 grant execute on function otel.set_retention(text, interval), otel.drop_expired_partitions() to otel_admin;

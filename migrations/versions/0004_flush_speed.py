@@ -17,7 +17,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # otel.signature_input() changed its result type; every other change is a
+    # otel.signature_input() changed its result type and
+    # otel.exception_event_attributes() is new; every other change is a
     # function body, which the previous revision's set restores.
-    execute_sql("drop function otel.signature_input(text, text, text, text, text, jsonb, jsonb)")
+    execute_sql("""
+        drop function otel.signature_input(text, text, text, text, text, jsonb, jsonb);
+        drop function otel.exception_event_attributes(jsonb);
+    """)
     run_frozen_sql("0003")

@@ -42,12 +42,21 @@ as $$
 $$;
 comment on function otel.http_reason(text) is 'The reason phrase of an HTTP status code, null for unusual codes';
 
+create or replace function otel.exception_event_attributes(events jsonb)
+returns jsonb
+language sql immutable parallel safe
+as $$
+    select case when jsonb_typeof(events) = 'array' and events <> '[]'
+                then jsonb_path_query_first(events, '$[*] ? (@.name == "exception").attributes') end
+$$;
+comment on function otel.exception_event_attributes(jsonb) is
+    'The attributes of the first "exception" event, null when there is none';
+
 create or replace function otel.exception_attribute(events jsonb, attribute text)
 returns text
 language sql immutable parallel safe
 as $$
-    select case when jsonb_typeof(events) = 'array' and events <> '[]'
-                then jsonb_path_query_first(events, '$[*] ? (@.name == "exception").attributes') ->> attribute end
+    select otel.exception_event_attributes(events) ->> attribute
 $$;
 comment on function otel.exception_attribute(jsonb, text) is
     'An attribute (exception.type, exception.message) of the first "exception" event, null when there is none';
@@ -103,11 +112,9 @@ declare
     error_message text;
     http_status text := coalesce(attributes ->> 'http.response.status_code', attributes ->> 'http.status_code');
 begin
-    if jsonb_typeof(events) = 'array' and events <> '[]' then
-        exception_attributes := jsonb_path_query_first(events, '$[*] ? (@.name == "exception").attributes');
-        exception_type := exception_attributes ->> 'exception.type';
-        exception_message := exception_attributes ->> 'exception.message';
-    end if;
+    exception_attributes := otel.exception_event_attributes(events);
+    exception_type := exception_attributes ->> 'exception.type';
+    exception_message := exception_attributes ->> 'exception.message';
     if status_code = 'ERROR' then
         error_message := otel.normalize_text(status_message);
     end if;
