@@ -86,6 +86,7 @@ select format($query$
            end as err,
            otel.signature_input(nullif(p.given_service_name, ''), p.kind, p.given_name, p.status_code,
                                 nullif(p.given_status_message, ''), p.attributes, p.events) as signature_input,
+           hashtextextended(p.trace_id || p.span_id, 0) as span_key,  -- finds spans repeated within the batch
            p.trace_id, p.span_id, p.parent_span_id, nullif(p.given_trace_state, '') as trace_state, p.flags, p.given_name as name, p.kind,
            p.start_time, p.end_time,
            (extract(epoch from p.end_time - p.start_time) * 1000)::double precision as duration_ms,
@@ -121,6 +122,19 @@ $$;
 comment on function otel.typing_query_traces(text) is
     'The query that validates and casts the span rows of a flush; internal to otel.flush()';
 
+create or replace aggregate otel.text_array_agg(text) (
+    -- array_agg(text) with its true state size: the built-in one tells the
+    -- planner 8 kB a group, so that grouping a flush's 200,000 traces
+    -- sorts on disk or spills instead of hashing in memory (0.3 s of 1.0 s).
+    sfunc = array_agg_transfn,
+    stype = internal,
+    sspace = 128,
+    finalfunc = array_agg_finalfn,
+    finalfunc_extra
+);
+comment on aggregate otel.text_array_agg(text) is
+    'array_agg(text) with a realistic state size for the planner; internal to otel.flush()';
+
 create or replace function otel.move_traces(out moved bigint, out duplicates bigint)
 language plpgsql
 set search_path = pg_catalog, pg_temp
@@ -134,22 +148,21 @@ declare
     first_start timestamptz;
     last_start timestamptz;
 begin
-    analyze pg_temp.otel_traces;  -- row counts for the planner: the joins below depend on them
+    -- Row counts and the statistics of the columns the statements below
+    -- join, group and filter on; sampling the JSON columns too would cost
+    -- as much again.
+    analyze pg_temp.otel_traces (err, trace_id, span_id, parent_span_id, start_time, signature_input, span_key);
 
-    -- Spans repeated within the batch. Candidates first, by a 64-bit hash
-    -- of the ids: grouping every span by its two text ids needs several
-    -- times the memory and spills to disk. Usually there are none, and then
-    -- no delete has to look at every span.
+    -- Spans repeated within the batch. Candidates first, by the 64-bit hash
+    -- of their ids that typing computed in parallel: grouping every span by
+    -- its two text ids needs several times the memory and spills to disk.
+    -- Usually there are none, and then no delete has to look at every span.
     create temp table otel_repeated_spans on commit drop as
     select t.trace_id, t.span_id, min(t.n) as first_n
       from pg_temp.otel_traces as t
      where t.err is null
-       and hashtextextended(t.trace_id || t.span_id, 0) in (
-               select hashtextextended(trace_id || span_id, 0)
-                 from pg_temp.otel_traces
-                where err is null
-                group by 1
-               having count(*) > 1)
+       and t.span_key in (select span_key from pg_temp.otel_traces where err is null
+                           group by span_key having count(*) > 1)
      group by t.trace_id, t.span_id
     having count(*) > 1;
     duplicates := 0;
@@ -175,10 +188,11 @@ begin
 
     create temp table otel_signature_ids (signature_input bigint primary key, signature_id bigint, created boolean)
         on commit drop;
-    -- A table with statistics, so that the join below hashes the few
-    -- distinct inputs rather than every span.
+    -- A table with statistics, so that the join below fetches the first
+    -- span of each of the few distinct inputs by its position rather than
+    -- reading every span again.
     create temp table otel_signature_inputs on commit drop as
-    select signature_input, min(n) as first_n, count(*) as spans
+    select signature_input, min(ctid) as first_span, count(*) as spans
       from pg_temp.otel_traces where err is null group by signature_input;
     analyze pg_temp.otel_signature_inputs;
     with signed as (
@@ -186,7 +200,7 @@ begin
                otel.span_signature(t.service_name, t.kind, t.name, t.status_code, t.status_message,
                                    t.attributes, t.events) as signature
           from pg_temp.otel_signature_inputs as i
-          join pg_temp.otel_traces as t on t.n = i.first_n
+          join pg_temp.otel_traces as t on t.ctid = i.first_span
     ),
     per_signature as (
         select signature, md5(signature)::uuid as text_hash, sum(spans) as spans from signed group by signature
@@ -205,19 +219,6 @@ begin
         perform pg_notify('otel_signatures', 'new');  -- wakes `otel-db embed --watch`
     end if;
 
-    insert into otel.traces (
-        trace_id, span_id, parent_span_id, trace_state, flags, name, kind, start_time, end_time,
-        duration_ms, status_code, status_message, service_name, scope_name, scope_version,
-        attributes, resource_attributes, events, links, signature_id)
-    select t.trace_id, t.span_id, t.parent_span_id, t.trace_state, t.flags, t.name, t.kind,
-           t.start_time, t.end_time, t.duration_ms, t.status_code, t.status_message,
-           t.service_name, t.scope_name, t.scope_version,
-           t.attributes, t.resource_attributes, t.events, t.links, s.signature_id
-      from pg_temp.otel_traces as t
-      join pg_temp.otel_signature_ids as s using (signature_input)
-     where t.err is null;
-    get diagnostics moved = row_count;
-
     -- From the working set rather than the insert's returning rows: no
     -- second copy of every span to aggregate. Plain aggregates only: an
     -- ordered or distinct aggregate sorts the spans of every trace on its
@@ -233,7 +234,7 @@ begin
                count(*) filter (where parent_span_id is null) as roots,
                min(service_name) filter (where parent_span_id is null) as root_service,
                min(name) filter (where parent_span_id is null) as root_name,
-               array_agg(service_name) filter (where service_name is not null) as services
+               otel.text_array_agg(service_name) filter (where service_name is not null) as services
           from pg_temp.otel_traces
          where err is null
          group by trace_id collate "C"
@@ -265,6 +266,19 @@ begin
         span_count = s.span_count + excluded.span_count,
         error_count = s.error_count + excluded.error_count,
         services = array(select distinct x from unnest(s.services || excluded.services) as x order by x);
+
+    insert into otel.traces (
+        trace_id, span_id, parent_span_id, trace_state, flags, name, kind, start_time, end_time,
+        duration_ms, status_code, status_message, service_name, scope_name, scope_version,
+        attributes, resource_attributes, events, links, signature_id)
+    select t.trace_id, t.span_id, t.parent_span_id, t.trace_state, t.flags, t.name, t.kind,
+           t.start_time, t.end_time, t.duration_ms, t.status_code, t.status_message,
+           t.service_name, t.scope_name, t.scope_version,
+           t.attributes, t.resource_attributes, t.events, t.links, s.signature_id
+      from pg_temp.otel_traces as t
+      join pg_temp.otel_signature_ids as s using (signature_input)
+     where t.err is null;
+    get diagnostics moved = row_count;
 end
 $$;
 comment on function otel.move_traces() is

@@ -83,7 +83,10 @@ def test_frozen_sql_matches_its_checksums():
 
 
 CATALOG = """
-select p.oid::regprocedure::text, pg_get_functiondef(p.oid), p.proacl::text,
+select p.oid::regprocedure::text,
+       case when p.prokind = 'a' then (select a::text from pg_aggregate as a where a.aggfnoid = p.oid)
+            else pg_get_functiondef(p.oid) end,
+       p.proacl::text,
        obj_description(p.oid, 'pg_proc')
   from pg_proc as p
  where p.pronamespace = 'otel'::regnamespace

@@ -1,4 +1,4 @@
-"""Faster flushes: partitions found from the batch's first and last day, signatures from a table of distinct inputs and a PL/pgSQL span_signature, a 64-bit signature input hash, trace summaries from plain aggregates.
+"""Faster flushes: partitions found from the batch's first and last day, signatures from a table of distinct inputs and a PL/pgSQL span_signature, a 64-bit signature input hash, trace summaries from plain aggregates hashed in memory.
 
 Revision ID: 0004
 Revises: 0003
@@ -17,11 +17,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # otel.signature_input() changed its result type and
-    # otel.exception_event_attributes() is new; every other change is a
-    # function body, which the previous revision's set restores.
+    # otel.signature_input() changed its result type;
+    # otel.exception_event_attributes() and otel.text_array_agg() are new;
+    # every other change is a function body, which the previous revision's
+    # set restores.
     execute_sql("""
         drop function otel.signature_input(text, text, text, text, text, jsonb, jsonb);
         drop function otel.exception_event_attributes(jsonb);
+        drop aggregate otel.text_array_agg(text);
     """)
     run_frozen_sql("0003")
