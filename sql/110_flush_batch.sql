@@ -51,10 +51,14 @@ as $$
     -- either way), and negative, so that it never meets the n of a
     -- working-set row (1, 2, ...). claimed keeps the position for the dead
     -- letter of a rejected row.
+    -- Span rows also get the (null) JSON columns of decoded spans.
     select format('(select (c.ctid::text::point)[0]::bigint * 65536 + (c.ctid::text::point)[1]::bigint
                            - 4611686018427387904 as n,
-                           c.ctid as claimed, c.*
-                      from otel.%I as c) as r', 'claimed_' || kind)
+                           c.ctid as claimed, c.*%s
+                      from otel.%I as c) as r',
+                  case when kind = 'traces' then ', null::jsonb as attributes_jsonb, null::jsonb as resource_attributes_jsonb,
+                           null::jsonb as events_jsonb, null::jsonb as links_jsonb' else '' end,
+                  'claimed_' || kind)
 $$;
 comment on function otel.claim_table_rows(text) is
     'otel.claimed_<kind> as a source of the typing query; internal to otel.flush()';
@@ -92,7 +96,11 @@ begin
     create temp table otel_traces_rows (
         n bigint generated always as identity, dlq_id bigint,
         payload_id bigint, rs int, ss int, rec int, dp int,
-        like otel.traces_staging) on commit drop;
+        like otel.traces_staging,
+        -- A decoded OTLP span's JSON values as they are (its text columns
+        -- for them stay null): typing them does not parse them again.
+        attributes_jsonb jsonb, resource_attributes_jsonb jsonb, events_jsonb jsonb, links_jsonb jsonb
+    ) on commit drop;
     create temp table otel_logs_rows (
         n bigint generated always as identity, dlq_id bigint,
         payload_id bigint, rs int, ss int, rec int, dp int,

@@ -5,21 +5,22 @@ returns void
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
--- Spans of the claimed requests first_id..last_id as text rows.
+-- Spans of the claimed requests first_id..last_id as rows of text, and of
+-- JSON where the request has it already.
 begin
     insert into pg_temp.otel_traces_rows (
         dlq_id, payload_id, rs, ss, rec,
         trace_id, span_id, parent_span_id, trace_state, flags, name, kind, start_time, end_time,
         status_code, status_message, service_name, scope_name, scope_version,
-        attributes, resource_attributes, events, links)
+        attributes_jsonb, resource_attributes_jsonb, events_jsonb, links_jsonb)
     select p.dlq_id, p.id, x.rs, x.ss, x.rec,
            x.v ->> 'traceId', x.v ->> 'spanId', x.v ->> 'parentSpanId', x.v ->> 'traceState', x.v ->> 'flags',
            x.v ->> 'name', x.v ->> 'kind', x.v ->> 'startTimeUnixNano', x.v ->> 'endTimeUnixNano',
            x.v -> 'status' ->> 'code', x.v -> 'status' ->> 'message',
            x.resource_attributes ->> 'service.name', x.scope ->> 'name', x.scope ->> 'version',
            (select coalesce(jsonb_object_agg(kv ->> 'key', otel.otlp_value(kv -> 'value')), '{}')
-              from jsonb_array_elements(x.v -> 'attributes') as kv)::text,
-           x.resource_attributes::text,
+              from jsonb_array_elements(x.v -> 'attributes') as kv),
+           x.resource_attributes,
            -- Most spans have neither events nor links: the guards skip
            -- their subqueries (a tenth of the decoding time).
            case when x.v ? 'events' then
@@ -28,7 +29,7 @@ begin
                        'time', otel.parse_time(e ->> 'timeUnixNano'),
                        'attributes', (select coalesce(jsonb_object_agg(kv ->> 'key', otel.otlp_value(kv -> 'value')), '{}')
                                         from jsonb_array_elements(e -> 'attributes') as kv)) order by ei)
-              from jsonb_array_elements(x.v -> 'events') with ordinality as ev (e, ei))::text end,
+              from jsonb_array_elements(x.v -> 'events') with ordinality as ev (e, ei)) end,
            case when x.v ? 'links' then
            (select jsonb_agg(jsonb_build_object(
                        'trace_id', lower(l ->> 'traceId'),
@@ -36,7 +37,7 @@ begin
                        'trace_state', nullif(l ->> 'traceState', ''),
                        'attributes', (select coalesce(jsonb_object_agg(kv ->> 'key', otel.otlp_value(kv -> 'value')), '{}')
                                         from jsonb_array_elements(l -> 'attributes') as kv)) order by li)
-              from jsonb_array_elements(x.v -> 'links') with ordinality as lk (l, li))::text end
+              from jsonb_array_elements(x.v -> 'links') with ordinality as lk (l, li)) end
       from pg_temp.otel_otlp as p
      cross join lateral otel.otlp_request_records(p.doc, 'traces') as x (rs, ss, rec, resource_attributes, scope, v)
      where p.id between first_id and last_id
@@ -51,7 +52,8 @@ returns text
 language sql stable
 as $$
 -- The query that validates and casts span rows of source (an aliased
--- relation r with the text columns of otel.traces_staging, n and claimed):
+-- relation r with the text columns of otel.traces_staging, n, claimed and
+-- the JSON columns of decoded spans):
 -- the rows of pg_temp.otel_traces. A row that breaks a rule gets err, the
 -- message its dead letter carries; the casts of a valid row cannot fail,
 -- except on malformed JSON text or an impossible date, which
@@ -111,10 +113,10 @@ select format($query$
                    otel.parse_time(r.end_time) as end_time,
                    case when r.flags ~ '^\s*[0-9]{1,10}\s*$' and r.flags::bigint <= 4294967295
                         then r.flags::bigint end as flags,
-                   otel.parse_json(r.attributes, '{}') as attributes,
-                   otel.parse_json(r.resource_attributes, '{}') as resource_attributes,
-                   otel.parse_json(r.events, '[]') as events,
-                   otel.parse_json(r.links, '[]') as links,
+                   coalesce(r.attributes_jsonb, otel.parse_json(r.attributes, '{}')) as attributes,
+                   coalesce(r.resource_attributes_jsonb, otel.parse_json(r.resource_attributes, '{}')) as resource_attributes,
+                   coalesce(r.events_jsonb, otel.parse_json(r.events, '[]')) as events,
+                   coalesce(r.links_jsonb, otel.parse_json(r.links, '[]')) as links,
                    row_number() over () as barrier  -- see otel.typing_query()
               from %s) as p
 $query$, source)
