@@ -37,24 +37,31 @@ as $$
 -- most new_days_limit new days in one flush: a batch spread over thousands
 -- of days would otherwise exhaust the lock table and fail every flush. Rows
 -- of the days left over get err (so a dead letter that otel.retry_dlq()
--- loads in a later run).
+-- loads in a later run). Records the batch's extent in
+-- pg_temp.otel_batch_extent, which the steps after it read instead of
+-- scanning every row again.
 declare
     new_days_limit constant integer := 32;
+    extent text := format('select min(%1$I) filter (where err is null), max(%1$I) filter (where err is null),
+                                  count(*) filter (where err is not null)
+                             from pg_temp.%2$I', time_column, 'otel_' || kind);
+    first_time timestamptz;
+    last_time timestamptz;
+    invalid_rows bigint;
     first_day date;
     last_day date;
     days date[];
 begin
+    execute extent into first_time, last_time, invalid_rows;
+    first_day := (first_time at time zone 'UTC')::date;
+    last_day := (last_time at time zone 'UTC')::date;
     -- Batches usually span a day or two: then those days are the candidates,
     -- found without computing the day of every row (an empty day between
     -- the first and the last gets its partition too). Otherwise the days
     -- that have rows, and only those.
-    execute format('select (min(%1$I) at time zone ''UTC'')::date, (max(%1$I) at time zone ''UTC'')::date
-                      from pg_temp.%2$I where err is null', time_column, 'otel_' || kind)
-       into first_day, last_day;
     if first_day is null then
-        return;  -- no valid rows
-    end if;
-    if last_day - first_day <= 2 then
+        days := '{}';  -- no valid rows
+    elsif last_day - first_day <= 2 then
         days := array(select d::date from generate_series(first_day, last_day, interval '1 day') as d);
     else
         execute format('select array_agg(distinct (%I at time zone ''UTC'')::date) from pg_temp.%I where err is null',
@@ -71,7 +78,9 @@ begin
                                 (%2$I at time zone 'UTC')::date, %3$s)
              where err is null and (%2$I at time zone 'UTC')::date = any ($1)
         $sql$, 'otel_' || kind, time_column, new_days_limit) using days[new_days_limit + 1:];
+        execute extent into first_time, last_time, invalid_rows;
     end if;
+    insert into pg_temp.otel_batch_extent values (kind, first_time, last_time, invalid_rows);
 end
 $$;
 comment on function otel.partition_working_set(text, text) is

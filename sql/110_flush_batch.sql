@@ -5,6 +5,8 @@
 --   pg_temp.otel_<kind>          the same rows typed, or with err set; also
 --                                the rows of a claim table typed in place
 --                                (n < 0, claimed = their ctid)
+--   pg_temp.otel_batch_extent    per kind: first and last time of the valid
+--                                rows, how many rows are invalid
 --   pg_temp.otel_rejects         everything bound for the dead-letter queue
 -- dlq_id is set on rows that otel.retry_dlq() took back from the queue.
 
@@ -75,7 +77,7 @@ begin
     drop table if exists pg_temp.otel_otlp, pg_temp.otel_rejects, pg_temp.otel_traces_rows,
         pg_temp.otel_logs_rows, pg_temp.otel_metrics_rows, pg_temp.otel_traces, pg_temp.otel_logs,
         pg_temp.otel_metrics, pg_temp.otel_signature_ids, pg_temp.otel_signature_inputs,
-        pg_temp.otel_repeated_spans, pg_temp.otel_retried;
+        pg_temp.otel_repeated_keys, pg_temp.otel_batch_extent, pg_temp.otel_retried;
     create temp table otel_otlp (
         id bigint generated always as identity,
         dlq_id bigint,
@@ -85,6 +87,14 @@ begin
     -- Requests are large and live for one transaction: compressing them
     -- (the default for TOASTed values) would cost more than it saves.
     alter table pg_temp.otel_otlp alter column payload set storage external, alter column doc set storage external;
+    -- Per kind: the first and last time of the valid rows, and how many
+    -- rows are invalid (otel.partition_working_set()).
+    create temp table otel_batch_extent (
+        kind text primary key,
+        first_time timestamptz,
+        last_time timestamptz,
+        invalid_rows bigint
+    ) on commit drop;
     create temp table otel_rejects (
         dlq_id bigint,
         telemetry_type text,
@@ -400,6 +410,9 @@ as $$
 -- its columns, a decoded record as an OTLP/JSON request holding just that
 -- record.
 begin
+    if (select e.invalid_rows from pg_temp.otel_batch_extent as e where e.kind = reject_invalid_rows.kind) = 0 then
+        return;  -- nothing to look for
+    end if;
     execute format($sql$
         insert into pg_temp.otel_rejects
         select r.dlq_id, %1$L,

@@ -1,6 +1,8 @@
 """Span signatures: what the normalised text keeps and what it replaces."""
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.helpers import flush, scalar, stage_otlp
 from tests.otlp import attribute, span, traces_request
@@ -29,6 +31,52 @@ def test_normalize_text_replaces_what_makes_every_span_unique(conn, text, normal
 
 def test_normalize_text_keeps_at_most_300_characters(conn):
     assert scalar(conn, "select length(otel.normalize_text(repeat('word ', 200)))") == 300
+
+
+# Text made of what the patterns look at: digits, hex letters, x (0x), and
+# the separators of times, addresses and numbers.
+PATTERN_TEXT = st.text(alphabet="0123456789abcdefxyzT:.-@+ Z", max_size=60)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=PATTERN_TEXT)
+def test_normalize_text_does_not_tell_the_digits_1_to_9_apart(conn, text):
+    # otel.signature_input() folds them in error messages and relies on this.
+    folded, original = conn.execute(
+        "select otel.normalize_text(translate(%(t)s, '23456789', '11111111')), otel.normalize_text(%(t)s)", {"t": text}
+    ).fetchone()
+    assert folded == original
+
+
+def signature_input(conn, message: str) -> int:
+    return scalar(
+        conn,
+        "select otel.signature_input('checkout', 'SERVER', 'charge', 'ERROR', %(m)s::text, '{}',"
+        " jsonb_build_array(jsonb_build_object('name', 'exception', 'attributes',"
+        " jsonb_build_object('exception.type', 'Declined', 'exception.message', %(m)s::text))))",
+        {"m": message},
+    )
+
+
+def test_signature_inputs_of_error_messages_fold_the_digits_1_to_9(conn):
+    # One normalisation for all the messages that differ only in them.
+    assert signature_input(conn, "order 981 declined") == signature_input(conn, "order 275 declined")
+    assert signature_input(conn, "order 0x1f declined") != signature_input(conn, "order 1x1f declined")
+    assert signature_input(conn, "order 10 declined") != signature_input(conn, "order 11 declined")
+
+
+def test_error_messages_that_differ_only_in_numbers_share_one_signature(conn):
+    spans = [
+        span(name="charge", status={"code": 2, "message": f"order {order} declined after {tries} tries"})
+        for order, tries in ((981, 3), (12, 7), (40977, 2))
+    ]
+    hex_like = span(name="charge", status={"code": 2, "message": "order 0x1f declined after 3 tries"})
+    stage_otlp(conn, [traces_request(*spans, hex_like)])
+    flush(conn)
+    assert conn.execute("select text, span_count from otel.span_signatures order by text").fetchall() == [
+        ("checkout | server charge | error: order <hex> declined after <num> tries | GET", 1),
+        ("checkout | server charge | error: order <num> declined after <num> tries | GET", 3),
+    ]
 
 
 def string(value: str) -> dict:
