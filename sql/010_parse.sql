@@ -70,25 +70,30 @@ returns text
 language sql immutable parallel safe
 as $$
     -- OTLP ids are case-insensitive hex; empty or all-zero means "no id".
-    -- Ids already in the stored form skip the trims and lower-casing.
+    -- Null for no id and for what is not an id (otel.is_absent_id() tells
+    -- the two apart). Ids already in the stored form are checked once,
+    -- without trims or lower-casing.
     select case
         when length(value) = hex_digits and value !~ '[^0-9a-f]' then nullif(value, repeat('0', hex_digits))
-        when value is null or trim(value) = '' then null
-        when lower(trim(value)) = repeat('0', hex_digits) then null
-        else lower(trim(value))
+        when length(trim(value)) = hex_digits and lower(trim(value)) !~ '[^0-9a-f]'
+            then nullif(lower(trim(value)), repeat('0', hex_digits))
     end
 $$;
 comment on function otel.normalize_id(text, int) is
-    'Lower-case an OTLP hex id; empty or all zeros become null (no id)';
+    'An OTLP hex id in lower case; null when there is none (empty or all zeros) or it is not hex_digits hex digits';
 
-create or replace function otel.is_hex_id(value text, hex_digits int)
+-- Revision 0004 replaced it with otel.is_absent_id(): otel.normalize_id()
+-- checks the digits itself now.
+drop function if exists otel.is_hex_id(text, int);
+
+create or replace function otel.is_absent_id(value text, hex_digits int)
 returns boolean
 language sql immutable parallel safe
 as $$
-    select length(value) = hex_digits and value !~ '[^0-9a-f]'
+    select value is null or trim(value) = '' or lower(trim(value)) = repeat('0', hex_digits)
 $$;
-comment on function otel.is_hex_id(text, int) is
-    'True when value is exactly hex_digits lower-case hex digits';
+comment on function otel.is_absent_id(text, int) is
+    'True when an OTLP id is missing, empty or all zeros (no id), false when it is a value';
 
 create or replace function otel.parse_json(value text, default_value jsonb)
 returns jsonb

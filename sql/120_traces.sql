@@ -61,11 +61,11 @@ as $$
 select format($query$
     select p.n, p.claimed,
            case
-               when p.trace_id is null then 'trace_id is missing, empty or all zeros'
-               when not otel.is_hex_id(p.trace_id, 32) then format('trace_id "%%s" is not 32 hex digits', left(p.given_trace_id, 100))
-               when p.span_id is null then 'span_id is missing, empty or all zeros'
-               when not otel.is_hex_id(p.span_id, 16) then format('span_id "%%s" is not 16 hex digits', left(p.given_span_id, 100))
-               when p.parent_span_id is not null and not otel.is_hex_id(p.parent_span_id, 16)
+               when p.trace_id is null and otel.is_absent_id(p.given_trace_id, 32) then 'trace_id is missing, empty or all zeros'
+               when p.trace_id is null then format('trace_id "%%s" is not 32 hex digits', left(p.given_trace_id, 100))
+               when p.span_id is null and otel.is_absent_id(p.given_span_id, 16) then 'span_id is missing, empty or all zeros'
+               when p.span_id is null then format('span_id "%%s" is not 16 hex digits', left(p.given_span_id, 100))
+               when p.parent_span_id is null and not otel.is_absent_id(p.given_parent_span_id, 16)
                    then format('parent_span_id "%%s" is not 16 hex digits', left(p.given_parent_span_id, 100))
                when p.given_name is null then 'name is missing'
                when octet_length(p.given_name) > 4096 then 'name is longer than 4096 bytes'

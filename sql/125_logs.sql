@@ -51,9 +51,9 @@ select format($query$
                    then 'time and observed_time are both missing or 0'
                when coalesce(p.given_severity_number, '') <> '' and p.severity_number is null
                    then format('severity_number "%%s" is not 0-24 or a severity name', left(p.given_severity_number, 100))
-               when p.trace_id is not null and not otel.is_hex_id(p.trace_id, 32)
+               when p.trace_id is null and not otel.is_absent_id(p.given_trace_id, 32)
                    then format('trace_id "%%s" is not 32 hex digits', left(p.given_trace_id, 100))
-               when p.span_id is not null and not otel.is_hex_id(p.span_id, 16)
+               when p.span_id is null and not otel.is_absent_id(p.given_span_id, 16)
                    then format('span_id "%%s" is not 16 hex digits', left(p.given_span_id, 100))
                when p.flags is null and coalesce(p.given_flags, '') <> ''
                    then format('flags "%%s" is not a 32-bit unsigned integer', left(p.given_flags, 100))

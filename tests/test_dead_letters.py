@@ -56,7 +56,12 @@ def test_unreadable_request_is_dead_lettered_whole(conn, payload, message):
     ("bad_span", "message"),
     [
         (span(traceId="xyz"), 'trace_id "xyz" is not 32 hex digits'),
+        (span(traceId="0" * 31), f'trace_id "{"0" * 31}" is not 32 hex digits'),
+        (span(traceId=" " * 32), "trace_id is missing, empty or all zeros"),
+        (span(traceId="0" * 32), "trace_id is missing, empty or all zeros"),
         (span(spanId=""), "span_id is missing"),
+        (span(spanId="g" * 16), f'span_id "{"g" * 16}" is not 16 hex digits'),
+        (span(parentSpanId="12345"), 'parent_span_id "12345" is not 16 hex digits'),
         (span(kind=9), 'kind "9" is not a span kind'),
         (span(status={"code": 7}), 'status_code "7" is not a status'),
         (span(startTimeUnixNano="18446744073709551616"), "start_time"),
@@ -188,6 +193,26 @@ def test_only_the_broken_signal_of_a_mixed_request_is_dead_lettered(conn):
     [(kind, _, raw)] = dead_letters(conn)
     assert kind == "otlp"
     assert json.loads(raw) == {"resourceSpans": {"not": "an array"}}
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        ({"traceId": "xyz"}, 'trace_id "xyz" is not 32 hex digits'),
+        ({"spanId": "1234567890abcdef0"}, 'span_id "1234567890abcdef0" is not 16 hex digits'),
+        ({"traceId": "0" * 32, "spanId": ""}, None),  # no trace context: the record lands without one
+    ],
+)
+def test_a_log_trace_context_is_an_id_or_nothing(conn, context, message):
+    stage_otlp(conn, [logs_request(log_record(**context))])
+    run = flush(conn)
+    if message is None:
+        assert run["logs"] == 1
+        assert conn.execute("select trace_id, span_id from otel.logs").fetchone() == (None, None)
+    else:
+        assert run["logs"] == 0
+        [(kind, error, _raw)] = dead_letters(conn)
+        assert (kind, error) == ("logs", message)
 
 
 def test_a_log_body_beyond_the_text_search_limit_still_lands(conn):

@@ -119,6 +119,17 @@ def test_all_zero_parent_means_root(conn):
     assert scalar(conn, "select root_name from otel.trace_summaries") == "GET /users/{id}"
 
 
+def test_ids_in_any_case_and_padding_are_stored_in_lower_case(conn):
+    trace_id, span_id, parent_id = "AB" * 16, "Cd" * 8, "0F" * 8
+    stage_otlp(conn, [traces_request(span(traceId=f" {trace_id} ", spanId=span_id, parentSpanId=f"{parent_id}  "))])
+    flush(conn)
+    assert conn.execute("select trace_id, span_id, parent_span_id from otel.traces").fetchone() == (
+        trace_id.lower(),
+        span_id.lower(),
+        parent_id.lower(),
+    )
+
+
 def test_log_bodies_of_every_type_and_trace_context(conn):
     records = [
         log_record(body={"stringValue": "plain"}, traceId="A" * 32, spanId="B" * 16),

@@ -18,12 +18,14 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     # otel.signature_input() changed its result type;
-    # otel.exception_event_attributes() and otel.text_array_agg() are new;
-    # every other change is a function body, which the previous revision's
-    # set restores.
+    # otel.exception_event_attributes(), otel.is_absent_id() and
+    # otel.text_array_agg() are new (otel.is_hex_id() is gone, and the
+    # previous revision's set makes it again); every other change is a
+    # function body, which that set restores.
     execute_sql("""
         drop function otel.signature_input(text, text, text, text, text, jsonb, jsonb);
         drop function otel.exception_event_attributes(jsonb);
+        drop function otel.is_absent_id(text, int);
         drop aggregate otel.text_array_agg(text);
     """)
     run_frozen_sql("0003")
