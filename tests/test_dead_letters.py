@@ -266,3 +266,51 @@ def test_a_large_claim_is_typed_in_parallel_with_its_bad_rows_dead_lettered(conn
     assert "is before start_time" in letters[f"{15_001:016x}"]
     assert 'trace_id "not-hex"' in letters[f"{30_000:016x}"]
     assert scalar(conn, "select count(*) from otel.claimed_traces") == 0
+
+
+def test_a_large_otlp_batch_is_typed_in_parallel_with_its_bad_spans_dead_lettered(conn):
+    padding = attribute("db.query.text", {"stringValue": "x" * 400})
+    spans = [span(spanId=f"{i:016x}", attributes=[padding]) for i in range(1, 30_001)]
+    spans[7] = span(spanId=f"{8:016x}", kind=9)
+    spans[15_000] = span(spanId=f"{15_001:016x}", endTimeUnixNano="1763999999000000000")
+    spans[29_999] = span(spanId=f"{30_000:016x}", traceId="not-hex")
+    spans += [spans[100], spans[20_000]]
+    stage_otlp(conn, [traces_request(*spans[i : i + 1000]) for i in range(0, len(spans), 1000)])
+    run = flush(conn)
+    assert (run["spans"], run["duplicates"], run["dead_lettered"]) == (29_997, 2, 3)
+    letters = {
+        json.loads(raw)["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["spanId"]: error
+        for _, error, raw in dead_letters(conn)
+    }
+    assert 'kind "9"' in letters[f"{8:016x}"]
+    assert "is before start_time" in letters[f"{15_001:016x}"]
+    assert 'trace_id "not-hex"' in letters[f"{30_000:016x}"]
+
+
+def test_the_parallel_typing_of_a_working_set_steps_aside_for_what_it_cannot_do(conn):
+    # Each transaction is a working set of its own (dropped at commit).
+    rows = (
+        "insert into pg_temp.otel_traces_rows (trace_id, span_id, name, start_time, end_time, attributes)"
+        " select md5(g::text), right(md5(g::text), 16), 'GET /', '1764000000000000000', '1764000000500000000', %s"
+        " from generate_series(1, 20000) as g"
+    )
+    with conn.transaction():
+        conn.execute("select otel.flush_prepare()")
+        conn.execute(rows, (json.dumps({"padding": "x" * 400}),))
+        assert scalar(conn, "select otel.type_rows_in_parallel('traces')") is True
+        assert scalar(conn, "select count(*) from pg_temp.otel_traces where err is null") == 20_000
+        assert scalar(conn, "select to_regclass('otel.typing_traces_rows')") is None
+        # Rows typed already (a claim typed in place): left to the serial path.
+        assert scalar(conn, "select otel.type_rows_in_parallel('traces')") is False
+    with conn.transaction():
+        conn.execute("select otel.flush_prepare()")
+        conn.execute(rows, (json.dumps({"padding": "x" * 400}),))
+        conn.execute("update pg_temp.otel_traces_rows set attributes = '{not json' where n = 777")
+        # Malformed JSON text: the serial path isolates it; nothing was changed.
+        assert scalar(conn, "select otel.type_rows_in_parallel('traces')") is False
+        assert scalar(conn, "select count(*) from pg_temp.otel_traces") == 0
+    # Too few rows for parallel workers.
+    with conn.transaction():
+        conn.execute("select otel.flush_prepare()")
+        conn.execute(rows.replace("20000", "10"), (json.dumps({}),))
+        assert scalar(conn, "select otel.type_rows_in_parallel('traces')") is False
