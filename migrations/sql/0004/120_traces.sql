@@ -91,7 +91,8 @@ select format($query$
            hashtextextended(p.trace_id || p.span_id, 0) as span_key,  -- finds spans repeated within the batch
            p.trace_id, p.span_id, p.parent_span_id, nullif(p.given_trace_state, '') as trace_state, p.flags, p.given_name as name, p.kind,
            p.start_time, p.end_time,
-           (extract(epoch from p.end_time - p.start_time) * 1000)::double precision as duration_ms,
+           -- Whole microseconds through float8: a third of the numeric extract(), the same value.
+           (date_part('epoch', p.end_time - p.start_time) * 1000000)::bigint / 1000::double precision as duration_ms,
            p.status_code, nullif(p.given_status_message, '') as status_message,
            nullif(p.given_service_name, '') as service_name, nullif(p.given_scope_name, '') as scope_name,
            nullif(p.given_scope_version, '') as scope_version,
