@@ -112,8 +112,7 @@ select format($query$
                    otel.parse_status_code(r.status_code) as status_code,
                    otel.parse_time(r.start_time) as start_time,
                    otel.parse_time(r.end_time) as end_time,
-                   case when r.flags ~ '^\s*[0-9]{1,10}\s*$' and r.flags::bigint <= 4294967295
-                        then r.flags::bigint end as flags,
+                   otel.parse_flags(r.flags) as flags,
                    coalesce(r.attributes_jsonb, otel.parse_json(r.attributes, '{}')) as attributes,
                    coalesce(r.resource_attributes_jsonb, otel.parse_json(r.resource_attributes, '{}')) as resource_attributes,
                    coalesce(r.events_jsonb, otel.parse_json(r.events, '[]')) as events,

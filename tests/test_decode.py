@@ -3,6 +3,8 @@
 import json
 import math
 
+import pytest
+
 from tests.helpers import flush, scalar, stage_otlp
 from tests.otlp import (
     attribute,
@@ -272,3 +274,23 @@ def test_nan_metric_value_is_kept(conn):
     stage_otlp(conn, [metrics_request({"name": "n", "gauge": {"dataPoints": [point]}})])
     flush(conn)
     assert math.isnan(scalar(conn, "select value from otel.metrics"))
+
+
+@pytest.mark.parametrize(
+    ("text", "max_digits", "signed", "is_integer"),
+    [
+        ("12", 20, True, True),
+        ("0042", 20, False, True),
+        (" 12 ", 20, False, True),
+        ("-12", 20, True, True),
+        ("-12", 20, False, False),
+        ("9" * 20, 20, False, True),
+        ("9" * 21, 20, True, False),
+        ("12a", 20, True, False),
+        ("1.5", 20, True, False),
+        ("", 20, True, False),
+        (None, 20, True, None),
+    ],
+)
+def test_integer_text_is_recognised_in_every_form_otlp_allows(conn, text, max_digits, signed, is_integer):
+    assert scalar(conn, "select otel.is_integer_text(%s, %s, %s)", (text, max_digits, signed)) is is_integer

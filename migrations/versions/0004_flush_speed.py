@@ -25,6 +25,8 @@ def downgrade() -> None:
         drop function otel.signature_input(text, text, text, text, text, jsonb, jsonb);
         drop function otel.exception_event_attributes(jsonb);
         drop function otel.is_absent_id(text, int);
+        drop function otel.parse_flags(text);
+        drop function otel.is_integer_text(text, int, boolean);
         drop function otel.type_rows_in_parallel(text);
         drop function otel.create_typed(text, text);
         drop aggregate otel.text_array_agg(text);

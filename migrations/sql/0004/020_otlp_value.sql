@@ -50,7 +50,7 @@ as $$
         when jsonb_typeof(v) is distinct from 'object' then null
         when v ? 'stringValue' then v -> 'stringValue'
         when v ? 'intValue' then
-            case when v ->> 'intValue' ~ '^\s*-?[0-9]{1,20}\s*$'
+            case when otel.is_integer_text(v ->> 'intValue', 20, true)
                  then ((v ->> 'intValue')::numeric)::text::jsonb
                  else otel.otlp_invalid('intValue', v ->> 'intValue') end
         when v ? 'doubleValue' then

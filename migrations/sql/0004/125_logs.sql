@@ -82,8 +82,7 @@ select format($query$
                    otel.parse_severity(r.severity_number) as severity_number,
                    otel.normalize_id(r.trace_id, 32) as trace_id,
                    otel.normalize_id(r.span_id, 16) as span_id,
-                   case when r.flags ~ '^\s*[0-9]{1,10}\s*$' and r.flags::bigint <= 4294967295
-                        then r.flags::bigint end as flags,
+                   otel.parse_flags(r.flags) as flags,
                    otel.parse_json(r.attributes, '{}') as attributes,
                    otel.parse_json(r.resource_attributes, '{}') as resource_attributes,
                    row_number() over () as barrier  -- see otel.typing_query()

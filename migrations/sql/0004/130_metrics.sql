@@ -116,16 +116,15 @@ select format($query$
                        when 'exponentialhistogram' then 'exponential_histogram' when 'summary' then 'summary'
                    end as type,
                    otel.parse_double(r.value) as value,
-                   case when r.value ~ '^\s*-?[0-9]{1,20}\s*$' then r.value::numeric end as int_value,
-                   case when r.count ~ '^\s*[0-9]{1,20}\s*$' then r.count::numeric end as count,
+                   case when otel.is_integer_text(r.value, 20, true) then r.value::numeric end as int_value,
+                   case when otel.is_integer_text(r.count, 20, false) then r.count::numeric end as count,
                    otel.parse_double(r.sum) as sum,
                    otel.parse_double(r.min) as min,
                    otel.parse_double(r.max) as max,
                    otel.parse_temporality(r.temporality) as temporality,
                    case lower(trim(r.is_monotonic)) when 'true' then true when 't' then true when '1' then true
                        when 'false' then false when 'f' then false when '0' then false end as is_monotonic,
-                   case when r.flags ~ '^\s*[0-9]{1,10}\s*$' and r.flags::bigint <= 4294967295
-                        then r.flags::bigint end as flags,
+                   otel.parse_flags(r.flags) as flags,
                    otel.parse_json(r.labels, '{}') as labels,
                    otel.parse_json(r.resource_attributes, '{}') as resource_attributes,
                    otel.parse_json(r.bucket_counts, null) as bucket_counts_json,
