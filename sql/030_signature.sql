@@ -75,29 +75,30 @@ as $$
     -- for every span (one inlined expression): spans with the same input
     -- get the same signature, so the costly normalisation runs once per
     -- distinct input instead of once per span. (|| rather than the stable
-    -- concat_ws, which would prevent inlining.) Error messages count with
-    -- every digit but 0 read as 1: otel.normalize_text() tells those apart
-    -- nowhere, so messages that differ only in them (ids, counts) normalise
-    -- the same, and one of them stands for all. 64 bits: md5 and its uuid cost half
-    -- of this function; two of a flush's distinct inputs share a hash with
-    -- odds of about 1 in 10^10 at 30,000 inputs, and then only the
-    -- signature label of their spans is affected.
+    -- concat_ws, which would prevent inlining; \x02 stands for a missing
+    -- value, which otel.span_signature() tells from an empty one.) Error
+    -- messages count with every digit but 0 read as 1: otel.normalize_text()
+    -- tells those apart nowhere, so messages that differ only in them (ids,
+    -- counts) normalise the same, and one of them stands for all. 64 bits:
+    -- md5 and its uuid cost half of this function; two of a flush's distinct
+    -- inputs share a hash with odds of about 1 in 10^10 at 30,000 inputs,
+    -- and then only the signature label of their spans is affected.
     select hashtextextended(
-        coalesce(service_name, '') || e'\x01' || coalesce(kind, '') || e'\x01' || coalesce(name, '') || e'\x01'
-        || case when status_code = 'ERROR' then coalesce(translate(status_message, '23456789', '11111111'), '')
+        coalesce(service_name, e'\x02') || e'\x01' || coalesce(kind, e'\x02') || e'\x01' || coalesce(name, e'\x02') || e'\x01'
+        || case when status_code = 'ERROR' then e'\x03' || coalesce(translate(status_message, '23456789', '11111111'), e'\x02')
                 else e'\x02' end || e'\x01'
-        || coalesce(otel.exception_attribute(events, 'exception.type'), '') || e'\x01'
-        || coalesce(translate(otel.exception_attribute(events, 'exception.message'), '23456789', '11111111'), '')
+        || coalesce(otel.exception_attribute(events, 'exception.type'), e'\x02') || e'\x01'
+        || coalesce(translate(otel.exception_attribute(events, 'exception.message'), '23456789', '11111111'), e'\x02')
         || e'\x01'
-        || coalesce(attributes ->> 'http.request.method', attributes ->> 'http.method', '') || e'\x01'
-        || coalesce(attributes ->> 'http.route', attributes ->> 'url.template', '') || e'\x01'
-        || coalesce(attributes ->> 'http.response.status_code', attributes ->> 'http.status_code', '') || e'\x01'
-        || coalesce(attributes ->> 'db.system.name', attributes ->> 'db.system', '') || e'\x01'
-        || coalesce(attributes ->> 'db.operation.name', attributes ->> 'db.operation', '') || e'\x01'
-        || coalesce(attributes ->> 'db.collection.name', attributes ->> 'db.sql.table', '') || e'\x01'
-        || coalesce(attributes ->> 'messaging.system', '') || e'\x01'
-        || coalesce(attributes ->> 'messaging.operation.type', attributes ->> 'messaging.operation', '') || e'\x01'
-        || coalesce(attributes ->> 'messaging.destination.name', ''), 0)
+        || coalesce(attributes ->> 'http.request.method', attributes ->> 'http.method', e'\x02') || e'\x01'
+        || coalesce(attributes ->> 'http.route', attributes ->> 'url.template', e'\x02') || e'\x01'
+        || coalesce(attributes ->> 'http.response.status_code', attributes ->> 'http.status_code', e'\x02') || e'\x01'
+        || coalesce(attributes ->> 'db.system.name', attributes ->> 'db.system', e'\x02') || e'\x01'
+        || coalesce(attributes ->> 'db.operation.name', attributes ->> 'db.operation', e'\x02') || e'\x01'
+        || coalesce(attributes ->> 'db.collection.name', attributes ->> 'db.sql.table', e'\x02') || e'\x01'
+        || coalesce(attributes ->> 'messaging.system', e'\x02') || e'\x01'
+        || coalesce(attributes ->> 'messaging.operation.type', attributes ->> 'messaging.operation', e'\x02') || e'\x01'
+        || coalesce(attributes ->> 'messaging.destination.name', e'\x02'), 0)
 $$;
 comment on function otel.signature_input(text, text, text, text, text, jsonb, jsonb) is
     'A hash of the span fields otel.span_signature() reads: spans with equal hashes share a signature';

@@ -143,7 +143,7 @@ set search_path = pg_catalog, pg_temp
 as $$
 -- Valid spans into otel.traces: drop duplicates (within the batch and
 -- against stored spans), upsert one signature per distinct signature
--- input, insert, and keep otel.trace_summaries current. Flushes are
+-- input, add the batch to otel.trace_summaries, and insert. Flushes are
 -- serialised, so the duplicate check cannot race another flush.
 declare
     stored_before bigint;

@@ -253,7 +253,7 @@ def test_a_large_claim_is_typed_in_parallel_with_its_bad_rows_dead_lettered(conn
     rows += [rows[100], rows[20_000]]
     stage_typed_spans(conn, rows)
     conn.execute("select otel.flush_claim()")
-    conn.execute("set parallel_tuple_cost = 0")  # as otel.type_claimed() has it
+    conn.execute("set parallel_tuple_cost = 0")  # as otel.create_typed() has it
     conn.execute("set parallel_setup_cost = 100")
     query = scalar(conn, "select otel.typing_query('traces', otel.claim_table_rows('traces'))")
     plan = json.dumps(scalar(conn, f"explain (format json) {query}"))
@@ -276,6 +276,14 @@ def test_a_large_otlp_batch_is_typed_in_parallel_with_its_bad_spans_dead_lettere
     spans[29_999] = span(spanId=f"{30_000:016x}", traceId="not-hex")
     spans += [spans[100], spans[20_000]]
     stage_otlp(conn, [traces_request(*spans[i : i + 1000]) for i in range(0, len(spans), 1000)])
+    conn.execute("select otel.flush_claim()")
+    with conn.transaction():
+        # The flush's first steps, to see that this batch takes the parallel path.
+        conn.execute("select otel.flush_prepare()")
+        conn.execute("select otel.load_claimed('{}')")
+        conn.execute("select otel.decode_otlp('traces')")
+        assert scalar(conn, "select otel.type_rows_in_parallel('traces')") is True
+        raise psycopg.Rollback()
     run = flush(conn)
     assert (run["spans"], run["duplicates"], run["dead_lettered"]) == (29_997, 2, 3)
     letters = {

@@ -1,5 +1,7 @@
 """Span signatures: what the normalised text keeps and what it replaces."""
 
+import json
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -63,6 +65,33 @@ def test_signature_inputs_of_error_messages_fold_the_digits_1_to_9(conn):
     assert signature_input(conn, "order 981 declined") == signature_input(conn, "order 275 declined")
     assert signature_input(conn, "order 0x1f declined") != signature_input(conn, "order 1x1f declined")
     assert signature_input(conn, "order 10 declined") != signature_input(conn, "order 11 declined")
+
+
+@pytest.mark.parametrize(
+    ("empty", "missing"),
+    [
+        ({"attributes": {"http.request.method": ""}}, {"attributes": {}}),
+        ({"attributes": {"db.system": ""}}, {"attributes": {}}),
+        ({"events": [{"name": "exception", "attributes": {"exception.type": ""}}]}, {"events": []}),
+        ({"status_code": "ERROR", "status_message": None}, {"status_code": "OK", "status_message": None}),
+    ],
+)
+def test_signature_inputs_tell_an_empty_value_from_a_missing_one(conn, empty, missing):
+    # otel.span_signature() does, so the spans must not share an input.
+    def input_of(fields: dict) -> int:
+        span_fields = {"status_code": "UNSET", "status_message": None, "attributes": {}, "events": [], **fields}
+        return scalar(
+            conn,
+            "select otel.signature_input('checkout', 'SERVER', 'GET /', %(status_code)s, %(status_message)s,"
+            " %(attributes)s::jsonb, %(events)s::jsonb)",
+            {
+                **span_fields,
+                "attributes": json.dumps(span_fields["attributes"]),
+                "events": json.dumps(span_fields["events"]),
+            },
+        )
+
+    assert input_of(empty) != input_of(missing)
 
 
 def test_error_messages_that_differ_only_in_numbers_share_one_signature(conn):

@@ -153,8 +153,8 @@ begin
     -- A batch of a million spans groups some 200,000 traces: with less
     -- memory, grouping them and building their summaries spill to disk
     -- (a tenth more time). Smaller batches use what they need, no more.
-    if pg_size_bytes(current_setting('work_mem')) < pg_size_bytes('256MB') then
-        perform set_config('work_mem', '256MB', true);
+    if pg_size_bytes(current_setting('work_mem')) < pg_size_bytes('128MB') then
+        perform set_config('work_mem', '128MB', true);
     end if;
     perform otel.flush_prepare();
     foreach kind in array array['traces', 'logs', 'metrics'] loop
