@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 
 import psycopg
 
@@ -66,26 +67,28 @@ def flush(conn: psycopg.Connection) -> tuple[float, int]:
     return t.seconds, spans
 
 
-def one_round(conn: psycopg.Connection, spans: int) -> dict:
-    """COPY and flush the typed spans, the ceiling on the rows they produced, then the same spans as OTLP/JSON."""
+def copy_and_flush(
+    conn: psycopg.Connection, copy: Callable[[psycopg.Connection, int], float], spans: int
+) -> tuple[float, float]:
+    """Seconds to COPY `spans` spans with `copy` and to flush them, each from a settled server."""
     conn.execute("truncate otel.traces, otel.trace_summaries, otel.span_signatures, otel.flush_runs")
     conn.execute("checkpoint")
-    typed_copy = copy_typed(conn, spans)
+    copy_seconds = copy(conn, spans)
     settle(conn)
-    typed_flush, moved = flush(conn)
-    assert moved == spans, f"the typed flush moved {moved} of {spans} spans"
+    flush_seconds, moved = flush(conn)
+    assert moved == spans, f"the flush moved {moved} of {spans} spans"
+    return copy_seconds, flush_seconds
+
+
+def one_round(conn: psycopg.Connection, spans: int) -> dict:
+    """COPY and flush the typed spans, the ceiling on the rows they produced, then the same spans as OTLP/JSON."""
+    typed_copy, typed_flush = copy_and_flush(conn, copy_typed, spans)
     conn.execute(CEILING_TABLE)
     settle(conn)
     with timed() as ceiling:
         conn.execute("insert into bench_ceiling select * from otel.traces")
     conn.execute("drop table bench_ceiling")
-
-    conn.execute("truncate otel.traces, otel.trace_summaries, otel.span_signatures")
-    conn.execute("checkpoint")
-    otlp_copy = copy_otlp(conn, spans)
-    settle(conn)
-    otlp_flush, moved = flush(conn)
-    assert moved == spans, f"the OTLP flush moved {moved} of {spans} spans"
+    otlp_copy, otlp_flush = copy_and_flush(conn, copy_otlp, spans)
     return {
         "typed_copy_spans_per_s": round(spans / typed_copy),
         "typed_flush_spans_per_s": round(spans / typed_flush),
