@@ -140,6 +140,10 @@ comment on aggregate otel.text_array_agg(text) is
 create or replace function otel.move_traces(out moved bigint, out duplicates bigint)
 language plpgsql
 set search_path = pg_catalog, pg_temp
+-- The working set's statistics need only be rough (they choose hashing or
+-- sorting, and join orders): a sample of 9,000 rows instead of 30,000
+-- takes a quarter of the time.
+set default_statistics_target = 30
 as $$
 -- Valid spans into otel.traces: drop duplicates (within the batch and
 -- against stored spans), upsert one signature per distinct signature

@@ -2,8 +2,11 @@
 
 import json
 import math
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.helpers import flush, scalar, stage_otlp
 from tests.otlp import (
@@ -294,3 +297,45 @@ def test_nan_metric_value_is_kept(conn):
 )
 def test_integer_text_is_recognised_in_every_form_otlp_allows(conn, text, max_digits, signed, is_integer):
     assert scalar(conn, "select otel.is_integer_text(%s, %s, %s)", (text, max_digits, signed)) is is_integer
+
+
+def unix_nanoseconds(nanoseconds: int) -> datetime:
+    """What otel.parse_time() must make of Unix nanoseconds: whole microseconds, truncated."""
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=nanoseconds // 1000)
+
+
+@pytest.mark.parametrize(
+    "nanoseconds",
+    [
+        0,
+        999,
+        1_764_000_000_123_456_789,
+        8_999_999_999_999_999_999,  # the last value of the fast path
+        9_000_000_000_000_000_000,
+        2**63 - 1,
+        2**63,
+        2**64 - 1,
+    ],
+)
+def test_unix_nanoseconds_are_exact_to_the_microsecond_up_to_2_to_the_64(conn, nanoseconds):
+    assert scalar(conn, "select otel.parse_time(%s)", (str(nanoseconds),)) == unix_nanoseconds(nanoseconds)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    nanoseconds=st.integers(min_value=0, max_value=2**64 - 1),
+    form=st.sampled_from(["{}", "0{}", " {} "]),  # as written, with a leading zero, with white space
+)
+def test_any_uint64_of_nanoseconds_is_read_exactly(conn, nanoseconds, form):
+    text = form.format(nanoseconds)
+    assert scalar(conn, "select otel.parse_time(%s)", (text,)) == unix_nanoseconds(nanoseconds)
+
+
+@pytest.mark.parametrize("text", [str(2**64), "-1", "12a", "1.5", "", "0x10", None])
+def test_unreadable_times_are_null(conn, text):
+    assert scalar(conn, "select otel.parse_time(%s)", (text,)) is None
+
+
+@pytest.mark.parametrize(("text", "parsed"), [("[]", []), ("{}", {}), (" [] ", []), ("[1]", [1]), ("", {"d": 1})])
+def test_parse_json_reads_empty_arrays_and_objects_like_any_other(conn, text, parsed):
+    assert scalar(conn, "select otel.parse_json(%s, %s)", (text, '{"d": 1}')) == parsed

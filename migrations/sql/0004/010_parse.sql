@@ -8,16 +8,17 @@ language sql stable parallel safe
 as $$
     -- Unix nanoseconds (OTLP fixed64, up to 2^64-1; exact to the microsecond,
     -- never through float64) or RFC 3339 text. Text without an offset is UTC
-    -- inside otel.flush(), which runs with timezone = UTC. Nanoseconds that
-    -- fit a bigint (until 2262) take the fast integer path, recognised
+    -- inside otel.flush(), which runs with timezone = UTC. Nanoseconds up to
+    -- 8999999999999999999 (the year 2255) take the fast path: recognised
     -- without a counted regular expression ([0-9]{1,19} costs a microsecond
-    -- a value; a length and a negated class, a twentieth of that).
+    -- a value; a length and a negated class, a twentieth of that), and as
+    -- whole microseconds below 2^53, which interval arithmetic multiplies
+    -- exactly (a third of the cost of to_timestamp() plus an interval).
     select case
-        when length(value) between 1 and 19 and value !~ '[^0-9]'
-         and (length(value) < 19 or value collate "C" <= '9223372036854775807') then
-            to_timestamp(value::bigint / 1000000000)
-            + (value::bigint % 1000000000 / 1000)::int * interval '1 microsecond'
-        when value ~ '^\s*[0-9]{1,20}\s*$' and value::numeric <= 18446744073709551615 then
+        when octet_length(value) between 1 and 19 and value !~ '[^0-9]'
+         and (octet_length(value) < 19 or value collate "C" <= '8999999999999999999') then
+            timestamptz 'epoch' + (value::bigint / 1000) * interval '1 microsecond'
+        when value ~ '^\s*0*[0-9]{1,20}\s*$' and value::numeric <= 18446744073709551615 then  -- leading zeros too
             to_timestamp(div(value::numeric, 1000000000)::float8)
             + div(mod(value::numeric, 1000000000), 1000)::int * interval '1 microsecond'
         when value ~ '^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?)?\s*([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)?\s*$' then
@@ -97,7 +98,7 @@ as $$
     -- the two apart). Ids already in the stored form are checked once,
     -- without trims or lower-casing.
     select case
-        when length(value) = hex_digits and value !~ '[^0-9a-f]' then nullif(value, repeat('0', hex_digits))
+        when octet_length(value) = hex_digits and value !~ '[^0-9a-f]' then nullif(value, repeat('0', hex_digits))
         when length(trim(value)) = hex_digits and lower(trim(value)) !~ '[^0-9a-f]'
             then nullif(lower(trim(value)), repeat('0', hex_digits))
     end
@@ -123,7 +124,12 @@ returns jsonb
 language sql immutable parallel safe
 as $$
     -- Raises on malformed JSON: the flush isolates such a row on its slow path.
-    select case when value is null or value = '' then default_value else value::jsonb end
+    -- Empty arrays and objects (most spans' events and links) are constants,
+    -- not parsed.
+    select case when value is null or value = '' then default_value
+                when value = '[]' then '[]'::jsonb
+                when value = '{}' then '{}'::jsonb
+                else value::jsonb end
 $$;
 comment on function otel.parse_json(text, jsonb) is
     'JSON text to jsonb, default_value for null or empty text; raises on malformed JSON';
