@@ -40,7 +40,7 @@ def test_normalize_text_keeps_at_most_300_characters(conn):
 PATTERN_TEXT = st.text(alphabet="0123456789abcdefxyzT:.-@+ Z", max_size=60)
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=PATTERN_TEXT)
 def test_normalize_text_does_not_tell_the_digits_1_to_9_apart(conn, text):
     # otel.signature_input() folds them in error messages and relies on this.
@@ -183,3 +183,21 @@ def test_spans_differing_only_in_ids_and_numbers_share_a_signature(conn):
     assert run["spans"] == 3
     assert scalar(conn, "select count(distinct signature_id) from otel.traces") == 2
     assert scalar(conn, "select span_count from otel.span_signatures where text like '%%not found%%'") == 2
+
+
+@pytest.mark.parametrize(
+    ("events", "attributes"),
+    [
+        ('[{"name": "exception", "attributes": {"exception.type": "E"}}]', {"exception.type": "E"}),
+        ('[{"name": "retry"}, {"name": "exception", "attributes": {}}]', {}),
+        ('[{"name": "retry"}]', None),
+        ("[]", None),
+        ("[null]", None),
+        ('{"name": "exception", "attributes": {}}', None),  # not a list of events
+        ('"exception"', None),
+        ("null", None),
+        (None, None),
+    ],
+)
+def test_exception_event_attributes_come_only_from_an_exception_event_in_a_list(conn, events, attributes):
+    assert scalar(conn, "select otel.exception_event_attributes(%s::jsonb)", (events,)) == attributes

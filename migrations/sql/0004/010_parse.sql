@@ -6,8 +6,9 @@ create or replace function otel.parse_time(value text)
 returns timestamptz
 language sql stable parallel safe
 as $$
-    -- Unix nanoseconds (OTLP fixed64, up to 2^64-1; exact to the microsecond,
-    -- never through float64) or RFC 3339 text. Text without an offset is UTC
+    -- Unix nanoseconds (OTLP fixed64, up to 2^64-1, leading zeros allowed;
+    -- exact to the microsecond, never rounded through float64) or RFC 3339
+    -- text. Text without an offset is UTC
     -- inside otel.flush(), which runs with timezone = UTC. Nanoseconds up to
     -- 8999999999999999999 (the year 2255) take the fast path: recognised
     -- without a counted regular expression ([0-9]{1,19} costs a microsecond

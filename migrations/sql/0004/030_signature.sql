@@ -83,9 +83,9 @@ as $$
     -- from an empty one. Error messages count with every digit but 0 read
     -- as 1: otel.normalize_text() tells those apart nowhere, so messages
     -- that differ only in them (ids, counts) normalise the same, and one of
-    -- them stands for all. 64 bits: two of a flush's distinct inputs share a
-    -- hash with odds of about 1 in 10^10 at 30,000 inputs, and then only
-    -- the signature label of their spans is affected.
+    -- them stands for all. 64 bits, chained over 15 fields: two of a flush's
+    -- distinct inputs share a hash with odds of about 1 in 10^9 at 30,000
+    -- inputs, and then only the signature label of their spans is affected.
     select hashtextextended(coalesce(service_name, e'\x02'),
            hashtextextended(coalesce(kind, e'\x02'),
            hashtextextended(coalesce(name, e'\x02'),
