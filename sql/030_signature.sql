@@ -89,8 +89,9 @@ as $$
     select hashtextextended(coalesce(service_name, e'\x02'),
            hashtextextended(coalesce(kind, e'\x02'),
            hashtextextended(coalesce(name, e'\x02'),
-           hashtextextended(case when status_code = 'ERROR' then e'\x03' || coalesce(translate(status_message, '23456789', '11111111'), e'\x02')
-                else e'\x02' end,
+           hashtextextended(case when status_code = 'ERROR'
+                                 then e'\x03' || coalesce(translate(status_message, '23456789', '11111111'), e'\x02')
+                                 else e'\x02' end,
            hashtextextended(coalesce(otel.exception_attribute(events, 'exception.type'), e'\x02'),
            hashtextextended(coalesce(translate(otel.exception_attribute(events, 'exception.message'), '23456789', '11111111'), e'\x02'),
            hashtextextended(coalesce(attributes ->> 'http.request.method', attributes ->> 'http.method', e'\x02'),

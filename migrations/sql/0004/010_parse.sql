@@ -8,13 +8,13 @@ language sql stable parallel safe
 as $$
     -- Unix nanoseconds (OTLP fixed64, up to 2^64-1, leading zeros allowed;
     -- exact to the microsecond, never rounded through float64) or RFC 3339
-    -- text. Text without an offset is UTC
-    -- inside otel.flush(), which runs with timezone = UTC. Nanoseconds up to
-    -- 8999999999999999999 (the year 2255) take the fast path: recognised
-    -- without a counted regular expression ([0-9]{1,19} costs a microsecond
-    -- a value; a length and a negated class, a twentieth of that), and as
-    -- whole microseconds below 2^53, which interval arithmetic multiplies
-    -- exactly (a third of the cost of to_timestamp() plus an interval).
+    -- text. Text without an offset is UTC inside otel.flush(), which runs
+    -- with timezone = UTC. Nanoseconds up to 8999999999999999999 (the year
+    -- 2255) take the fast path: recognised without a counted regular
+    -- expression ([0-9]{1,19} costs a microsecond a value; a length and a
+    -- negated class, a twentieth of that), and as whole microseconds below
+    -- 2^53, which interval arithmetic multiplies exactly (a third of the
+    -- cost of to_timestamp() plus an interval).
     select case
         when octet_length(value) between 1 and 19 and value !~ '[^0-9]'
          and (octet_length(value) < 19 or value collate "C" <= '8999999999999999999') then
