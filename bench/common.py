@@ -17,7 +17,9 @@ from alembic.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-SERVER = os.environ.get("OTEL_DB_BENCH_SERVER", "postgresql://postgres@127.0.0.1:54329")
+SERVER = os.environ.get(
+    "OTEL_DB_BENCH_SERVER", f"postgresql://postgres@127.0.0.1:{os.environ.get('OTEL_DB_PGPORT', '54329')}"
+)
 
 SERVICES = ["frontend", "checkout", "payment", "inventory", "catalog", "shipping"]
 ROUTES = ["/users/{id}", "/orders/{id}", "/cart", "/products/{id}", "/checkout", "/health"]

@@ -2,18 +2,27 @@
 
 The version table lives in `public` (not in `otel`), so that
 `alembic downgrade base` can drop the whole schema.
+
+An upgrade that starts from an empty database does not replay the
+revisions: it builds the target revision from `sql/` in one step
+(migrations.schema.build_revision), so a new database gets every object
+once, exactly as `sql/` defines it. See migrations/README.md.
 """
 
 import os
+from collections.abc import Callable, Iterable
 
 from alembic import context
+from alembic.runtime.migration import MigrationContext, MigrationStep, RevisionStep
 from sqlalchemy import create_engine, pool
 
-from migrations.sqlfiles import sqlalchemy_url
+from migrations.schema import build_revision, sqlalchemy_url
 
 VERSION_TABLE = "otel_db_alembic_version"
 
 config = context.config
+
+Plan = Callable[[tuple[str, ...], MigrationContext], Iterable[MigrationStep]]
 
 
 def resolve_url() -> str:
@@ -21,8 +30,40 @@ def resolve_url() -> str:
         context.get_x_argument(as_dictionary=True).get("url")
         or os.environ.get("OTEL_STORAGE_CONNECTION_STRING")
         or config.get_main_option("sqlalchemy.url")
+        or f"postgresql://postgres@127.0.0.1:{os.environ.get('OTEL_DB_PGPORT', '54329')}/otel"
     )
     return sqlalchemy_url(url)
+
+
+def building_fresh_databases(plan: Plan | None) -> Plan | None:
+    """Wrap the command's plan: upgrades from an empty database become one build step."""
+    if plan is None:
+        return None
+
+    def steps(heads: tuple[str, ...], migration_context: MigrationContext) -> list[MigrationStep]:
+        planned = list(plan(heads, migration_context))
+        from_empty = not heads and planned and all(isinstance(s, RevisionStep) and s.is_upgrade for s in planned)
+        if not from_empty:
+            return planned
+        target = planned[-1]
+        assert isinstance(target, RevisionStep)
+        revision = target.revision.revision
+
+        def build_from_sql_directory() -> None:
+            build_revision(revision)
+
+        target.migration_fn = build_from_sql_directory
+        return [target]
+
+    return steps
+
+
+def plan_fresh_builds() -> None:
+    # Alembic has no public hook to rewrite a command's plan: wrap the one
+    # the command handed to the migration context (tests/test_migrations.py
+    # covers every path through it).
+    migration_context = context.get_context()
+    migration_context._migrations_fn = building_fresh_databases(migration_context._migrations_fn)
 
 
 def run_offline() -> None:
@@ -33,6 +74,7 @@ def run_offline() -> None:
         version_table=VERSION_TABLE,
         transaction_per_migration=False,
     )
+    plan_fresh_builds()
     with context.begin_transaction():
         context.run_migrations()
 
@@ -40,7 +82,11 @@ def run_offline() -> None:
 def run_online() -> None:
     engine = create_engine(resolve_url(), poolclass=pool.NullPool)
     with engine.connect() as connection:
-        context.configure(connection=connection, version_table=VERSION_TABLE)
+        context.configure(
+            connection=connection,
+            version_table=VERSION_TABLE,
+        )
+        plan_fresh_builds()
         with context.begin_transaction():
             context.run_migrations()
 

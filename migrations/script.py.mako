@@ -2,12 +2,9 @@
 
 Revision ID: ${up_revision}
 Revises: ${down_revision | comma,n}
-Create Date: ${create_date}
 """
 
-from alembic import op
-
-from migrations.sqlfiles import run_frozen_sql
+from migrations.schema import execute_sql
 
 revision = ${repr(up_revision)}
 down_revision = ${repr(down_revision)}
@@ -16,8 +13,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-    ${upgrades if upgrades else "pass"}
+    # The same change as in sql/, for a database at the revision below.
+    execute_sql("""
+""")
 
 
 def downgrade() -> None:
-    ${downgrades if downgrades else "pass"}
+    # The exact inverse: old routine texts, old grants.
+    execute_sql("""
+""")

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-DEFAULT_CONNECTION_STRING = "postgresql://postgres@127.0.0.1:54329/otel"
+# The project-local cluster (`make db`); OTEL_DB_PGPORT moves it for make, the CLI and the tests alike.
+DEFAULT_CONNECTION_STRING = f"postgresql://postgres@127.0.0.1:{os.environ.get('OTEL_DB_PGPORT', '54329')}/otel"
 
 PREFIX = "OTEL_STORAGE_"
 

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # The project-local PostgreSQL cluster: 127.0.0.1:54329, database "otel",
-# user "postgres", trust on loopback, pg_cron preloaded.
+# user "postgres", trust on loopback, pg_cron preloaded and installed in the
+# database "postgres" (its default; otel reaches it through dblink).
 #
 #   scripts/pg-cluster.sh start   create the cluster if missing, start it if stopped
 #   scripts/pg-cluster.sh stop
 #   scripts/pg-cluster.sh status
+#
+# OTEL_DB_PGPORT picks the port (54329), OTEL_DB_PGDATA the data directory
+# (.pgdata), OTEL_DB_CRON_DATABASE the database pg_cron lives in (postgres)
+# of a new cluster: the test suite starts a private cluster with them.
 #
 # PostgreSQL refuses to run as root, so as root the cluster runs as the
 # "postgres" OS user. That user must be able to reach the data directory:
@@ -14,6 +19,7 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 port=${OTEL_DB_PGPORT:-54329}
+cron_database=${OTEL_DB_CRON_DATABASE:-postgres}
 major=${OTEL_DB_PGMAJOR:-$("$repo/scripts/setup-system.sh")}
 bin=/usr/lib/postgresql/$major/bin
 
@@ -29,6 +35,9 @@ else
 fi
 
 data_dir() {
+    if [ -n "${OTEL_DB_PGDATA:-}" ]; then
+        echo "$OTEL_DB_PGDATA"; return
+    fi
     if [ -L "$repo/.pgdata" ] || [ -d "$repo/.pgdata" ]; then
         readlink -f "$repo/.pgdata"; return
     fi
@@ -58,7 +67,7 @@ listen_addresses = '127.0.0.1'
 port = $port
 unix_socket_directories = '$dir'
 shared_preload_libraries = 'pg_cron'
-cron.database_name = 'otel'
+cron.database_name = '$cron_database'
 cron.use_background_workers = on
 max_worker_processes = 16
 shared_buffers = 1GB
@@ -76,12 +85,20 @@ start() {
     dir=$(data_dir)
     [ -f "$dir/PG_VERSION" ] || create "$dir"
     if ! as_owner "$bin/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
-        as_owner "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 start >/dev/null \
+        as_owner "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -o "-p $port" -w -t 60 start >/dev/null \
             || die "the server did not start; see $dir/server.log"
     fi
     local psql=("$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -X -q -v ON_ERROR_STOP=1)
-    if [ "$("${psql[@]}" -d postgres -tAc "select 1 from pg_database where datname = 'otel'")" != 1 ]; then
-        "${psql[@]}" -d postgres -c "create database otel"
+    local cron_db
+    cron_db=$("${psql[@]}" -d postgres -tAc "select current_setting('cron.database_name', true)")
+    for db in otel $cron_db; do
+        if [ "$("${psql[@]}" -d postgres -tAc "select 1 from pg_database where datname = '$db'")" != 1 ]; then
+            "${psql[@]}" -d postgres -c "create database $db"
+        fi
+    done
+    # otel_db registers its jobs in pg_cron's database, through dblink from others.
+    if [ -n "$cron_db" ]; then
+        "${psql[@]}" -d "$cron_db" -c "set client_min_messages = warning" -c "create extension if not exists pg_cron"
     fi
 }
 

@@ -1,12 +1,15 @@
-"""Test fixtures: a real PostgreSQL (the project cluster on 127.0.0.1:54329).
+"""Test fixtures: a real PostgreSQL, the project cluster on 127.0.0.1 at OTEL_DB_PGPORT (54329).
 
 `alembic upgrade head` runs once per session into a template database;
 every test gets a fresh clone of it (pytest-postgresql's noproc factory).
+The suite uses its own databases (otel_test*) and never connects to the
+user's `otel` database; the pg_cron tests run on a private cluster of their
+own (tests/test_cron_and_roles.py).
 """
 
 import argparse
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -16,14 +19,13 @@ from alembic.config import Config
 from pytest_postgresql import factories
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-HOST = os.environ.get("OTEL_DB_TEST_HOST", "127.0.0.1")
-PORT = int(os.environ.get("OTEL_DB_TEST_PORT", "54329"))
+HOST = "127.0.0.1"
+PORT = int(os.environ.get("OTEL_DB_PGPORT", "54329"))
 USER = "postgres"
 
 
-def database_url(dbname: str) -> str:
-    return f"postgresql://{USER}@{HOST}:{PORT}/{dbname}"
+def database_url(dbname: str, port: int = PORT) -> str:
+    return f"postgresql://{USER}@{HOST}:{port}/{dbname}"
 
 
 def alembic_config(url: str) -> Config:
@@ -41,7 +43,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """Drop what an interrupted run may have left, so the template can be made again."""
     with psycopg.connect(database_url("postgres"), autocommit=True) as admin:
         for (name,) in admin.execute(
-            "select datname from pg_database where datname in ('otel_test', 'otel_test_tmpl', 'otel_test_empty')"
+            "select datname from pg_database"
+            " where datname in ('otel_test', 'otel_test_tmpl') or datname like 'otel\\_test\\_empty\\_%'"
         ).fetchall():
             admin.execute(f"alter database {name} is_template false")
             admin.execute(f"drop database {name} with (force)")
@@ -67,12 +70,25 @@ def conn(dsn: str) -> Iterator[psycopg.Connection]:
 
 
 @pytest.fixture
-def empty_database(postgresql_noproc_fixture) -> Iterator[str]:
+def new_database(postgresql_noproc_fixture) -> Iterator[Callable[[], str]]:
+    """Makes new, empty databases (otel_test_empty_1, _2, ...) and drops them afterwards."""
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"otel_test_empty_{len(made) + 1}"
+        with psycopg.connect(database_url("postgres"), autocommit=True) as admin:
+            admin.execute(f"drop database if exists {name} with (force)")
+            admin.execute(f"create database {name}")
+        made.append(name)
+        return database_url(name)
+
+    yield make
+    with psycopg.connect(database_url("postgres"), autocommit=True) as admin:
+        for name in made:
+            admin.execute(f"drop database if exists {name} with (force)")
+
+
+@pytest.fixture
+def empty_database(new_database) -> str:
     """The URL of a new, empty database (for migration tests)."""
-    name = "otel_test_empty"
-    with psycopg.connect(database_url("postgres"), autocommit=True) as admin:
-        admin.execute(f"drop database if exists {name} with (force)")
-        admin.execute(f"create database {name}")
-    yield database_url(name)
-    with psycopg.connect(database_url("postgres"), autocommit=True) as admin:
-        admin.execute(f"drop database if exists {name} with (force)")
+    return new_database()

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from otel_db import Client, IngestError, Settings
+from tests.conftest import database_url
 from tests.otlp import span, traces_request
 
 
@@ -126,7 +127,7 @@ def test_health_is_false_when_the_database_is_unreachable():
 
 
 def test_health_is_false_without_the_schema(postgresql_noproc_fixture):
-    with Client("postgresql://postgres@127.0.0.1:54329/postgres") as c:
+    with Client(database_url("postgres")) as c:
         assert c.health() is False
 
 

@@ -4,10 +4,11 @@ import json
 
 import pytest
 
-from tests.conftest import SHARED
+from tests.conftest import ROOT
 from tests.helpers import flush, scalar, stage_otlp
 
-EXAMPLES = SHARED / "otlp-examples"
+# Apache-2.0 data from the OpenTelemetry projects: SOURCES.md there says where each file comes from.
+EXAMPLES = ROOT / "tests" / "data" / "otlp-examples"
 EXPECTED = json.loads((EXAMPLES / "public_expected.json").read_text())
 
 # Our policy where the notes leave one: spans with an empty traceId/spanId

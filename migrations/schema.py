@@ -1,0 +1,54 @@
+"""How a revision runs SQL, and how a fresh database is built from `sql/`.
+
+`sql/` is the current schema. A revision carries only what it changed (see
+migrations/README.md), so there are two ways to reach a revision:
+
+- from the revision below it, by its `upgrade()`;
+- from an empty database, by `build_revision()`: every file of `sql/` in
+  order (the head, each object created once), then the `downgrade()` of
+  each revision above the one asked for, newest first.
+
+env.py takes the second way whenever an upgrade starts from an empty
+database, so `alembic upgrade head` on a new database runs `sql/` and
+nothing else, online and with `--sql` alike.
+"""
+
+import re
+from pathlib import Path
+
+from alembic import op
+from sqlalchemy import text
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+
+# `:word` is a bind parameter to SQLAlchemy; casts (`::`) are not.
+_BARE_COLON = re.compile(r"(?<![:\w\\]):(?=\w)")
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Accept plain `postgresql://` URLs and use psycopg 3 for them."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def execute_sql(sql: str) -> None:
+    """Run SQL as written (online, or into the `--sql` script)."""
+    op.execute(text(_BARE_COLON.sub(r"\\:", sql)))
+
+
+def schema_files() -> list[Path]:
+    """The files of `sql/`, in load order."""
+    return sorted(SQL_DIR.glob("*.sql"))
+
+
+def build_revision(revision: str) -> None:
+    """Build `revision` in an empty database: `sql/`, then step down to it."""
+    for path in schema_files():
+        execute_sql(path.read_text(encoding="utf-8"))
+    scripts = op.get_context().script
+    for newer in scripts.walk_revisions(base=revision, head="heads"):
+        if newer.revision == revision:
+            break
+        newer.module.downgrade()

@@ -1,0 +1,54 @@
+-- Spans and one summary row per trace. Final tables are partitioned by
+-- day (UTC); otel.ensure_partitions() creates the partitions ahead of time
+-- and on demand during a flush.
+
+create table otel.traces (
+    trace_id text not null,
+    span_id text not null,
+    parent_span_id text,
+    trace_state text,
+    flags bigint,
+    name text not null,
+    kind text not null,
+    start_time timestamptz not null,
+    end_time timestamptz not null,
+    duration_ms double precision not null,
+    status_code text not null,
+    status_message text,
+    service_name text,
+    scope_name text,
+    scope_version text,
+    attributes jsonb not null default '{}',
+    resource_attributes jsonb not null default '{}',
+    events jsonb not null default '[]',
+    links jsonb not null default '[]',
+    signature_id bigint,
+    constraint traces_kind_check check (kind in ('UNSPECIFIED', 'INTERNAL', 'SERVER', 'CLIENT', 'PRODUCER', 'CONSUMER')),
+    constraint traces_status_check check (status_code in ('UNSET', 'OK', 'ERROR'))
+) partition by range (start_time);
+comment on table otel.traces is
+    'One row per span, as the OpenTelemetry Collector''s ClickHouse exporter stores them: ids in lower-case hex, kind and status by name, attributes, events and links as jsonb; unique by (trace_id, span_id), partitioned by day of start_time';
+
+create index traces_start_time_idx on otel.traces using brin (start_time);
+create index traces_service_time_idx on otel.traces (service_name, start_time desc);
+create index traces_trace_span_idx on otel.traces (trace_id, span_id);
+create index traces_errors_idx on otel.traces (start_time desc) where status_code = 'ERROR';
+create index traces_attributes_idx on otel.traces using gin (attributes jsonb_path_ops);
+-- A signature's newest spans first, for otel.similar_traces().
+create index traces_signature_time_idx on otel.traces (signature_id, start_time desc);
+
+create table otel.trace_summaries (
+    trace_id text primary key,
+    start_time timestamptz not null,
+    end_time timestamptz not null,
+    duration_ms double precision not null,
+    root_service text,
+    root_name text,
+    span_count bigint not null,
+    error_count bigint not null,
+    services text[] not null default '{}'
+);
+comment on table otel.trace_summaries is
+    'One row per trace, kept by the flush as spans arrive: time span, root service and operation, span and error counts, services involved';
+
+create index trace_summaries_start_time_idx on otel.trace_summaries (start_time desc);

@@ -1,0 +1,37 @@
+-- Metric data points, partitioned by day (UTC) of their time.
+
+create table otel.metrics (
+    time timestamptz not null,
+    start_time timestamptz,
+    name text not null,
+    description text,
+    type text not null,
+    unit text,
+    value double precision,
+    int_value numeric,
+    count numeric,
+    sum double precision,
+    min double precision,
+    max double precision,
+    bucket_counts numeric[],
+    explicit_bounds double precision[],
+    quantiles jsonb,
+    exponential jsonb,
+    exemplars jsonb,
+    temporality text,
+    is_monotonic boolean,
+    flags bigint,
+    labels jsonb not null default '{}',
+    resource_attributes jsonb not null default '{}',
+    service_name text,
+    scope_name text,
+    scope_version text,
+    constraint metrics_type_check check (type in ('gauge', 'sum', 'histogram', 'exponential_histogram', 'summary')),
+    constraint metrics_temporality_check check (temporality in ('unspecified', 'delta', 'cumulative'))
+) partition by range (time);
+comment on table otel.metrics is
+    'One row per metric data point: gauge and sum values, histogram counts and bounds, summary quantiles, labels as jsonb; partitioned by day of time';
+
+create index metrics_time_idx on otel.metrics using brin (time);
+create index metrics_name_time_idx on otel.metrics (name, time desc);
+create index metrics_labels_idx on otel.metrics using gin (labels jsonb_path_ops);

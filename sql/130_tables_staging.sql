@@ -1,0 +1,56 @@
+-- Staging: where writers COPY. UNLOGGED and all text, so that COPY never
+-- fails on a value; otel.flush() judges every row. Autovacuum is eager here
+-- because these tables churn completely on every flush.
+
+create unlogged table otel.traces_staging (
+    trace_id text, span_id text, parent_span_id text, trace_state text, flags text,
+    name text, kind text, start_time text, end_time text,
+    status_code text, status_message text,
+    service_name text, scope_name text, scope_version text,
+    attributes text, resource_attributes text, events text, links text
+) with (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000,
+        autovacuum_vacuum_cost_delay = 0);
+comment on table otel.traces_staging is
+    'Spans as writers COPY them: the columns of otel.traces as text (times as RFC 3339 or Unix nanoseconds, JSON as JSON text, kind and status by name or number); moved by otel.flush()';
+
+create unlogged table otel.logs_staging (
+    time text, observed_time text, severity_number text, severity_text text, body text,
+    trace_id text, span_id text, flags text,
+    service_name text, scope_name text, scope_version text,
+    attributes text, resource_attributes text, event_name text
+) with (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000,
+        autovacuum_vacuum_cost_delay = 0);
+comment on table otel.logs_staging is
+    'Log records as writers COPY them: the columns of otel.logs as text; moved by otel.flush()';
+
+create unlogged table otel.metrics_staging (
+    time text, start_time text, name text, description text, type text, unit text,
+    value text, count text, sum text, min text, max text,
+    bucket_counts text, explicit_bounds text, quantiles text, exponential text, exemplars text,
+    temporality text, is_monotonic text, flags text,
+    labels text, resource_attributes text, service_name text, scope_name text, scope_version text
+) with (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000,
+        autovacuum_vacuum_cost_delay = 0);
+comment on table otel.metrics_staging is
+    'Metric data points as writers COPY them: the columns of otel.metrics as text; moved by otel.flush()';
+
+-- OTLP/JSON requests are large and transient: compressing them on their way
+-- through staging costs writers and the flush more than the space it saves.
+create unlogged table otel.otlp_staging (
+    payload text
+) with (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 100,
+        autovacuum_vacuum_cost_delay = 0);
+alter table otel.otlp_staging alter column payload set storage external;
+comment on table otel.otlp_staging is
+    'OTLP/JSON export requests, one per row, as the Collector''s file exporter writes them; load with CSV format and quote and delimiter characters that never occur; moved by otel.flush()';
+
+-- Claim tables: a flush first moves staged rows here in a short
+-- transaction, then processes them in a second one (see otel.flush()).
+create unlogged table otel.claimed_otlp (like otel.otlp_staging including storage);
+comment on table otel.claimed_otlp is 'OTLP/JSON requests claimed by the running flush; internal';
+create unlogged table otel.claimed_traces (like otel.traces_staging);
+comment on table otel.claimed_traces is 'Spans claimed by the running flush; internal';
+create unlogged table otel.claimed_logs (like otel.logs_staging);
+comment on table otel.claimed_logs is 'Log records claimed by the running flush; internal';
+create unlogged table otel.claimed_metrics (like otel.metrics_staging);
+comment on table otel.claimed_metrics is 'Metric data points claimed by the running flush; internal';

@@ -1,0 +1,155 @@
+"""pg_cron scheduling, on a private cluster of its own.
+
+pg_cron keeps one job table per cluster, in one database. So that the suite
+never reads or changes the project cluster's jobs, these tests start a
+second cluster with scripts/pg-cluster.sh (the project cluster's set-up, on
+another port and data directory) whose pg_cron lives in its database
+`otel`, as a user's cluster may have it. A second database there, `other`,
+schedules its jobs through dblink.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from alembic import command
+
+from tests.conftest import ROOT, alembic_config, database_url
+from tests.helpers import scalar
+
+CLUSTER_SCRIPT = ROOT / "scripts" / "pg-cluster.sh"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def cron_cluster(postgresql_noproc_fixture) -> Iterator[int]:
+    """The port of a private cluster like the project's, with pg_cron in its database otel; both migrated."""
+    with psycopg.connect(database_url("postgres")) as project:
+        major = scalar(project, "select current_setting('server_version_num')::int / 10000")
+    # The cluster runs as the postgres OS user when the suite runs as root: /tmp is reachable to it.
+    data = Path(tempfile.mkdtemp(prefix="otel_db-cron-test-", dir="/tmp"))
+    port = free_port()
+    env = {
+        **os.environ,
+        "OTEL_DB_PGPORT": str(port),
+        "OTEL_DB_PGDATA": str(data),
+        "OTEL_DB_CRON_DATABASE": "otel",
+        "OTEL_DB_PGMAJOR": str(major),
+    }
+    subprocess.run([CLUSTER_SCRIPT, "start"], env=env, check=True, capture_output=True)
+    try:
+        with psycopg.connect(database_url("postgres", port), autocommit=True) as admin:
+            admin.execute("create database other")
+        for database in ("otel", "other"):
+            command.upgrade(alembic_config(database_url(database, port)), "head")
+        yield port
+    finally:
+        subprocess.run([CLUSTER_SCRIPT, "stop"], env=env, check=False, capture_output=True)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture
+def cron_db(cron_cluster) -> Iterator[psycopg.Connection]:
+    """The cron database (otel) of the private cluster; its jobs are removed afterwards."""
+    with psycopg.connect(database_url("otel", cron_cluster), autocommit=True) as conn:
+        yield conn
+        conn.execute("select cron.unschedule(jobid) from cron.job")
+
+
+@pytest.fixture
+def other_db(cron_cluster, cron_db) -> Iterator[psycopg.Connection]:
+    """Another migrated database of the private cluster, reaching pg_cron through dblink."""
+    with psycopg.connect(database_url("other", cron_cluster), autocommit=True) as conn:
+        yield conn
+
+
+def jobs(cron_db: psycopg.Connection) -> list[tuple]:
+    return cron_db.execute(
+        "select jobid, jobname, schedule, command, database, username, active from cron.job order by jobid"
+    ).fetchall()
+
+
+def cron_takes_seconds(conn: psycopg.Connection) -> bool:
+    """pg_cron 1.5 and later (Debian 13) schedule in seconds; 1.4 (Debian 12) by the minute."""
+    version = scalar(conn, "select extversion from pg_extension where extname = 'pg_cron'")
+    return tuple(int(part) for part in version.split("-")[0].split(".")) >= (1, 5)
+
+
+def test_schedule_flush_from_another_database_goes_through_schedule_in_database(cron_db, other_db):
+    job_id = scalar(other_db, "select otel.schedule_flush()")
+    assert job_id > 0
+    default = "5 seconds" if cron_takes_seconds(cron_db) else "* * * * *"
+    assert [job[1:5] for job in jobs(cron_db)] == [
+        ("otel-flush", default, "call otel.flush()", "other"),
+        ("otel-maintenance", "17 * * * *", "call otel.maintain()", "other"),
+    ]
+    scalar(other_db, "select otel.schedule_flush('5 minutes')")
+    assert jobs(cron_db)[0][2] == "*/5 * * * *"
+    assert scalar(other_db, "select otel.unschedule_flush()") is True
+    assert jobs(cron_db) == []
+    assert scalar(other_db, "select otel.unschedule_flush()") is False
+
+
+def test_schedule_flush_in_the_cron_database_itself(cron_db):
+    cron_db.execute("select otel.schedule_flush('2 minutes')")
+    assert [job[2:7] for job in jobs(cron_db) if job[1] == "otel-flush"] == [
+        ("*/2 * * * *", "call otel.flush()", "otel", "postgres", True)
+    ]
+
+
+def test_another_database_leaves_the_cron_databases_job_alone(cron_cluster, cron_db, other_db):
+    """A user's job survives what another database does: schedule, unschedule, downgrade and upgrade."""
+    cron_db.execute("select otel.schedule_flush('3 minutes')")
+    before = jobs(cron_db)
+    with pytest.raises(psycopg.Error, match="already belongs to another database") as info:
+        other_db.execute("select otel.schedule_flush()")
+    assert info.value.sqlstate == "55006"
+    assert scalar(other_db, "select otel.unschedule_flush()") is False
+    config = alembic_config(database_url("other", cron_cluster))
+    command.downgrade(config, "base")
+    command.upgrade(config, "head")
+    assert jobs(cron_db) == before
+
+
+def test_downgrade_base_removes_the_databases_jobs(cron_cluster, cron_db, other_db):
+    other_db.execute("select otel.schedule_flush()")
+    config = alembic_config(database_url("other", cron_cluster))
+    command.downgrade(config, "base")
+    command.upgrade(config, "head")
+    assert jobs(cron_db) == []
+
+
+@pytest.mark.parametrize(
+    ("every", "message"),
+    [
+        ("5 seconds", "schedules by the minute at best"),
+        ("90 minutes", "minutes must be between 1 and 59"),
+        ("whenever", "every must be"),
+    ],
+)
+def test_schedule_flush_rejects_what_pg_cron_cannot_do(cron_db, other_db, every, message):
+    if every == "5 seconds" and cron_takes_seconds(cron_db):
+        every, message = "61 seconds", "seconds must be between 1 and 59"
+    with pytest.raises(psycopg.Error, match=message) as info:
+        other_db.execute("select otel.schedule_flush(%s)", (every,))
+    assert info.value.sqlstate == "22023"
+    assert jobs(cron_db) == []
+
+
+def test_schedule_flush_says_why_without_dblink(conn):
+    """On the project cluster pg_cron lives in another database: without dblink there is no way to it."""
+    conn.execute("drop extension dblink")
+    with pytest.raises(psycopg.Error, match="needs the dblink extension") as info:
+        conn.execute("select otel.schedule_flush()")
+    assert info.value.sqlstate == "0A000"
