@@ -1,4 +1,40 @@
--- The dead-letter queue: otel.telemetry_dlq.
+-- Stage 6, dead-letter: every rejected row or record, with its reason, to
+-- otel.telemetry_dlq; and the same for writers that could not stage.
+
+create or replace function otel.reject_invalid_rows(kind text)
+returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+-- Queues every row that failed validation for the dead-letter queue: a
+-- staging row (from the working set or a claim table) as a JSON object of
+-- its columns, a decoded record as an OTLP/JSON request holding just that
+-- record.
+begin
+    if (select e.invalid_rows from pg_temp.otel_batch_extent as e where e.kind = reject_invalid_rows.kind) = 0 then
+        return;  -- nothing to look for
+    end if;
+    execute format($sql$
+        insert into pg_temp.otel_rejects
+        select r.dlq_id, %1$L,
+               case when r.payload_id is null then 'otel.%1$s_staging' else 'otel.otlp_staging' end,
+               case when t.claimed is not null
+                    then jsonb_strip_nulls(to_jsonb(c))::text
+                    when r.payload_id is null
+                    then jsonb_strip_nulls(to_jsonb(r) - '{n,dlq_id,payload_id,rs,ss,rec,dp}'::text[])::text
+                    else otel.otlp_single_record(p.doc, %1$L, r.rs, r.ss, r.rec, r.dp)::text end,
+               case when r.payload_id is null then 'row-json' else 'text' end,
+               t.err
+          from pg_temp.otel_%1$s as t
+          left join pg_temp.otel_%1$s_rows as r on r.n = t.n
+          left join otel.claimed_%1$s as c on c.ctid = t.claimed
+          left join pg_temp.otel_otlp as p on p.id = r.payload_id
+         where t.err is not null
+    $sql$, kind);
+end
+$$;
+comment on function otel.reject_invalid_rows(text) is
+    'Moves rows that failed validation to the reject list of the flush; internal to otel.flush()';
 
 create or replace function otel.store_rejects()
 returns bigint

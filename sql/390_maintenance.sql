@@ -1,0 +1,85 @@
+-- Partitions ahead of time, and retention by whole partitions.
+
+create or replace procedure otel.maintain(days_ahead integer default 3)
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+-- Creates partitions from yesterday to days_ahead days ahead, so that a
+-- flush in steady state never has to create one.
+declare
+    kind text;
+begin
+    if days_ahead is null or days_ahead not between 0 and 366 then
+        raise exception 'days_ahead must be between 0 and 366, got %', days_ahead
+            using errcode = 'invalid_parameter_value';
+    end if;
+    perform pg_advisory_xact_lock(hashtext('otel.flush'));  -- flushes create partitions too
+    foreach kind in array array['traces', 'logs', 'metrics'] loop
+        perform otel.ensure_partitions(kind, array(
+            select d::date from generate_series((now() at time zone 'UTC')::date - 1,
+                                                (now() at time zone 'UTC')::date + days_ahead,
+                                                interval '1 day') as d));
+    end loop;
+    perform otel.drop_expired_partitions();
+end
+$$;
+comment on procedure otel.maintain(integer) is
+    'Creates daily partitions from yesterday to days_ahead days ahead and drops those past their retention; run by the pg_cron job otel-maintenance';
+
+create or replace function otel.set_retention(kind text, keep interval)
+returns void
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+-- keep null removes the limit (keep everything).
+begin
+    if kind is null or kind not in ('traces', 'logs', 'metrics') then
+        raise exception 'kind must be traces, logs or metrics, got %', coalesce(quote_literal(kind), 'null')
+            using errcode = 'invalid_parameter_value';
+    end if;
+    if keep is null then
+        delete from otel.retention as r where r.kind = set_retention.kind;
+        return;
+    end if;
+    if keep < interval '1 day' then
+        raise exception 'keep must be at least 1 day (whole partitions are dropped), got %', keep
+            using errcode = 'invalid_parameter_value';
+    end if;
+    insert into otel.retention as r (kind, keep) values (set_retention.kind, keep)
+    on conflict on constraint retention_pkey do update set keep = excluded.keep;
+end
+$$;
+comment on function otel.set_retention(text, interval) is
+    'Keeps traces, logs or metrics for at least keep (1 day or more; null: forever); otel.maintain() drops whole daily partitions older than that';
+
+create or replace function otel.drop_expired_partitions()
+returns setof text
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+-- A daily partition goes once its whole day is older than now() - keep, so
+-- nothing younger than keep is ever dropped. Returns the dropped tables.
+declare
+    expired record;
+begin
+    for expired in
+        select c.oid::regclass as partition
+          from otel.retention as r
+          join pg_inherits as i on i.inhparent = format('otel.%I', r.kind)::regclass
+          join pg_class as c on c.oid = i.inhrelid
+         where c.relname ~ '_p[0-9]{8}$'
+           and (to_date(right(c.relname, 8), 'YYYYMMDD') + 1)::timestamp at time zone 'UTC' <= now() - r.keep
+         order by c.relname
+    loop
+        execute format('drop table %s', expired.partition);
+        return next expired.partition::text;
+    end loop;
+    delete from otel.trace_summaries as s
+     using otel.retention as r
+     where r.kind = 'traces' and s.end_time < now() - r.keep - interval '1 day';
+end
+$$;
+comment on function otel.drop_expired_partitions() is
+    'Drops the daily partitions of otel.traces, otel.logs and otel.metrics past their retention (otel.retention); returns their names';
