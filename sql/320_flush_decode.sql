@@ -228,6 +228,22 @@ $$;
 comment on function otel.decode_otlp_metrics(bigint, bigint) is
     'Decodes the data points of claimed OTLP/JSON requests into text rows; internal to otel.flush()';
 
+create or replace function otel.decode_otlp_requests(kind text, first_id bigint, last_id bigint)
+returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    case kind
+        when 'traces' then perform otel.decode_otlp_traces(first_id, last_id);
+        when 'logs' then perform otel.decode_otlp_logs(first_id, last_id);
+        when 'metrics' then perform otel.decode_otlp_metrics(first_id, last_id);
+    end case;
+end
+$$;
+comment on function otel.decode_otlp_requests(text, bigint, bigint) is
+    'Decodes the records of one kind of the claimed requests first_id..last_id into text rows; internal to otel.flush()';
+
 create or replace function otel.decode_otlp(kind text)
 returns void
 language plpgsql
@@ -241,11 +257,10 @@ declare
     request record;
     position record;
     single_id bigint;
-    decode text := format('select otel.decode_otlp_%s($1, $2)', kind);
 begin
     select * into key from otel.otlp_keys(kind);
     begin
-        execute decode using 1::bigint, 9223372036854775807::bigint;
+        perform otel.decode_otlp_requests(kind, 1, 9223372036854775807);
         return;
     exception when others then
         if otel.is_server_trouble(sqlstate) then raise; end if;
@@ -257,7 +272,7 @@ begin
         select id, dlq_id, payload, doc from pg_temp.otel_otlp where doc ? key.resource_key order by id
     loop
         begin
-            execute decode using request.id, request.id;
+            perform otel.decode_otlp_requests(kind, request.id, request.id);
         exception when others then
             if otel.is_server_trouble(sqlstate) then raise; end if;
             begin
@@ -269,7 +284,7 @@ begin
                         values (request.dlq_id, otel.otlp_single_record(request.doc, kind, position.rs, position.ss,
                                                                         position.rec, position.dp))
                         returning id into single_id;
-                        execute decode using single_id, single_id;
+                        perform otel.decode_otlp_requests(kind, single_id, single_id);
                     exception when others then
                         if otel.is_server_trouble(sqlstate) then raise; end if;
                         insert into pg_temp.otel_rejects

@@ -319,10 +319,12 @@ declare
     last_n integer;
     chunk_start integer;
     row_n integer;
-    type_range text := format('insert into pg_temp.%I %s',
-                              'otel_' || kind, otel.typing_query(kind, otel.working_set_rows(kind)));
+    typed_table text := 'otel_' || kind;
+    text_rows_table text := 'otel_' || kind || '_rows';
+    type_range text := format('insert into pg_temp.%I %s', typed_table,
+                              otel.typing_query(kind, otel.working_set_rows(kind)));
 begin
-    execute format('select coalesce(max(n), 0) from pg_temp.otel_%s_rows', kind) into last_n;
+    execute format('select coalesce(max(n), 0) from pg_temp.%I', text_rows_table) into last_n;
     if last_n = 0 or otel.type_rows_in_parallel(kind) then
         return;
     end if;
@@ -334,8 +336,8 @@ begin
         null;  -- some row is unreadable: isolate it below
     end;
     -- Each chunk and row below picks its rows by n.
-    execute format('create index on pg_temp.otel_%s_rows (n)', kind);
-    execute format('analyze pg_temp.otel_%s_rows', kind);
+    execute format('create index on pg_temp.%I (n)', text_rows_table);
+    execute format('analyze pg_temp.%I', text_rows_table);
     for chunk_start in 1..last_n by chunk loop
         begin
             execute type_range using chunk_start, least(chunk_start + chunk - 1, last_n);
@@ -346,7 +348,7 @@ begin
                     execute type_range using row_n, row_n;
                 exception when others then
                     if otel.is_server_trouble(sqlstate) then raise; end if;
-                    execute format('insert into pg_temp.otel_%s (n, err) values ($1, $2)', kind)
+                    execute format('insert into pg_temp.%I (n, err) values ($1, $2)', typed_table)
                         using row_n, 'unreadable row: ' || sqlerrm;
                 end;
             end loop;

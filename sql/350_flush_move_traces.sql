@@ -14,28 +14,20 @@ create or replace aggregate otel.text_array_agg(text) (
 comment on aggregate otel.text_array_agg(text) is
     'array_agg(text) with a realistic state size for the planner; internal to otel.flush()';
 
-create or replace function otel.move_traces(out moved bigint, out duplicates bigint)
+create or replace function otel.drop_repeated_spans()
+returns bigint
 language plpgsql
 set search_path = pg_catalog, pg_temp
--- The working set's statistics need only be rough (they choose hashing or
--- sorting, and join orders): a sample of 9,000 rows instead of 30,000
--- takes a quarter of the time.
-set default_statistics_target = 30
 as $$
--- Valid spans into otel.traces: drop duplicates (within the batch and
--- against stored spans), upsert one signature per distinct signature
--- input, add the batch to otel.trace_summaries, and insert. Flushes are
--- serialised, so the duplicate check cannot race another flush.
+-- Drops the valid spans of the working set that are repeated within it or
+-- stored before; returns how many. Flushes are serialised, so the check
+-- cannot race another flush.
 declare
+    repeated_in_batch bigint := 0;
     stored_before bigint;
     first_start timestamptz;
     last_start timestamptz;
 begin
-    -- Row counts and the statistics of the columns the statements below
-    -- join, group and filter on; sampling the JSON columns too would cost
-    -- as much again.
-    analyze pg_temp.otel_traces (err, trace_id, span_id, parent_span_id, start_time, signature_input, span_key);
-
     -- Spans repeated within the batch. Candidates first, by the 64-bit hash
     -- of their ids that typing computed in parallel: grouping every span by
     -- its two text ids needs several times the memory and spills to disk.
@@ -47,7 +39,6 @@ begin
       from (select span_key, lag(span_key) over (order by span_key) as previous_key
               from pg_temp.otel_traces where err is null) as keys
      where span_key = previous_key;
-    duplicates := 0;
     if exists (select from pg_temp.otel_repeated_keys) then
         delete from pg_temp.otel_traces as b
          using (select t.trace_id, t.span_id, min(t.n) as first_n
@@ -57,7 +48,7 @@ begin
                 having count(*) > 1) as repeated
          where b.trace_id = repeated.trace_id and b.span_id = repeated.span_id
            and b.n > repeated.first_n and b.err is null;
-        get diagnostics duplicates = row_count;
+        get diagnostics repeated_in_batch = row_count;
     end if;
     -- Spans stored before. A span sent again has the same start time, so
     -- only the partitions of the batch's time range are searched: the check
@@ -65,7 +56,7 @@ begin
     select e.first_time, e.last_time into first_start, last_start
       from pg_temp.otel_batch_extent as e where e.kind = 'traces';
     if not found then
-        raise exception 'otel.move_traces() needs the extent that otel.partition_working_set() records';
+        raise exception 'otel.drop_repeated_spans() needs the extent that otel.partition_working_set() records';
     end if;
     delete from pg_temp.otel_traces as b
      where b.err is null
@@ -73,8 +64,22 @@ begin
                     where t.trace_id = b.trace_id and t.span_id = b.span_id
                       and t.start_time between first_start and last_start);
     get diagnostics stored_before = row_count;
-    duplicates := duplicates + stored_before;
+    return repeated_in_batch + stored_before;
+end
+$$;
+comment on function otel.drop_repeated_spans() is
+    'Drops the spans of a flush repeated within it or stored before, returns how many; internal to otel.flush()';
 
+create or replace function otel.sign_spans()
+returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+-- One signature per distinct signature input of the valid spans, upserted
+-- into otel.span_signatures (counting the spans); the ids land in
+-- pg_temp.otel_signature_ids by signature input. A new signature wakes the
+-- embedding worker.
+begin
     create temp table otel_signature_ids (signature_input bigint primary key, signature_id bigint, created boolean)
         on commit drop;
     -- A table with statistics, so that the join below fetches the first
@@ -107,14 +112,25 @@ begin
     if exists (select from pg_temp.otel_signature_ids where created) then
         perform pg_notify('otel_signatures', 'new');  -- wakes `otel-db embed --watch`
     end if;
+end
+$$;
+comment on function otel.sign_spans() is
+    'Upserts one signature per distinct signature input of the spans of a flush; internal to otel.flush()';
 
-    -- From the working set rather than the insert's returning rows: no
-    -- second copy of every span to aggregate. Plain aggregates only: an
-    -- ordered or distinct aggregate sorts the spans of every trace on its
-    -- own, which cost more than all the rest of this statement. Most traces
-    -- have one root span, which min() finds; only those with several look
-    -- for the earliest. Ids are grouped byte-wise (collate "C"): the same
-    -- groups, without the database's collation rules.
+create or replace function otel.summarize_traces()
+returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+-- The valid spans of the working set added to otel.trace_summaries: from
+-- the working set rather than the insert's returning rows, so no second
+-- copy of every span to aggregate. Plain aggregates only: an ordered or
+-- distinct aggregate sorts the spans of every trace on its own, which cost
+-- more than all the rest of this statement. Most traces have one root
+-- span, which min() finds; only those with several look for the earliest.
+-- Ids are grouped byte-wise (collate "C"): the same groups, without the
+-- database's collation rules.
+begin
     with per_trace as (
         select (trace_id collate "C") collate "default" as trace_id,
                min(start_time) as start_time, max(end_time) as end_time,
@@ -159,7 +175,29 @@ begin
         span_count = s.span_count + excluded.span_count,
         error_count = s.error_count + excluded.error_count,
         services = array(select distinct x from unnest(s.services || excluded.services) as x order by x);
+end
+$$;
+comment on function otel.summarize_traces() is
+    'Adds the spans of a flush to otel.trace_summaries; internal to otel.flush()';
 
+create or replace function otel.move_traces(out moved bigint, out duplicates bigint)
+language plpgsql
+set search_path = pg_catalog, pg_temp
+-- The working set's statistics need only be rough (they choose hashing or
+-- sorting, and join orders): a sample of 9,000 rows instead of 30,000
+-- takes a quarter of the time.
+set default_statistics_target = 30
+as $$
+-- Valid spans into otel.traces: drop repeated ones, sign them, add them to
+-- the trace summaries, insert them.
+begin
+    -- Row counts and the statistics of the columns the statements below
+    -- join, group and filter on; sampling the JSON columns too would cost
+    -- as much again.
+    analyze pg_temp.otel_traces (err, trace_id, span_id, parent_span_id, start_time, signature_input, span_key);
+    duplicates := otel.drop_repeated_spans();
+    perform otel.sign_spans();
+    perform otel.summarize_traces();
     insert into otel.traces (
         trace_id, span_id, parent_span_id, trace_state, flags, name, kind, start_time, end_time,
         duration_ms, status_code, status_message, service_name, scope_name, scope_version,

@@ -17,7 +17,7 @@ begin
     execute format($sql$
         insert into pg_temp.otel_rejects
         select r.dlq_id, %1$L,
-               case when r.payload_id is null then 'otel.%1$s_staging' else 'otel.otlp_staging' end,
+               case when r.payload_id is null then %2$L else 'otel.otlp_staging' end,
                case when t.claimed is not null
                     then jsonb_strip_nulls(to_jsonb(c))::text
                     when r.payload_id is null
@@ -25,12 +25,12 @@ begin
                     else otel.otlp_single_record(p.doc, %1$L, r.rs, r.ss, r.rec, r.dp)::text end,
                case when r.payload_id is null then 'row-json' else 'text' end,
                t.err
-          from pg_temp.otel_%1$s as t
-          left join pg_temp.otel_%1$s_rows as r on r.n = t.n
-          left join otel.claimed_%1$s as c on c.ctid = t.claimed
+          from pg_temp.%3$I as t
+          left join pg_temp.%4$I as r on r.n = t.n
+          left join otel.%5$I as c on c.ctid = t.claimed
           left join pg_temp.otel_otlp as p on p.id = r.payload_id
          where t.err is not null
-    $sql$, kind);
+    $sql$, kind, 'otel.' || kind || '_staging', 'otel_' || kind, 'otel_' || kind || '_rows', 'claimed_' || kind);
 end
 $$;
 comment on function otel.reject_invalid_rows(text) is

@@ -26,7 +26,11 @@ begin
         perform otel.type_rows(k);
         perform otel.partition_working_set(k, case k when 'traces' then 'start_time' else 'time' end);
         perform otel.reject_invalid_rows(k);
-        execute format('select * from otel.move_%s()', k) into result;
+        case k
+            when 'traces' then select * into result from otel.move_traces();
+            when 'logs' then select * into result from otel.move_logs();
+            when 'metrics' then select * into result from otel.move_metrics();
+        end case;
         kind := k;
         moved := result.moved;
         duplicates := result.duplicates;

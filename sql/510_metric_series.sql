@@ -43,38 +43,14 @@ $$;
 comment on function otel.metric_series_mixed_bounds(text, timestamptz) is
     'Raises 22023: percentiles cannot mix histograms of different bucket bounds; internal to otel.metric_series()';
 
-create or replace function otel.metric_series(
-    name text, bucket interval, since timestamptz, until timestamptz default now(),
-    labels jsonb default null, agg text default 'avg')
-returns table (bucket_start timestamptz, value double precision)
-language plpgsql stable
-set search_path = pg_catalog, pg_temp
+create or replace function otel.check_metric_series_arguments(
+    name text, bucket interval, since timestamptz, until timestamptz, labels jsonb, agg text)
+returns void
+language plpgsql immutable
 as $$
--- Buckets are bucket long and aligned to multiples of it counted from
--- 2000-01-01 UTC (whole minutes, hours, days: date_bin), so the first one
--- may start before since; only buckets with points are returned. A series is one combination of labels, service and
--- resource. agg:
---   avg, min, max, sum, count  of the points' values (gauges, sums); for
---                              histograms and summaries of their sum/count,
---                              min and max
---   rate                       per-second increase of a monotonic sum:
---                              cumulative points are differenced per series
---                              (a drop, or a new start_time, is a counter
---                              reset: the new value is the increase), delta
---                              points are increases already
---   p50, p90, p99              from explicit-bucket histograms: the bucket
---                              counts of the interval (differenced when
---                              cumulative, as for rate), summed over series
--- Series are told apart by their labels and resource as jsonb text in the C
--- collation (jsonb text is canonical): sorting that is several times
--- cheaper than sorting jsonb values.
-declare
-    metric text := metric_series.name;
-    quantile double precision;
-    bucket_seconds double precision;
 begin
-    if metric is null or metric = '' then
-        raise exception 'name must name a metric, got %', coalesce(quote_literal(metric), 'null')
+    if name is null or name = '' then
+        raise exception 'name must name a metric, got %', coalesce(quote_literal(name), 'null')
             using errcode = 'invalid_parameter_value';
     end if;
     if bucket is null or bucket < interval '1 second' or bucket > interval '366 days' then
@@ -99,63 +75,97 @@ begin
                         coalesce(quote_literal(agg), 'null')
             using errcode = 'invalid_parameter_value';
     end if;
-    bucket_seconds := extract(epoch from bucket);
+end
+$$;
+comment on function otel.check_metric_series_arguments(text, interval, timestamptz, timestamptz, jsonb, text) is
+    'Raises 22023 unless the arguments of otel.metric_series() make sense; internal to otel.metric_series()';
 
-    if agg in ('avg', 'min', 'max', 'sum', 'count') then
-        return query
-            select date_bin(bucket, m.time, timestamptz '2000-01-01 00:00:00+00') as b,
-                   case agg
-                       when 'avg' then coalesce(avg(m.value), sum(m.sum) / nullif(sum(m.count), 0)::double precision)
-                       when 'min' then coalesce(min(m.value), min(m.min))
-                       when 'max' then coalesce(max(m.value), max(m.max))
-                       when 'sum' then coalesce(sum(m.value), sum(m.sum))
-                       else coalesce(count(m.value), 0) + coalesce(sum(m.count), 0)::double precision
-                   end
+create or replace function otel.metric_series_values(
+    metric text, bucket interval, since timestamptz, until timestamptz, labels jsonb, agg text)
+returns table (bucket_start timestamptz, value double precision)
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+-- avg, min, max, sum, count of the points' values (gauges, sums); for
+-- histograms and summaries of their sum/count, min and max.
+begin
+    return query
+        select date_bin(bucket, m.time, timestamptz '2000-01-01 00:00:00+00') as b,
+               case agg
+                   when 'avg' then coalesce(avg(m.value), sum(m.sum) / nullif(sum(m.count), 0)::double precision)
+                   when 'min' then coalesce(min(m.value), min(m.min))
+                   when 'max' then coalesce(max(m.value), max(m.max))
+                   when 'sum' then coalesce(sum(m.value), sum(m.sum))
+                   else coalesce(count(m.value), 0) + coalesce(sum(m.count), 0)::double precision
+               end
+          from otel.metrics as m
+         where m.name = metric and m.time >= since and m.time < until
+           and (metric_series_values.labels is null or m.labels @> metric_series_values.labels)
+         group by 1
+         order by 1;
+end
+$$;
+comment on function otel.metric_series_values(text, interval, timestamptz, timestamptz, jsonb, text) is
+    'otel.metric_series() for avg, min, max, sum and count; internal';
+
+create or replace function otel.metric_series_rate(
+    metric text, bucket interval, since timestamptz, until timestamptz, labels jsonb)
+returns table (bucket_start timestamptz, value double precision)
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+-- The per-second increase of a monotonic sum: cumulative points are
+-- differenced per series (a drop, or a new start_time, is a counter reset:
+-- the new value is the increase), delta points are increases already. A
+-- point needs its predecessor, so points up to an hour (or a bucket, if
+-- longer) before since are read too: export intervals are often longer
+-- than a bucket.
+begin
+    return query
+        with points as (
+            select m.time, m.start_time, m.value, m.temporality,
+                   lag(m.value) over series as previous_value,
+                   lag(m.start_time) over series as previous_start
               from otel.metrics as m
-             where m.name = metric and m.time >= since and m.time < until
-               and (metric_series.labels is null or m.labels @> metric_series.labels)
-             group by 1
-             order by 1;
-        return;
-    end if;
+             where m.name = metric and m.type = 'sum' and m.is_monotonic is not false
+               and m.time >= since - greatest(bucket, interval '1 hour') and m.time < until
+               and (metric_series_rate.labels is null or m.labels @> metric_series_rate.labels)
+            window series as (partition by m.service_name collate "C", m.labels::text collate "C",
+                                 m.resource_attributes::text collate "C" order by m.time)
+        ),
+        increases as (
+            select p.time,
+                   case
+                       when p.temporality = 'delta' then p.value
+                       when p.previous_value is null then null
+                       when p.value < p.previous_value or p.start_time is distinct from p.previous_start then p.value
+                       else p.value - p.previous_value
+                   end as increase
+              from points as p
+             where p.time >= since
+        )
+        select date_bin(bucket, i.time, timestamptz '2000-01-01 00:00:00+00'),
+               sum(i.increase) / extract(epoch from bucket)::double precision
+          from increases as i
+         group by 1
+        having count(i.increase) > 0
+         order by 1;
+end
+$$;
+comment on function otel.metric_series_rate(text, interval, timestamptz, timestamptz, jsonb) is
+    'otel.metric_series() for rate; internal';
 
-    -- rate and quantiles difference cumulative points per series: a point
-    -- needs its predecessor, so points up to an hour (or a bucket, if
-    -- longer) before since are read too: export intervals are often longer
-    -- than a bucket.
-    if agg = 'rate' then
-        return query
-            with points as (
-                select m.time, m.start_time, m.value, m.temporality,
-                       lag(m.value) over series as previous_value,
-                       lag(m.start_time) over series as previous_start
-                  from otel.metrics as m
-                 where m.name = metric and m.type = 'sum' and m.is_monotonic is not false
-                   and m.time >= since - greatest(bucket, interval '1 hour') and m.time < until
-                   and (metric_series.labels is null or m.labels @> metric_series.labels)
-                window series as (partition by m.service_name collate "C", m.labels::text collate "C",
-                                     m.resource_attributes::text collate "C" order by m.time)
-            ),
-            increases as (
-                select p.time,
-                       case
-                           when p.temporality = 'delta' then p.value
-                           when p.previous_value is null then null
-                           when p.value < p.previous_value or p.start_time is distinct from p.previous_start then p.value
-                           else p.value - p.previous_value
-                       end as increase
-                  from points as p
-                 where p.time >= since
-            )
-            select date_bin(bucket, i.time, timestamptz '2000-01-01 00:00:00+00'), sum(i.increase) / bucket_seconds
-              from increases as i
-             group by 1
-            having count(i.increase) > 0
-             order by 1;
-        return;
-    end if;
-
-    quantile := substr(agg, 2)::double precision / 100;
+create or replace function otel.metric_series_quantile(
+    metric text, bucket interval, since timestamptz, until timestamptz, labels jsonb, quantile double precision)
+returns table (bucket_start timestamptz, value double precision)
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+-- A quantile from explicit-bucket histograms: the bucket counts of the
+-- interval (differenced when cumulative, as for rate), summed over series.
+-- Points up to an hour (or a bucket) before since are read for the
+-- predecessors, as in otel.metric_series_rate().
+begin
     return query
         with points as (
             select m.time, m.start_time, m.temporality, m.bucket_counts, m.explicit_bounds,
@@ -165,9 +175,9 @@ begin
               from otel.metrics as m
              where m.name = metric and m.type = 'histogram' and m.bucket_counts is not null
                and m.time >= since - greatest(bucket, interval '1 hour') and m.time < until
-               and (metric_series.labels is null or m.labels @> metric_series.labels)
+               and (metric_series_quantile.labels is null or m.labels @> metric_series_quantile.labels)
             window series as (partition by m.service_name collate "C", m.labels::text collate "C",
-                                     m.resource_attributes::text collate "C" order by m.time)
+                                 m.resource_attributes::text collate "C" order by m.time)
         ),
         -- Whether a point continues its predecessor is decided once per
         -- point (base: the counts to subtract, null after a reset or for
@@ -210,6 +220,35 @@ begin
                     else otel.histogram_quantile(quantile, l.counts, l.explicit_bounds) end
           from per_layout as l
          order by l.b;
+end
+$$;
+comment on function otel.metric_series_quantile(text, interval, timestamptz, timestamptz, jsonb, double precision) is
+    'otel.metric_series() for p50, p90 and p99; internal';
+
+create or replace function otel.metric_series(
+    name text, bucket interval, since timestamptz, until timestamptz default now(),
+    labels jsonb default null, agg text default 'avg')
+returns table (bucket_start timestamptz, value double precision)
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+-- Buckets are bucket long and aligned to multiples of it counted from
+-- 2000-01-01 UTC (whole minutes, hours, days: date_bin), so the first one
+-- may start before since; only buckets with points are returned. A series
+-- is one combination of labels, service and resource: they are told apart
+-- by their labels and resource as jsonb text in the C collation (jsonb text
+-- is canonical), several times cheaper to sort than jsonb values.
+begin
+    perform otel.check_metric_series_arguments(name, bucket, since, until, labels, agg);
+    case agg
+        when 'rate' then
+            return query select * from otel.metric_series_rate(name, bucket, since, until, labels);
+        when 'p50', 'p90', 'p99' then
+            return query select * from otel.metric_series_quantile(name, bucket, since, until, labels,
+                                                                   substr(agg, 2)::double precision / 100);
+        else
+            return query select * from otel.metric_series_values(name, bucket, since, until, labels, agg);
+    end case;
 end
 $$;
 comment on function otel.metric_series(text, interval, timestamptz, timestamptz, jsonb, text) is
