@@ -43,8 +43,7 @@ tests/node/node_modules/.package-lock.json: tests/node/package-lock.json
 	@if command -v npm >/dev/null; then cd tests/node && npm ci --no-audit --no-fund --silent; \
 	else echo "npm not found: the Node.js writer test will be skipped"; fi
 
-test: migrate model tests/node/node_modules/.package-lock.json  ## lint, then the test suite against the project cluster
-	@$(BIN)/ruff check .
+test: migrate model tests/node/node_modules/.package-lock.json lint  ## lint, then the test suite against the project cluster
 	@$(BIN)/pytest -q
 
 demo: migrate model  ## load the sample file, run an SDK-instrumented shop through the exporters, query it
@@ -54,9 +53,10 @@ demo: migrate model  ## load the sample file, run an SDK-instrumented shop throu
 bench: migrate model  ## the benchmarks (see BENCHMARKS.md)
 	@$(BIN)/python -m bench
 
-lint: venv  ## ruff
+lint: venv  ## ruff (lint and format) and mypy
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check .
+	@$(BIN)/mypy
 
 clean: stop  ## stop the cluster, remove the cluster, the venv and caches
-	rm -rf "$$(readlink -f .pgdata)" .pgdata $(VENV) .ruff_cache .hypothesis *.egg-info
+	rm -rf "$$(readlink -f .pgdata)" .pgdata $(VENV) .ruff_cache .mypy_cache .hypothesis *.egg-info

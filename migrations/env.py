@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Iterable
 
 from alembic import context
-from alembic.runtime.migration import MigrationContext, MigrationStep, RevisionStep
+from alembic.runtime.migration import MigrationContext, RevisionStep
 from sqlalchemy import create_engine, pool
 
 from migrations.schema import build_revision, sqlalchemy_url
@@ -22,7 +22,8 @@ VERSION_TABLE = "otel_db_alembic_version"
 
 config = context.config
 
-Plan = Callable[[tuple[str, ...], MigrationContext], Iterable[MigrationStep]]
+# As Alembic types a command's plan (a stamp's holds StampSteps, checked for below).
+Plan = Callable[..., Iterable[RevisionStep]]
 
 
 def resolve_url() -> str:
@@ -40,7 +41,7 @@ def building_fresh_databases(plan: Plan | None) -> Plan | None:
     if plan is None:
         return None
 
-    def steps(heads: tuple[str, ...], migration_context: MigrationContext) -> list[MigrationStep]:
+    def steps(heads: tuple[str, ...], migration_context: MigrationContext) -> list[RevisionStep]:
         planned = list(plan(heads, migration_context))
         from_empty = not heads and planned and all(isinstance(s, RevisionStep) and s.is_upgrade for s in planned)
         if not from_empty:

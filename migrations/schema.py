@@ -48,6 +48,7 @@ def build_revision(revision: str) -> None:
     for path in schema_files():
         execute_sql(path.read_text(encoding="utf-8"))
     scripts = op.get_context().script
+    assert scripts is not None  # Alembic's commands always give the context their script directory
     for newer in scripts.walk_revisions(base=revision, head="heads"):
         if newer.revision == revision:
             break

@@ -164,13 +164,21 @@ class AsyncClient(BaseClient):
             row = await cur.fetchone()
         return dict(row) if row else {}
 
+    async def schedule_flush(self, every: float | str | None = None) -> int:
+        """Let pg_cron flush every `every` seconds (default: the flush_interval setting); see `Client`."""
+        return (await self._fetch(queries.schedule_flush(self.settings.flush_interval if every is None else every)))[0]
+
+    async def unschedule_flush(self) -> bool:
+        """Remove this database's pg_cron jobs; False when there were none."""
+        return (await self._fetch(queries.unschedule_flush()))[0]
+
     # ------------------------------------------------------------------ read
 
     async def _fetch(self, call: Call[T]) -> list[T]:
-        async with self._connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        async with self._connection() as conn, conn.cursor(row_factory=call.row_factory) as cur:
             with translate_errors():
                 await cur.execute(call.sql, call.params)
-                return [call.row(row) for row in await cur.fetchall()]
+                return await cur.fetchall()
 
     async def get_traces_by_error(
         self, since: datetime, until: datetime | None = None, service: str | None = None, limit: int = 100

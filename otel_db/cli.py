@@ -21,6 +21,7 @@ from typing import Any
 
 import psycopg
 from psycopg import errors, sql
+from tabulate import tabulate
 from tqdm import tqdm
 
 from otel_db.client import Client
@@ -453,34 +454,24 @@ def cmd_similar(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _table(conn: psycopg.Connection, query: str | sql.Composable, empty: str = "") -> str:
+def _table(conn: psycopg.Connection, query: str | sql.Composed, empty: str = "") -> str:
     """A query result as aligned plain text (numbers right-aligned)."""
     cur = conn.execute(query)
     return _render([d.name for d in cur.description or []], cur.fetchall(), empty)
 
 
 def _render(names: Sequence[str], rows: Sequence[Sequence[object]], empty: str = "") -> str:
+    """Rows as an aligned plain-text table (numbers right-aligned, integers with thousands separators)."""
     if not rows and empty:
         return empty
     cells = [[_cell(v) for v in row] for row in rows]
-    widths = [max([len(n)] + [len(r[i]) for r in cells]) for i, n in enumerate(names)]
-    numeric = [all(isinstance(row[i], int | float) for row in rows) for i in range(len(names))]
-
-    def fmt(values: Sequence[str]) -> str:
-        return "  ".join(
-            v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)
-        ).rstrip()
-
-    lines = [fmt(names), fmt(["-" * w for w in widths])]
-    lines += [fmt(r) for r in cells]
-    return "\n".join(lines)
+    return tabulate(cells, headers=list(names), intfmt=",", numalign="right", missingval="", disable_numparse=False)
 
 
-def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, int):
-        return f"{value:,}"
+def _cell(value: object) -> object:
+    """Long text shortened to 100 characters; numbers and None are left to tabulate."""
+    if value is None or isinstance(value, int | float):
+        return value
     text = str(value)
     return text if len(text) <= 100 else text[:97] + "..."
 

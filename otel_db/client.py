@@ -199,7 +199,13 @@ class BaseClient:
         """The client's embedder (ONNX MiniLM, or the fallback), loaded on first use."""
         with self._embedder_lock:
             if self._embedder is None:
-                from otel_db.embedding import Embedder  # onnxruntime loads only when needed
+                try:
+                    from otel_db.embedding import Embedder  # onnxruntime loads only when needed
+                except ImportError as exc:
+                    raise ImportError(
+                        f"embedding text needs the embedding extra ({exc.name} is not installed):"
+                        " pip install 'otel_db[embedding]'"
+                    ) from exc
 
                 settings = self.settings
                 self._embedder = Embedder(
@@ -336,11 +342,26 @@ class Client(BaseClient):
             row = cur.execute(QUERIES["flush_run_after"], {"id": last_id}).fetchone()
         return dict(row) if row else {}
 
+    def schedule_flush(self, every: float | str | None = None) -> int:
+        """Let pg_cron flush every `every` seconds (default: the flush_interval setting) and return the job id.
+
+        Registers (or replaces) the pg_cron jobs otel-flush and
+        otel-maintenance of this database. `every` may also be what
+        `otel.schedule_flush()` takes: '30 seconds', '5 minutes', a cron
+        expression. pg_cron before 1.5 schedules by the minute at best: there
+        a sub-minute interval raises `InvalidArgument` saying so.
+        """
+        return self._fetch(queries.schedule_flush(self.settings.flush_interval if every is None else every))[0]
+
+    def unschedule_flush(self) -> bool:
+        """Remove this database's pg_cron jobs; False when there were none."""
+        return self._fetch(queries.unschedule_flush())[0]
+
     # ------------------------------------------------------------------ read
 
     def _fetch(self, call: Call[T]) -> list[T]:
-        with translate_errors(), self.connection().cursor(row_factory=dict_row) as cur:
-            return [call.row(row) for row in cur.execute(call.sql, call.params)]
+        with translate_errors(), self.connection().cursor(row_factory=call.row_factory) as cur:
+            return cur.execute(call.sql, call.params).fetchall()
 
     def get_traces_by_error(
         self, since: datetime, until: datetime | None = None, service: str | None = None, limit: int = 100

@@ -104,7 +104,7 @@ class Shop:
         return self.span(service, f"{method} {route}", parent, SpanKind.SERVER, attributes, start)
 
     def record(self, service: str, route: str, status: int, seconds: float) -> None:
-        attributes = {"http.route": route, "http.response.status_code": status}
+        attributes: dict[str, str | int] = {"http.route": route, "http.response.status_code": status}
         self.services[service].requests.add(1, attributes)
         self.services[service].duration.record(seconds, attributes)
 
@@ -141,7 +141,8 @@ class Shop:
         start = self.clock
         order = f"{self.rng.getrandbits(32):08x}"
         card = f"{self.rng.randrange(10_000):04d}"
-        status, error = 201, None
+        status = 201
+        error: Exception | None = None
         with self.server("frontend", "POST", "/checkout", None, start) as root:
             call = start + self.ms(1, 2)
             with self.server("checkout", "POST", "/api/orders", root, call) as orders:

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from otel_db.settings import MODEL_PRECISIONS, Settings, env_name
+from otel_db.settings import DIMENSION, MODEL_NAME, MODEL_PRECISIONS, Settings, env_name
 
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession
@@ -45,8 +45,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DIMENSION = 384
-MODEL_NAME = "all-MiniLM-L6-v2"
 FALLBACK_NAME = "fallback-hash"
 MAX_TOKENS = 256
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "onnx"
@@ -267,6 +265,7 @@ class Embedder:
         for row, encoding in enumerate(encodings):
             ids[row, : len(encoding.ids)] = encoding.ids
             mask[row, : len(encoding.ids)] = 1
+        assert self.session is not None  # only the fallback has none, and it never gets here
         (hidden,) = self.session.run(
             ["last_hidden_state"],
             {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},

@@ -60,7 +60,7 @@ try:  # opentelemetry-sdk >= 1.39 names the log exporter interface LogRecordExpo
     from opentelemetry.sdk._logs.export import LogRecordExportResult as LogExportResult
 except ImportError:  # pragma: no cover - older SDKs
     from opentelemetry.sdk._logs.export import LogExporter as _SdkLogExporter
-    from opentelemetry.sdk._logs.export import LogExportResult
+    from opentelemetry.sdk._logs.export import LogExportResult  # type: ignore[assignment]
 
 __all__ = ["CLOSED", "HALF_OPEN", "OPEN", "LogExporter", "MetricExporter", "SpanExporter"]
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from psycopg.rows import BaseRowFactory, class_row, dict_row, scalar_row
 from psycopg.types.json import Jsonb
 
 from otel_db.results import ErrorSpan, LogRecord, MetricPoint, SpanNode, TraceResult
@@ -51,11 +52,11 @@ QUERIES: Mapping[str, str] = MappingProxyType(
 
 @dataclass(frozen=True, slots=True)
 class Call(Generic[T]):
-    """One named query, its parameters, and the mapping of each result row (a dict) to a result."""
+    """One named query, its parameters, and the psycopg row factory that makes each row a result."""
 
     sql: str
     params: dict[str, Any]
-    row: Callable[[dict[str, Any]], T]
+    row_factory: BaseRowFactory[T]
 
 
 def utc(value: datetime | None) -> datetime | None:
@@ -65,15 +66,15 @@ def utc(value: datetime | None) -> datetime | None:
 
 def traces_by_error(since: datetime | None, until: datetime | None, service: str | None, limit: int) -> Call[ErrorSpan]:
     params = {"since": utc(since), "until": utc(until), "service": service, "lim": limit}
-    return Call(QUERIES["traces_by_error"], params, ErrorSpan.from_row)
+    return Call(QUERIES["traces_by_error"], params, class_row(ErrorSpan))
 
 
 def trace_spans(trace_id: str) -> Call[SpanNode]:
-    return Call(QUERIES["trace_spans"], {"trace_id": trace_id}, SpanNode.from_row)
+    return Call(QUERIES["trace_spans"], {"trace_id": trace_id}, class_row(SpanNode))
 
 
 def trace_logs(trace_id: str) -> Call[LogRecord]:
-    return Call(QUERIES["trace_logs"], {"trace_id": trace_id}, LogRecord.from_row)
+    return Call(QUERIES["trace_logs"], {"trace_id": trace_id}, class_row(LogRecord))
 
 
 def search_logs(
@@ -92,7 +93,7 @@ def search_logs(
         "min_severity": min_severity,
         "lim": limit,
     }
-    return Call(QUERIES["search_logs"], params, LogRecord.from_row)
+    return Call(QUERIES["search_logs"], params, class_row(LogRecord))
 
 
 def metric_series(
@@ -111,7 +112,7 @@ def metric_series(
         "labels": None if labels is None else Jsonb(labels),
         "agg": agg,
     }
-    return Call(QUERIES["metric_series"], params, MetricPoint.from_row)
+    return Call(QUERIES["metric_series"], params, class_row(MetricPoint))
 
 
 def similar_traces_by_trace(
@@ -124,7 +125,7 @@ def similar_traces_by_trace(
         "service": service,
         "since": utc(since),
     }
-    return Call(QUERIES["similar_traces_by_trace"], params, TraceResult.from_row)
+    return Call(QUERIES["similar_traces_by_trace"], params, class_row(TraceResult))
 
 
 def similar_traces_by_vector(
@@ -143,7 +144,29 @@ def similar_traces_by_vector(
         "service": service,
         "since": utc(since),
     }
-    return Call(QUERIES["similar_traces_by_vector"], params, TraceResult.from_row)
+    return Call(QUERIES["similar_traces_by_vector"], params, class_row(TraceResult))
+
+
+def pg_cron_interval(seconds: float) -> str:
+    """A flush interval as otel.schedule_flush() takes it: 'N seconds' or 'N minutes', each 1 to 59."""
+    if math.isfinite(seconds) and float(seconds).is_integer() and 1 <= seconds <= 59:
+        return f"{int(seconds)} seconds"
+    if math.isfinite(seconds) and (seconds / 60).is_integer() and 1 <= seconds / 60 <= 59:
+        return f"{int(seconds // 60)} minutes"
+    raise ValueError(
+        f"a flush interval of {seconds!r} s is not one pg_cron repeats: use 1 to 59 whole seconds,"
+        " or 1 to 59 whole minutes (60, 120, ... 3540), or a cron expression"
+    )
+
+
+def schedule_flush(every: float | str) -> Call[int]:
+    """`every`: seconds (see `pg_cron_interval`), or the text otel.schedule_flush() takes."""
+    text = every if isinstance(every, str) else pg_cron_interval(every)
+    return Call(QUERIES["schedule_flush"], {"every": text}, scalar_row)
+
+
+def unschedule_flush() -> Call[bool]:
+    return Call(QUERIES["unschedule_flush"], {}, scalar_row)
 
 
 def read_only_transaction(timeout: float) -> Call[dict[str, Any]]:
@@ -151,7 +174,7 @@ def read_only_transaction(timeout: float) -> Call[dict[str, Any]]:
     if not (math.isfinite(timeout) and timeout > 0):
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     # At least 1 ms: statement_timeout = 0 would mean no timeout at all.
-    return Call(QUERIES["read_only_transaction"], {"timeout": f"{max(1, round(timeout * 1000))}ms"}, dict)
+    return Call(QUERIES["read_only_transaction"], {"timeout": f"{max(1, round(timeout * 1000))}ms"}, dict_row)
 
 
 def vector_literal(vector: Sequence[float] | np.ndarray) -> str:

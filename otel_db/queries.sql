@@ -1,43 +1,52 @@
 -- Named queries of otel_db.Client and otel_db.AsyncClient (loaded by otel_db.queries).
 -- Each starts with a `-- name --` line and a description line; one SQL function
 -- call per query, %(name)s parameters with explicit casts that pick the overload.
+-- A read names its columns as the fields of its result dataclass
+-- (otel_db.results), which psycopg's class_row builds from them.
 
 -- traces_by_error --
 -- Error spans started in [since, until), newest first; until null means now.
-select *
+select trace_id, span_id, parent_span_id, service_name as service, name, kind, start_time, duration_ms,
+       status_message, exception_type, exception_message, coalesce(attributes, '{}') as attributes
   from otel.traces_by_error(%(since)s::timestamptz, coalesce(%(until)s::timestamptz, now()), %(service)s::text,
                             %(lim)s::integer)
 
 -- trace_spans --
 -- The span tree of one trace, depth first.
-select * from otel.trace_spans(%(trace_id)s::text)
+select span_id, parent_span_id, depth, name, service_name as service, kind, start_time, end_time, duration_ms,
+       status_code as status, status_message, coalesce(attributes, '{}') as attributes,
+       coalesce(events, '[]') as events, coalesce(links, '[]') as links
+  from otel.trace_spans(%(trace_id)s::text)
 
 -- trace_logs --
 -- The log records of one trace by time, with the trace id as stored.
-select l.*, otel.normalize_trace_id(%(trace_id)s::text) as trace_id
+select l.time, l.severity_number, l.severity_text, l.service_name as service, l.body,
+       otel.normalize_trace_id(%(trace_id)s::text) as trace_id, l.span_id, coalesce(l.attributes, '{}') as attributes
   from otel.trace_logs(%(trace_id)s::text) as l
 
 -- search_logs --
 -- Full-text log search (websearch syntax), best ranked first.
-select *
+select time, severity_number, severity_text, service_name as service, body, trace_id, span_id, rank
   from otel.search_logs(%(query)s::text, %(since)s::timestamptz, %(until)s::timestamptz, %(service)s::text,
                         %(min_severity)s::integer, %(lim)s::integer)
 
 -- metric_series --
 -- One metric in buckets from since to until; until null means now.
-select *
+select bucket_start, value
   from otel.metric_series(%(name)s::text, %(bucket)s::interval, %(since)s::timestamptz,
                           coalesce(%(until)s::timestamptz, now()), %(labels)s::jsonb, %(agg)s::text)
 
 -- similar_traces_by_vector --
 -- Traces whose spans are nearest to an embedding made by model.
-select *
+select trace_id, span_id, service_name as service, name, status_code as status, status_message, duration_ms,
+       start_time, similarity, coalesce(attributes, '{}') as attributes
   from otel.similar_traces(%(query)s::vector, %(k)s::integer, %(min_similarity)s::double precision,
                            %(service)s::text, %(since)s::timestamptz, %(model)s::text)
 
 -- similar_traces_by_trace --
 -- Traces that resemble a given trace (never itself).
-select *
+select trace_id, span_id, service_name as service, name, status_code as status, status_message, duration_ms,
+       start_time, similarity, coalesce(attributes, '{}') as attributes
   from otel.similar_traces(%(trace_id)s::text, %(k)s::integer, %(min_similarity)s::double precision,
                            %(service)s::text, %(since)s::timestamptz)
 
@@ -56,6 +65,14 @@ select coalesce(max(id), 0) as id from otel.flush_runs
 -- flush --
 -- Move staged rows into the typed tables now.
 call otel.flush()
+
+-- schedule_flush --
+-- Register the pg_cron jobs otel-flush and otel-maintenance; the otel-flush job id.
+select otel.schedule_flush(%(every)s::text) as job_id
+
+-- unschedule_flush --
+-- Remove this database's pg_cron jobs; false when there were none.
+select otel.unschedule_flush() as removed
 
 -- flush_run_after --
 -- The newest otel.flush_runs row written after the given id.

@@ -27,22 +27,6 @@ class TraceResult:
         """The span name (the seed design called it the operation)."""
         return self.name
 
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> TraceResult:
-        """Map a row of otel.similar_traces (a dict from `dict_row`) by column name."""
-        return cls(
-            trace_id=row["trace_id"],
-            span_id=row["span_id"],
-            service=row["service_name"],
-            name=row["name"],
-            status=row["status_code"],
-            status_message=row["status_message"],
-            duration_ms=row["duration_ms"],
-            start_time=row["start_time"],
-            similarity=row["similarity"],
-            attributes=row["attributes"] or {},
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class ErrorSpan:
@@ -60,24 +44,6 @@ class ErrorSpan:
     exception_type: str | None
     exception_message: str | None
     attributes: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> ErrorSpan:
-        """Map a row of otel.traces_by_error (a dict from `dict_row`) by column name."""
-        return cls(
-            trace_id=row["trace_id"],
-            span_id=row["span_id"],
-            parent_span_id=row["parent_span_id"],
-            service=row["service_name"],
-            name=row["name"],
-            kind=row["kind"],
-            start_time=row["start_time"],
-            duration_ms=row["duration_ms"],
-            status_message=row["status_message"],
-            exception_type=row["exception_type"],
-            exception_message=row["exception_message"],
-            attributes=row["attributes"] or {},
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,26 +65,6 @@ class SpanNode:
     events: list[dict[str, Any]] = field(default_factory=list)
     links: list[dict[str, Any]] = field(default_factory=list)
 
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> SpanNode:
-        """Map a row of otel.trace_spans (a dict from `dict_row`) by column name."""
-        return cls(
-            span_id=row["span_id"],
-            parent_span_id=row["parent_span_id"],
-            depth=row["depth"],
-            name=row["name"],
-            service=row["service_name"],
-            kind=row["kind"],
-            start_time=row["start_time"],
-            end_time=row["end_time"],
-            duration_ms=row["duration_ms"],
-            status=row["status_code"],
-            status_message=row["status_message"],
-            attributes=row["attributes"] or {},
-            events=row["events"] or [],
-            links=row["links"] or [],
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class LogRecord:
@@ -134,21 +80,6 @@ class LogRecord:
     attributes: dict[str, Any] = field(default_factory=dict)
     rank: float | None = None
 
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> LogRecord:
-        """Map a row of otel.trace_logs (with attributes) or otel.search_logs (with rank) by column name."""
-        return cls(
-            time=row["time"],
-            severity_number=row["severity_number"],
-            severity_text=row["severity_text"],
-            service=row["service_name"],
-            body=row["body"],
-            trace_id=row["trace_id"],
-            span_id=row["span_id"],
-            attributes=row.get("attributes") or {},
-            rank=row.get("rank"),
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class MetricPoint:
@@ -156,11 +87,6 @@ class MetricPoint:
 
     bucket_start: datetime
     value: float | None
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> MetricPoint:
-        """Map a row of otel.metric_series (a dict from `dict_row`) by column name."""
-        return cls(bucket_start=row["bucket_start"], value=row["value"])
 
 
 @dataclass(frozen=True, slots=True)

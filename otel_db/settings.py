@@ -18,6 +18,10 @@ DEFAULT_CONNECTION_STRING = f"postgresql://postgres@127.0.0.1:{os.environ.get('O
 
 PREFIX = "OTEL_STORAGE_"
 
+# The one embedding model otel_db runs, and the width of otel.span_signatures.embedding.
+MODEL_NAME = "all-MiniLM-L6-v2"
+DIMENSION = 384
+
 # The embedding model's variants that `make model` installs; the first is the default.
 MODEL_PRECISIONS = ("fp32", "int8")
 
@@ -52,8 +56,8 @@ class Settings:
     """
 
     connection_string: str = DEFAULT_CONNECTION_STRING
-    embedding_model: str = "all-MiniLM-L6-v2"
-    embedding_dimension: int = 384
+    embedding_model: str = MODEL_NAME
+    embedding_dimension: int = DIMENSION
     cache_size: int = 1000
     similarity_threshold: float = 0.85
     batch_size: int = 100
@@ -70,10 +74,12 @@ class Settings:
 
         if not self.connection_string.strip():
             fail("connection_string", "a non-empty PostgreSQL connection string")
-        if not self.embedding_model.strip():
-            fail("embedding_model", "a non-empty model name")
-        if self.embedding_dimension < 1:
-            fail("embedding_dimension", "a positive integer")
+        # Stated so that a deployment that expects another model or width
+        # fails at start, not with vectors the schema cannot store.
+        if self.embedding_model != MODEL_NAME:
+            fail("embedding_model", f"{MODEL_NAME}, the model otel_db embeds with (models/onnx)")
+        if self.embedding_dimension != DIMENSION:
+            fail("embedding_dimension", f"{DIMENSION}, the width of otel.span_signatures.embedding")
         if self.cache_size < 0:
             fail("cache_size", "an integer >= 0 (0 disables the cache)")
         if not (math.isfinite(self.similarity_threshold) and 0 <= self.similarity_threshold <= 1):

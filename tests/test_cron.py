@@ -8,6 +8,7 @@ another port and data directory) whose pg_cron lives in its database
 schedules its jobs through dblink.
 """
 
+import asyncio
 import os
 import shutil
 import socket
@@ -20,6 +21,7 @@ import psycopg
 import pytest
 from alembic import command
 
+from otel_db import AsyncClient, Client, InvalidArgument, Settings, queries
 from tests.conftest import ROOT, alembic_config, database_url
 from tests.helpers import scalar
 
@@ -153,3 +155,34 @@ def test_schedule_flush_says_why_without_dblink(conn):
     with pytest.raises(psycopg.Error, match="needs the dblink extension") as info:
         conn.execute("select otel.schedule_flush()")
     assert info.value.sqlstate == "0A000"
+
+
+def test_client_schedules_at_the_flush_interval_setting(cron_cluster, cron_db, other_db):
+    with Client(database_url("other", cron_cluster), settings=Settings(flush_interval=120)) as client:
+        job_id = client.schedule_flush()
+        assert [job[:3] for job in jobs(cron_db) if job[1] == "otel-flush"] == [(job_id, "otel-flush", "*/2 * * * *")]
+        assert client.unschedule_flush() is True
+        assert client.unschedule_flush() is False
+    assert jobs(cron_db) == []
+
+
+def test_client_default_interval_follows_what_pg_cron_can_do(cron_cluster, cron_db, other_db):
+    """The default flush_interval is 5 seconds: pg_cron 1.5 and later run it, 1.4 says to use minutes."""
+
+    async def schedule() -> int:
+        async with AsyncClient(database_url("other", cron_cluster), settings=Settings()) as client:
+            return await client.schedule_flush()
+
+    if cron_takes_seconds(cron_db):
+        asyncio.run(schedule())
+        assert [job[2] for job in jobs(cron_db) if job[1] == "otel-flush"] == ["5 seconds"]
+    else:
+        with pytest.raises(InvalidArgument, match="schedules by the minute at best"):
+            asyncio.run(schedule())
+        assert jobs(cron_db) == []
+
+
+@pytest.mark.parametrize("seconds", [0, 0.5, 61, 90, 3600])
+def test_client_refuses_an_interval_pg_cron_cannot_repeat(seconds):
+    with pytest.raises(ValueError, match="not one pg_cron repeats"):
+        queries.schedule_flush(seconds)

@@ -23,8 +23,8 @@ def test_settings_defaults_match_the_seed_design():
 def test_settings_read_every_variable():
     env = {
         "OTEL_STORAGE_CONNECTION_STRING": "postgresql://u@db:5432/x",
-        "OTEL_STORAGE_EMBEDDING_MODEL": "other-model",
-        "OTEL_STORAGE_EMBEDDING_DIMENSION": "768",
+        "OTEL_STORAGE_EMBEDDING_MODEL": "all-MiniLM-L6-v2",
+        "OTEL_STORAGE_EMBEDDING_DIMENSION": "384",
         "OTEL_STORAGE_CACHE_SIZE": "0",
         "OTEL_STORAGE_SIMILARITY_THRESHOLD": "0.5",
         "OTEL_STORAGE_BATCH_SIZE": "500",
@@ -36,8 +36,8 @@ def test_settings_read_every_variable():
     }
     settings = Settings.from_env(env)
     assert settings.connection_string == "postgresql://u@db:5432/x"
-    assert settings.embedding_model == "other-model"
-    assert settings.embedding_dimension == 768
+    assert settings.embedding_model == "all-MiniLM-L6-v2"
+    assert settings.embedding_dimension == 384
     assert settings.cache_size == 0
     assert settings.similarity_threshold == 0.5
     assert settings.batch_size == 500
@@ -74,6 +74,8 @@ def test_settings_refuse_conflicting_flush_interval_variables():
         ("OTEL_STORAGE_BATCH_SIZE", "lots"),
         ("OTEL_STORAGE_BATCH_SIZE", "0"),
         ("OTEL_STORAGE_EMBEDDING_DIMENSION", "1.5"),
+        ("OTEL_STORAGE_EMBEDDING_DIMENSION", "768"),
+        ("OTEL_STORAGE_EMBEDDING_MODEL", "all-mpnet-base-v2"),
         ("OTEL_STORAGE_CACHE_SIZE", "-1"),
         ("OTEL_STORAGE_SIMILARITY_THRESHOLD", "1.2"),
         ("OTEL_STORAGE_SIMILARITY_THRESHOLD", "nan"),
