@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 
 from alembic import context
 from alembic.runtime.migration import MigrationContext, RevisionStep
+from alembic.util import CommandError
 from sqlalchemy import create_engine, pool
 
 from migrations.schema import build_revision, sqlalchemy_url
@@ -46,14 +47,21 @@ def building_fresh_databases(plan: Plan | None) -> Plan | None:
         from_empty = not heads and planned and all(isinstance(s, RevisionStep) and s.is_upgrade for s in planned)
         if not from_empty:
             return planned
+        if len(context.script.get_heads()) != 1:
+            # sql/ is one schema: a history that forks has no single revision to record.
+            raise CommandError("otel_db's revisions must form one line: merge the heads first")
         target = planned[-1]
         assert isinstance(target, RevisionStep)
         revision = target.revision.revision
 
-        def build_from_sql_directory() -> None:
+        def build_in_an_empty_database() -> None:
+            if context.is_offline_mode():
+                context.get_context().impl.static_output(
+                    f"-- An empty database built at revision {revision} from sql/ (not an upgrade from an older one)\n"
+                )
             build_revision(revision)
 
-        target.migration_fn = build_from_sql_directory
+        target.migration_fn = build_in_an_empty_database
         return [target]
 
     return steps

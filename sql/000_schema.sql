@@ -2,7 +2,7 @@
 --
 -- pgvector is required. pg_cron is optional: it is created here when this
 -- database is pg_cron's own (cron.database_name); from any other database
--- the jobs are registered there through dblink (see 370_schedule.sql).
+-- the jobs are registered there through dblink (see 395_schedule.sql).
 
 create extension if not exists vector;
 

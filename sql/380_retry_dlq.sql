@@ -34,13 +34,13 @@ begin
      where raw_format = 'text';
     foreach kind in array array['traces', 'logs', 'metrics'] loop
         execute format($sql$
-            insert into pg_temp.otel_%1$s_rows (dlq_id, %2$s)
-            select r.id, %2$s
+            insert into pg_temp.%2$I (dlq_id, %4$s)
+            select r.id, %4$s
               from otel_retried as r
-             cross join lateral jsonb_populate_record(null::otel.%1$s_staging, otel.try_jsonb(r.raw_data)) as s
+             cross join lateral jsonb_populate_record(null::otel.%3$I, otel.try_jsonb(r.raw_data)) as s
              where r.raw_format = 'row-json' and r.telemetry_type = %1$L
                and jsonb_typeof(otel.try_jsonb(r.raw_data)) = 'object'
-        $sql$, kind, otel.staging_columns(kind));
+        $sql$, kind, 'otel_' || kind || '_rows', kind || '_staging', otel.staging_columns(kind));
     end loop;
     insert into pg_temp.otel_rejects
     select id, telemetry_type, source, raw_data, raw_format,

@@ -65,7 +65,7 @@ declare
     expired record;
 begin
     for expired in
-        select c.oid::regclass as partition
+        select c.relname, c.oid::regclass as partition
           from otel.retention as r
           join pg_inherits as i on i.inhparent = format('otel.%I', r.kind)::regclass
           join pg_class as c on c.oid = i.inhrelid
@@ -73,7 +73,7 @@ begin
            and (to_date(right(c.relname, 8), 'YYYYMMDD') + 1)::timestamp at time zone 'UTC' <= now() - r.keep
          order by c.relname
     loop
-        execute format('drop table %s', expired.partition);
+        execute format('drop table otel.%I', expired.relname);
         return next expired.partition::text;
     end loop;
     delete from otel.trace_summaries as s

@@ -47,6 +47,7 @@ create or replace function otel.check_metric_series_arguments(
     name text, bucket interval, since timestamptz, until timestamptz, labels jsonb, agg text)
 returns void
 language plpgsql immutable
+set search_path = pg_catalog, pg_temp
 as $$
 begin
     if name is null or name = '' then
@@ -87,8 +88,14 @@ language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
 -- avg, min, max, sum, count of the points' values (gauges, sums); for
--- histograms and summaries of their sum/count, min and max.
+-- histograms and summaries of their sum/count, min and max. Each of these
+-- functions checks its arguments: readers may call them directly.
 begin
+    perform otel.check_metric_series_arguments(metric, bucket, since, until, labels, agg);
+    if agg not in ('avg', 'min', 'max', 'sum', 'count') then
+        raise exception 'agg must be one of avg, min, max, sum, count here, got %', quote_literal(agg)
+            using errcode = 'invalid_parameter_value';
+    end if;
     return query
         select date_bin(bucket, m.time, timestamptz '2000-01-01 00:00:00+00') as b,
                case agg
@@ -106,7 +113,7 @@ begin
 end
 $$;
 comment on function otel.metric_series_values(text, interval, timestamptz, timestamptz, jsonb, text) is
-    'otel.metric_series() for avg, min, max, sum and count; internal';
+    'otel.metric_series() for avg, min, max, sum and count';
 
 create or replace function otel.metric_series_rate(
     metric text, bucket interval, since timestamptz, until timestamptz, labels jsonb)
@@ -121,6 +128,7 @@ as $$
 -- longer) before since are read too: export intervals are often longer
 -- than a bucket.
 begin
+    perform otel.check_metric_series_arguments(metric, bucket, since, until, labels, 'rate');
     return query
         with points as (
             select m.time, m.start_time, m.value, m.temporality,
@@ -153,10 +161,10 @@ begin
 end
 $$;
 comment on function otel.metric_series_rate(text, interval, timestamptz, timestamptz, jsonb) is
-    'otel.metric_series() for rate; internal';
+    'otel.metric_series() for rate';
 
 create or replace function otel.metric_series_quantile(
-    metric text, bucket interval, since timestamptz, until timestamptz, labels jsonb, quantile double precision)
+    metric text, bucket interval, since timestamptz, until timestamptz, labels jsonb, agg text)
 returns table (bucket_start timestamptz, value double precision)
 language plpgsql stable
 set search_path = pg_catalog, pg_temp
@@ -164,8 +172,16 @@ as $$
 -- A quantile from explicit-bucket histograms: the bucket counts of the
 -- interval (differenced when cumulative, as for rate), summed over series.
 -- Points up to an hour (or a bucket) before since are read for the
--- predecessors, as in otel.metric_series_rate().
+-- predecessors, as in otel.metric_series_rate(). agg is p50, p90 or p99.
+declare
+    quantile double precision;
 begin
+    perform otel.check_metric_series_arguments(metric, bucket, since, until, labels, agg);
+    if agg not in ('p50', 'p90', 'p99') then
+        raise exception 'agg must be one of p50, p90, p99 here, got %', quote_literal(agg)
+            using errcode = 'invalid_parameter_value';
+    end if;
+    quantile := substr(agg, 2)::double precision / 100;
     return query
         with points as (
             select m.time, m.start_time, m.temporality, m.bucket_counts, m.explicit_bounds,
@@ -222,8 +238,8 @@ begin
          order by l.b;
 end
 $$;
-comment on function otel.metric_series_quantile(text, interval, timestamptz, timestamptz, jsonb, double precision) is
-    'otel.metric_series() for p50, p90 and p99; internal';
+comment on function otel.metric_series_quantile(text, interval, timestamptz, timestamptz, jsonb, text) is
+    'otel.metric_series() for p50, p90 and p99';
 
 create or replace function otel.metric_series(
     name text, bucket interval, since timestamptz, until timestamptz default now(),
@@ -239,14 +255,12 @@ as $$
 -- by their labels and resource as jsonb text in the C collation (jsonb text
 -- is canonical), several times cheaper to sort than jsonb values.
 begin
-    perform otel.check_metric_series_arguments(name, bucket, since, until, labels, agg);
     case agg
         when 'rate' then
             return query select * from otel.metric_series_rate(name, bucket, since, until, labels);
         when 'p50', 'p90', 'p99' then
-            return query select * from otel.metric_series_quantile(name, bucket, since, until, labels,
-                                                                   substr(agg, 2)::double precision / 100);
-        else
+            return query select * from otel.metric_series_quantile(name, bucket, since, until, labels, agg);
+        else  -- the other aggregates, or an unknown one, which the check refuses
             return query select * from otel.metric_series_values(name, bucket, since, until, labels, agg);
     end case;
 end

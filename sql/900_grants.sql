@@ -43,7 +43,7 @@ grant execute on function
     otel.check_metric_series_arguments(text, interval, timestamptz, timestamptz, jsonb, text),
     otel.metric_series_values(text, interval, timestamptz, timestamptz, jsonb, text),
     otel.metric_series_rate(text, interval, timestamptz, timestamptz, jsonb),
-    otel.metric_series_quantile(text, interval, timestamptz, timestamptz, jsonb, double precision),
+    otel.metric_series_quantile(text, interval, timestamptz, timestamptz, jsonb, text),
     otel.histogram_quantile(double precision, numeric[], double precision[]),
     otel.metric_series_mixed_bounds(text, timestamptz),
     otel.check_limit(integer),

@@ -4,7 +4,7 @@
 every test gets a fresh clone of it (pytest-postgresql's noproc factory).
 The suite uses its own databases (otel_test*) and never connects to the
 user's `otel` database; the pg_cron tests run on a private cluster of their
-own (tests/test_cron_and_roles.py).
+own (tests/test_cron.py).
 """
 
 import argparse

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from otel_db.cli import _render
 from tests.helpers import scalar
 from tests.test_ingest import otel_db
 
@@ -41,3 +42,11 @@ def test_similar_with_bad_arguments_exits_without_traceback(dsn):
     assert done.stderr.decode().startswith("otel-db: error: ")
     assert "k must be between 1 and 1000, got 5000" in done.stderr.decode()
     assert "Traceback" not in done.stderr.decode()
+
+
+def test_tables_keep_values_as_they_are_and_right_align_numbers():
+    table = _render(["name", "spans", "version"], [("checkout", 1234567, "1.10"), ("db", 5, None)]).splitlines()
+    assert table[0].split() == ["name", "spans", "version"]
+    assert table[2].split() == ["checkout", "1,234,567", "1.10"]  # text that looks like a number stays as it is
+    assert table[3].split() == ["db", "5"]
+    assert table[3].index("5") == table[2].index("1,234,567") + len("1,234,567") - 1

@@ -49,7 +49,13 @@ def cron_cluster(postgresql_noproc_fixture) -> Iterator[int]:
         "OTEL_DB_CRON_DATABASE": "otel",
         "OTEL_DB_PGMAJOR": str(major),
     }
-    subprocess.run([CLUSTER_SCRIPT, "start"], env=env, check=True, capture_output=True)
+    started = subprocess.run([CLUSTER_SCRIPT, "start"], env=env, capture_output=True, text=True)
+    if started.returncode != 0:
+        server_log = data / "server.log"
+        pytest.fail(
+            f"the private pg_cron cluster did not start: {started.stderr.strip()}"
+            + (f"\n{server_log.read_text()}" if server_log.exists() else "")
+        )
     try:
         with psycopg.connect(database_url("postgres", port), autocommit=True) as admin:
             admin.execute("create database other")
@@ -149,12 +155,16 @@ def test_schedule_flush_rejects_what_pg_cron_cannot_do(cron_db, other_db, every,
     assert jobs(cron_db) == []
 
 
-def test_schedule_flush_says_why_without_dblink(conn):
-    """On the project cluster pg_cron lives in another database: without dblink there is no way to it."""
-    conn.execute("drop extension dblink")
-    with pytest.raises(psycopg.Error, match="needs the dblink extension") as info:
-        conn.execute("select otel.schedule_flush()")
-    assert info.value.sqlstate == "0A000"
+def test_schedule_flush_says_why_without_dblink(cron_db, other_db):
+    """From a database other than pg_cron's, dblink is the way there: without it, a clear error."""
+    other_db.execute("drop extension dblink")
+    try:
+        with pytest.raises(psycopg.Error, match="needs the dblink extension") as info:
+            other_db.execute("select otel.schedule_flush()")
+        assert info.value.sqlstate == "0A000"
+    finally:
+        other_db.execute("create extension dblink")
+    assert jobs(cron_db) == []
 
 
 def test_client_schedules_at_the_flush_interval_setting(cron_cluster, cron_db, other_db):
@@ -167,19 +177,26 @@ def test_client_schedules_at_the_flush_interval_setting(cron_cluster, cron_db, o
 
 
 def test_client_default_interval_follows_what_pg_cron_can_do(cron_cluster, cron_db, other_db):
-    """The default flush_interval is 5 seconds: pg_cron 1.5 and later run it, 1.4 says to use minutes."""
+    """The default flush_interval is 5 seconds: pg_cron 1.5 and later run it, 1.4 flushes every minute instead."""
 
     async def schedule() -> int:
         async with AsyncClient(database_url("other", cron_cluster), settings=Settings()) as client:
             return await client.schedule_flush()
 
+    asyncio.run(schedule())
+    expected = "5 seconds" if cron_takes_seconds(cron_db) else "* * * * *"
+    assert [job[2] for job in jobs(cron_db) if job[1] == "otel-flush"] == [expected]
+
+
+def test_client_refuses_a_sub_minute_interval_where_pg_cron_cannot_do_it(cron_cluster, cron_db, other_db):
     if cron_takes_seconds(cron_db):
-        asyncio.run(schedule())
-        assert [job[2] for job in jobs(cron_db) if job[1] == "otel-flush"] == ["5 seconds"]
-    else:
-        with pytest.raises(InvalidArgument, match="schedules by the minute at best"):
-            asyncio.run(schedule())
-        assert jobs(cron_db) == []
+        pytest.skip("pg_cron 1.5 and later schedule in seconds: nothing to refuse")
+    with (
+        Client(database_url("other", cron_cluster), settings=Settings(flush_interval=10)) as client,
+        pytest.raises(InvalidArgument, match="schedules by the minute at best"),
+    ):
+        client.schedule_flush()
+    assert jobs(cron_db) == []
 
 
 @pytest.mark.parametrize("seconds", [0, 0.5, 61, 90, 3600])

@@ -5,6 +5,8 @@ import subprocess
 import sys
 import tomllib
 
+import pytest
+
 from otel_db import AsyncClient, Client
 from tests.conftest import ROOT
 
@@ -49,15 +51,16 @@ assert not [name for name in sys.modules if name.split(".")[0] in {HEAVY!r}]
     subprocess.run([sys.executable, "-c", program], check=True, cwd=ROOT, capture_output=True, text=True)
 
 
-def test_embedding_without_its_extra_says_what_to_install():
-    program = """
+@pytest.mark.parametrize("missing", ["numpy", "onnxruntime", "tokenizers"])
+def test_embedding_without_its_extra_says_what_to_install(missing):
+    program = f"""
 import sys
 from importlib.abc import MetaPathFinder
 
 class Refuse(MetaPathFinder):
     def find_spec(self, name, path, target=None):
-        if name.split(".")[0] == "numpy":
-            raise ImportError("numpy is not installed", name="numpy")
+        if name.split(".")[0] == {missing!r}:
+            raise ImportError(f"{{name}} is not installed", name={missing!r})
         return None
 
 sys.meta_path.insert(0, Refuse())
@@ -66,6 +69,7 @@ Client("postgresql://nowhere/otel").embedder()
 """
     done = subprocess.run([sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode != 0
+    assert missing in done.stderr
     assert "pip install 'otel_db[embedding]'" in done.stderr
 
 

@@ -165,6 +165,12 @@ def test_search_logs_ranks_matches_and_takes_websearch_syntax(conn, shop):
         ("otel.set_retention('logs', interval '1 hour')", "keep must be at least 1 day"),
         ("otel.metric_series('m', interval '1 year', now() - interval '5 years')", "fixed length"),
         ("otel.traces_by_error(now(), null)", "until must be a timestamp"),
+        # The per-aggregate functions behind metric_series check their arguments too: readers may call them.
+        ("otel.metric_series_values('m', interval '1 s', now() - interval '1 year', now(), null, 'avg')", "100000"),
+        ("otel.metric_series_values('m', interval '1 min', now(), now(), null, 'rate')", "avg, min, max, sum, count"),
+        ("otel.metric_series_rate('m', interval '1 month', now() - interval '1 year', now(), null)", "fixed length"),
+        ("otel.metric_series_quantile('m', interval '1 min', now(), now(), null, 'avg')", "p50, p90, p99"),
+        ("otel.metric_series_quantile(null, interval '1 min', now(), now(), null, 'p50')", "name must name"),
     ],
 )
 def test_bad_arguments_raise_invalid_parameter_value(conn, call, message):

@@ -1,12 +1,14 @@
 """The flush by stage: no function name built as a string, %I for every identifier format() builds, otel.move_traces() and otel.metric_series() in named steps.
 
 otel.decode_otlp() and otel.process_working_set() call the function of a kind
-through a `case` (otel.decode_otlp_requests()), otel.type_rows() and
-otel.reject_invalid_rows() quote every table name with %I, otel.move_traces()
-calls otel.drop_repeated_spans(), otel.sign_spans() and
-otel.summarize_traces(), and otel.metric_series() checks its arguments
-(otel.check_metric_series_arguments()) and calls one function per kind of
-aggregate. The same statements as before: results and speed are unchanged.
+through a `case` (otel.decode_otlp_requests()); otel.type_rows(),
+otel.reject_invalid_rows(), otel.retry_dlq() and
+otel.drop_expired_partitions() quote every table name with %I;
+otel.move_traces() calls otel.drop_repeated_spans(), otel.sign_spans() and
+otel.summarize_traces(); otel.metric_series() calls one function per kind of
+aggregate, each checking its arguments (otel.check_metric_series_arguments()),
+so that readers may call them too. The same statements as before: results and
+speed are unchanged.
 
 Revision ID: 0006
 Revises: 0005
@@ -206,6 +208,7 @@ create or replace function otel.check_metric_series_arguments(
     name text, bucket interval, since timestamptz, until timestamptz, labels jsonb, agg text)
 returns void
 language plpgsql immutable
+set search_path = pg_catalog, pg_temp
 as $$
 begin
     if name is null or name = '' then
@@ -246,8 +249,14 @@ language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
 -- avg, min, max, sum, count of the points' values (gauges, sums); for
--- histograms and summaries of their sum/count, min and max.
+-- histograms and summaries of their sum/count, min and max. Each of these
+-- functions checks its arguments: readers may call them directly.
 begin
+    perform otel.check_metric_series_arguments(metric, bucket, since, until, labels, agg);
+    if agg not in ('avg', 'min', 'max', 'sum', 'count') then
+        raise exception 'agg must be one of avg, min, max, sum, count here, got %', quote_literal(agg)
+            using errcode = 'invalid_parameter_value';
+    end if;
     return query
         select date_bin(bucket, m.time, timestamptz '2000-01-01 00:00:00+00') as b,
                case agg
@@ -265,7 +274,7 @@ begin
 end
 $$;
 comment on function otel.metric_series_values(text, interval, timestamptz, timestamptz, jsonb, text) is
-    'otel.metric_series() for avg, min, max, sum and count; internal';
+    'otel.metric_series() for avg, min, max, sum and count';
 
 create or replace function otel.metric_series_rate(
     metric text, bucket interval, since timestamptz, until timestamptz, labels jsonb)
@@ -280,6 +289,7 @@ as $$
 -- longer) before since are read too: export intervals are often longer
 -- than a bucket.
 begin
+    perform otel.check_metric_series_arguments(metric, bucket, since, until, labels, 'rate');
     return query
         with points as (
             select m.time, m.start_time, m.value, m.temporality,
@@ -312,10 +322,10 @@ begin
 end
 $$;
 comment on function otel.metric_series_rate(text, interval, timestamptz, timestamptz, jsonb) is
-    'otel.metric_series() for rate; internal';
+    'otel.metric_series() for rate';
 
 create or replace function otel.metric_series_quantile(
-    metric text, bucket interval, since timestamptz, until timestamptz, labels jsonb, quantile double precision)
+    metric text, bucket interval, since timestamptz, until timestamptz, labels jsonb, agg text)
 returns table (bucket_start timestamptz, value double precision)
 language plpgsql stable
 set search_path = pg_catalog, pg_temp
@@ -323,8 +333,16 @@ as $$
 -- A quantile from explicit-bucket histograms: the bucket counts of the
 -- interval (differenced when cumulative, as for rate), summed over series.
 -- Points up to an hour (or a bucket) before since are read for the
--- predecessors, as in otel.metric_series_rate().
+-- predecessors, as in otel.metric_series_rate(). agg is p50, p90 or p99.
+declare
+    quantile double precision;
 begin
+    perform otel.check_metric_series_arguments(metric, bucket, since, until, labels, agg);
+    if agg not in ('p50', 'p90', 'p99') then
+        raise exception 'agg must be one of p50, p90, p99 here, got %', quote_literal(agg)
+            using errcode = 'invalid_parameter_value';
+    end if;
+    quantile := substr(agg, 2)::double precision / 100;
     return query
         with points as (
             select m.time, m.start_time, m.temporality, m.bucket_counts, m.explicit_bounds,
@@ -381,8 +399,8 @@ begin
          order by l.b;
 end
 $$;
-comment on function otel.metric_series_quantile(text, interval, timestamptz, timestamptz, jsonb, double precision) is
-    'otel.metric_series() for p50, p90 and p99; internal';
+comment on function otel.metric_series_quantile(text, interval, timestamptz, timestamptz, jsonb, text) is
+    'otel.metric_series() for p50, p90 and p99';
 
 create or replace function otel.decode_otlp(kind text)
 returns void
@@ -615,6 +633,104 @@ $$;
 comment on function otel.process_working_set() is
     'Decodes, validates and moves the working set of a flush or a retry; internal';
 
+create or replace procedure otel.retry_dlq(max_retries integer default 3)
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+set timezone = 'UTC'
+set jit = off
+as $$
+-- Re-validates every unprocessed letter tried fewer than max_retries times
+-- (after a fix to the data, or to otel_db). Letters that pass move to their
+-- final table and are marked processed; the others count the attempt.
+-- Letters of bytes PostgreSQL cannot store as text only count the attempt.
+declare
+    kind text;
+begin
+    if max_retries is null or max_retries < 1 then
+        raise exception 'max_retries must be a positive integer, got %', coalesce(max_retries::text, 'null')
+            using errcode = 'invalid_parameter_value';
+    end if;
+    perform pg_advisory_xact_lock(hashtext('otel.flush'));
+    perform otel.flush_prepare();
+
+    create temp table otel_retried on commit drop as
+        select id, telemetry_type, source, raw_data, raw_format
+          from otel.telemetry_dlq
+         where processed_at is null and retry_count < max_retries
+         order by id
+           for update skip locked;
+
+    insert into pg_temp.otel_otlp (dlq_id, payload, doc)
+    select id, raw_data, otel.try_jsonb(raw_data)
+      from otel_retried
+     where raw_format = 'text';
+    foreach kind in array array['traces', 'logs', 'metrics'] loop
+        execute format($sql$
+            insert into pg_temp.%2$I (dlq_id, %4$s)
+            select r.id, %4$s
+              from otel_retried as r
+             cross join lateral jsonb_populate_record(null::otel.%3$I, otel.try_jsonb(r.raw_data)) as s
+             where r.raw_format = 'row-json' and r.telemetry_type = %1$L
+               and jsonb_typeof(otel.try_jsonb(r.raw_data)) = 'object'
+        $sql$, kind, 'otel_' || kind || '_rows', kind || '_staging', otel.staging_columns(kind));
+    end loop;
+    insert into pg_temp.otel_rejects
+    select id, telemetry_type, source, raw_data, raw_format,
+           'this row-json letter cannot be read back as a staging row (not a JSON object, or it holds \u0000): repair raw_data'
+      from otel_retried
+     where raw_format = 'row-json'
+       and (telemetry_type not in ('traces', 'logs', 'metrics')
+            or jsonb_typeof(otel.try_jsonb(raw_data)) is distinct from 'object');
+    insert into pg_temp.otel_rejects
+    select id, telemetry_type, source, raw_data, raw_format,
+           'bytes that PostgreSQL cannot store as text: fix the source and load it again'
+      from otel_retried
+     where raw_format = 'bytea-escape';
+
+    perform otel.process_working_set();
+    perform otel.store_rejects();
+    update otel.telemetry_dlq as d
+       set processed_at = now()
+      from otel_retried as r
+     where d.id = r.id
+       and not exists (select 1 from pg_temp.otel_rejects as x where x.dlq_id = r.id);
+    drop table otel_retried;
+end
+$$;
+comment on procedure otel.retry_dlq(integer) is
+    'Re-validates unprocessed dead letters tried fewer than max_retries times: moves the good ones, counts the attempt on the rest';
+
+create or replace function otel.drop_expired_partitions()
+returns setof text
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+-- A daily partition goes once its whole day is older than now() - keep, so
+-- nothing younger than keep is ever dropped. Returns the dropped tables.
+declare
+    expired record;
+begin
+    for expired in
+        select c.relname, c.oid::regclass as partition
+          from otel.retention as r
+          join pg_inherits as i on i.inhparent = format('otel.%I', r.kind)::regclass
+          join pg_class as c on c.oid = i.inhrelid
+         where c.relname ~ '_p[0-9]{8}$'
+           and (to_date(right(c.relname, 8), 'YYYYMMDD') + 1)::timestamp at time zone 'UTC' <= now() - r.keep
+         order by c.relname
+    loop
+        execute format('drop table otel.%I', expired.relname);
+        return next expired.partition::text;
+    end loop;
+    delete from otel.trace_summaries as s
+     using otel.retention as r
+     where r.kind = 'traces' and s.end_time < now() - r.keep - interval '1 day';
+end
+$$;
+comment on function otel.drop_expired_partitions() is
+    'Drops the daily partitions of otel.traces, otel.logs and otel.metrics past their retention (otel.retention); returns their names';
+
 create or replace function otel.metric_series(
     name text, bucket interval, since timestamptz, until timestamptz default now(),
     labels jsonb default null, agg text default 'avg')
@@ -629,14 +745,12 @@ as $$
 -- by their labels and resource as jsonb text in the C collation (jsonb text
 -- is canonical), several times cheaper to sort than jsonb values.
 begin
-    perform otel.check_metric_series_arguments(name, bucket, since, until, labels, agg);
     case agg
         when 'rate' then
             return query select * from otel.metric_series_rate(name, bucket, since, until, labels);
         when 'p50', 'p90', 'p99' then
-            return query select * from otel.metric_series_quantile(name, bucket, since, until, labels,
-                                                                   substr(agg, 2)::double precision / 100);
-        else
+            return query select * from otel.metric_series_quantile(name, bucket, since, until, labels, agg);
+        else  -- the other aggregates, or an unknown one, which the check refuses
             return query select * from otel.metric_series_values(name, bucket, since, until, labels, agg);
     end case;
 end
@@ -664,9 +778,9 @@ revoke all on function otel.metric_series_rate(text, interval, timestamptz, time
 
 grant execute on function otel.metric_series_rate(text, interval, timestamptz, timestamptz, jsonb) to otel_reader, otel_admin;
 
-revoke all on function otel.metric_series_quantile(text, interval, timestamptz, timestamptz, jsonb, double precision) from public;
+revoke all on function otel.metric_series_quantile(text, interval, timestamptz, timestamptz, jsonb, text) from public;
 
-grant execute on function otel.metric_series_quantile(text, interval, timestamptz, timestamptz, jsonb, double precision) to otel_reader, otel_admin;
+grant execute on function otel.metric_series_quantile(text, interval, timestamptz, timestamptz, jsonb, text) to otel_reader, otel_admin;
 """
 
 DOWNGRADE = r"""
@@ -1024,6 +1138,104 @@ $$;
 comment on function otel.process_working_set() is
     'Decodes, validates and moves the working set of a flush or a retry; internal';
 
+create or replace procedure otel.retry_dlq(max_retries integer default 3)
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+set timezone = 'UTC'
+set jit = off
+as $$
+-- Re-validates every unprocessed letter tried fewer than max_retries times
+-- (after a fix to the data, or to otel_db). Letters that pass move to their
+-- final table and are marked processed; the others count the attempt.
+-- Letters of bytes PostgreSQL cannot store as text only count the attempt.
+declare
+    kind text;
+begin
+    if max_retries is null or max_retries < 1 then
+        raise exception 'max_retries must be a positive integer, got %', coalesce(max_retries::text, 'null')
+            using errcode = 'invalid_parameter_value';
+    end if;
+    perform pg_advisory_xact_lock(hashtext('otel.flush'));
+    perform otel.flush_prepare();
+
+    create temp table otel_retried on commit drop as
+        select id, telemetry_type, source, raw_data, raw_format
+          from otel.telemetry_dlq
+         where processed_at is null and retry_count < max_retries
+         order by id
+           for update skip locked;
+
+    insert into pg_temp.otel_otlp (dlq_id, payload, doc)
+    select id, raw_data, otel.try_jsonb(raw_data)
+      from otel_retried
+     where raw_format = 'text';
+    foreach kind in array array['traces', 'logs', 'metrics'] loop
+        execute format($sql$
+            insert into pg_temp.otel_%1$s_rows (dlq_id, %2$s)
+            select r.id, %2$s
+              from otel_retried as r
+             cross join lateral jsonb_populate_record(null::otel.%1$s_staging, otel.try_jsonb(r.raw_data)) as s
+             where r.raw_format = 'row-json' and r.telemetry_type = %1$L
+               and jsonb_typeof(otel.try_jsonb(r.raw_data)) = 'object'
+        $sql$, kind, otel.staging_columns(kind));
+    end loop;
+    insert into pg_temp.otel_rejects
+    select id, telemetry_type, source, raw_data, raw_format,
+           'this row-json letter cannot be read back as a staging row (not a JSON object, or it holds \u0000): repair raw_data'
+      from otel_retried
+     where raw_format = 'row-json'
+       and (telemetry_type not in ('traces', 'logs', 'metrics')
+            or jsonb_typeof(otel.try_jsonb(raw_data)) is distinct from 'object');
+    insert into pg_temp.otel_rejects
+    select id, telemetry_type, source, raw_data, raw_format,
+           'bytes that PostgreSQL cannot store as text: fix the source and load it again'
+      from otel_retried
+     where raw_format = 'bytea-escape';
+
+    perform otel.process_working_set();
+    perform otel.store_rejects();
+    update otel.telemetry_dlq as d
+       set processed_at = now()
+      from otel_retried as r
+     where d.id = r.id
+       and not exists (select 1 from pg_temp.otel_rejects as x where x.dlq_id = r.id);
+    drop table otel_retried;
+end
+$$;
+comment on procedure otel.retry_dlq(integer) is
+    'Re-validates unprocessed dead letters tried fewer than max_retries times: moves the good ones, counts the attempt on the rest';
+
+create or replace function otel.drop_expired_partitions()
+returns setof text
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+-- A daily partition goes once its whole day is older than now() - keep, so
+-- nothing younger than keep is ever dropped. Returns the dropped tables.
+declare
+    expired record;
+begin
+    for expired in
+        select c.oid::regclass as partition
+          from otel.retention as r
+          join pg_inherits as i on i.inhparent = format('otel.%I', r.kind)::regclass
+          join pg_class as c on c.oid = i.inhrelid
+         where c.relname ~ '_p[0-9]{8}$'
+           and (to_date(right(c.relname, 8), 'YYYYMMDD') + 1)::timestamp at time zone 'UTC' <= now() - r.keep
+         order by c.relname
+    loop
+        execute format('drop table %s', expired.partition);
+        return next expired.partition::text;
+    end loop;
+    delete from otel.trace_summaries as s
+     using otel.retention as r
+     where r.kind = 'traces' and s.end_time < now() - r.keep - interval '1 day';
+end
+$$;
+comment on function otel.drop_expired_partitions() is
+    'Drops the daily partitions of otel.traces, otel.logs and otel.metrics past their retention (otel.retention); returns their names';
+
 create or replace function otel.metric_series(
     name text, bucket interval, since timestamptz, until timestamptz default now(),
     labels jsonb default null, agg text default 'avg')
@@ -1210,7 +1422,7 @@ drop function otel.metric_series_values(text, interval, timestamptz, timestamptz
 
 drop function otel.metric_series_rate(text, interval, timestamptz, timestamptz, jsonb);
 
-drop function otel.metric_series_quantile(text, interval, timestamptz, timestamptz, jsonb, double precision);
+drop function otel.metric_series_quantile(text, interval, timestamptz, timestamptz, jsonb, text);
 """
 
 
