@@ -2,6 +2,20 @@
 -- They return null for input they cannot read, so that the flush can name
 -- the problem in a dead letter instead of failing a whole batch.
 
+create or replace function otel.argument_text(value text)
+returns text
+language sql immutable parallel safe
+as $$
+    -- For error messages: quoted, and at most 100 characters of it, so that
+    -- a huge argument is neither echoed to the client nor written whole to
+    -- the server log.
+    select case when value is null then 'null'
+                when length(value) <= 100 then quote_literal(value)
+                else quote_literal(left(value, 100)) || format('... (%s characters)', length(value)) end
+$$;
+comment on function otel.argument_text(text) is
+    'An argument as an error message shows it: quoted, at most 100 characters, or null';
+
 create or replace function otel.parse_time(value text)
 returns timestamptz
 language sql stable parallel safe

@@ -19,6 +19,8 @@ create or replace function otel.flush_prepare()
 returns void
 language plpgsql
 set search_path = pg_catalog, pg_temp
+-- "does not exist, skipping" for each table below would reach psql on every flush.
+set client_min_messages = warning
 as $$
 begin
     -- Always new tables: these functions run as their owner, so a table of

@@ -33,26 +33,35 @@ language plpgsql
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
--- keep null removes the limit (keep everything).
+-- keep null removes the limit (keep everything). Otherwise it must be whole
+-- days, months or years, none of them negative, at least one day in all
+-- (a month counts 30 days and a year 360, justify_interval()'s rule).
+-- PostgreSQL compares intervals by such a total, so '-2 mons +61 days'
+-- would pass a plain "> 1 day" check and mean a different age every
+-- month. It is stored as plain days, which now() - keep subtracts exactly.
+declare
+    days numeric;
 begin
     if kind is null or kind not in ('traces', 'logs', 'metrics') then
-        raise exception 'kind must be traces, logs or metrics, got %', coalesce(quote_literal(kind), 'null')
+        raise exception 'kind must be traces, logs or metrics, got %', otel.argument_text(kind)
             using errcode = 'invalid_parameter_value';
     end if;
     if keep is null then
         delete from otel.retention as r where r.kind = set_retention.kind;
         return;
     end if;
-    if keep < interval '1 day' then
-        raise exception 'keep must be at least 1 day (whole partitions are dropped), got %', keep
+    days := (extract(year from keep) * 12 + extract(month from keep)) * 30 + extract(day from keep);
+    if keep <> date_trunc('day', keep) or extract(year from keep) < 0 or extract(month from keep) < 0
+       or extract(day from keep) < 0 or days < 1 then
+        raise exception 'keep must be whole days, months or years, none negative, at least 1 day in all (whole daily partitions are dropped), got %', keep
             using errcode = 'invalid_parameter_value';
     end if;
-    insert into otel.retention as r (kind, keep) values (set_retention.kind, keep)
+    insert into otel.retention as r (kind, keep) values (set_retention.kind, make_interval(days => days::int))
     on conflict on constraint retention_pkey do update set keep = excluded.keep;
 end
 $$;
 comment on function otel.set_retention(text, interval) is
-    'Keeps traces, logs or metrics for at least keep (1 day or more; null: forever); otel.maintain() drops whole daily partitions older than that';
+    'Keeps traces, logs or metrics for keep: whole days, months (30 days) or years (360 days), at least 1 day, stored as days (null: forever); otel.maintain() drops whole daily partitions older than that';
 
 create or replace function otel.drop_expired_partitions()
 returns setof text

@@ -65,14 +65,15 @@ set search_path = pg_catalog, pg_temp
 as $$
 -- Registers the pg_cron job otel-flush ("call otel.flush()" in this
 -- database) and otel-maintenance (partitions ahead, hourly). every: 'N
--- seconds' (pg_cron 1.5 and later), 'N minutes', or a cron expression;
--- default every 5 seconds, or every minute on pg_cron 1.4.
+-- seconds' (pg_cron 1.5 and later), 'N minutes', or a cron expression that
+-- repeats (five fields, or @hourly … @yearly; not @reboot, which would
+-- flush once); default every 5 seconds, or every minute on pg_cron 1.4.
 declare
     version text;
     second_schedules boolean;
     schedule text;
-    seconds integer;
-    minutes integer;
+    seconds numeric;
+    minutes numeric;
     job_id bigint;
 begin
     select j ->> 'extversion' into version
@@ -82,7 +83,7 @@ begin
     if every is null then
         schedule := case when second_schedules then '5 seconds' else '* * * * *' end;
     elsif every ~ '^[0-9]+ ?(s|sec|secs|second|seconds)$' then
-        seconds := substring(every from '^[0-9]+')::int;
+        seconds := substring(every from '^[0-9]+')::numeric;
         if not second_schedules then
             raise exception 'pg_cron % schedules by the minute at best; use ''1 minute'' or a cron expression', version
                 using errcode = 'invalid_parameter_value';
@@ -92,16 +93,18 @@ begin
         end if;
         schedule := seconds || ' seconds';
     elsif every ~ '^[0-9]+ ?(m|min|mins|minute|minutes)$' then
-        minutes := substring(every from '^[0-9]+')::int;
+        minutes := substring(every from '^[0-9]+')::numeric;
         if minutes not between 1 and 59 then
             raise exception 'every: minutes must be between 1 and 59, got %', minutes
                 using errcode = 'invalid_parameter_value';
         end if;
         schedule := case minutes when 1 then '* * * * *' else '*/' || minutes || ' * * * *' end;
-    elsif every ~ '^\S+( \S+){4}$' or every ~ '^@' then
-        schedule := every;
+    elsif every ~ '^\S+( \S+){4}$'
+       or every in ('@hourly', '@daily', '@midnight', '@weekly', '@monthly', '@yearly', '@annually') then
+        schedule := every;  -- pg_cron checks the fields (22023 'invalid schedule')
     else
-        raise exception 'every must be ''N seconds'', ''N minutes'' or a cron expression, got %', every
+        raise exception 'every must be ''N seconds'', ''N minutes'' or a cron expression that repeats (not @reboot), got %',
+                        otel.argument_text(every)
             using errcode = 'invalid_parameter_value';
     end if;
 

@@ -100,6 +100,10 @@ begin
                         vector_dims(query)
             using errcode = 'invalid_parameter_value';
     end if;
+    if vector_norm(query) = 0 then
+        raise exception 'query is the zero vector, which has no direction to compare by cosine: embed some text'
+            using errcode = 'invalid_parameter_value';
+    end if;
     perform otel.check_similarity_arguments(k, min_similarity);
     if model is null or model = '' then
         raise exception 'model must name the model that embedded the query, e.g. all-MiniLM-L6-v2'
@@ -131,7 +135,7 @@ declare
     query vector;
 begin
     if wanted is null or wanted !~ '^[0-9a-f]{32}$' then
-        raise exception 'trace_id must be a trace id (32 hex digits), got %', coalesce(quote_literal(left(of_trace, 100)), 'null')
+        raise exception 'trace_id must be a trace id (32 hex digits), got %', otel.argument_text(of_trace)
             using errcode = 'invalid_parameter_value',
                   hint = 'to search by an embedding, cast it: otel.similar_traces(''[…]''::vector)';
     end if;

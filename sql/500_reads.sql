@@ -26,13 +26,17 @@ begin
     if since_required and until is null then
         raise exception 'until must be a timestamp, got null' using errcode = 'invalid_parameter_value';
     end if;
+    if not isfinite(since) or not isfinite(until) then
+        raise exception 'since and until must be finite timestamps, got % and %', since, until
+            using errcode = 'invalid_parameter_value';
+    end if;
     if since > until then
         raise exception 'since (%) is after until (%)', since, until using errcode = 'invalid_parameter_value';
     end if;
 end
 $$;
 comment on function otel.check_time_range(timestamptz, timestamptz, boolean) is
-    'Raises 22023 when since or until is missing (if required) or since is after until';
+    'Raises 22023 when since or until is missing (if required) or infinite, or since is after until';
 
 create or replace function otel.normalize_trace_id(trace_id text)
 returns text
@@ -40,7 +44,7 @@ language plpgsql immutable
 as $$
 begin
     if trace_id is null or trim(trace_id) = '' then
-        raise exception 'trace_id must be 32 hex digits, got %', coalesce(quote_literal(trace_id), 'null')
+        raise exception 'trace_id must be 32 hex digits, got %', otel.argument_text(trace_id)
             using errcode = 'invalid_parameter_value';
     end if;
     return lower(trim(trace_id));
@@ -179,8 +183,11 @@ declare
     tsquery tsquery;
 begin
     if query is null or trim(query) = '' then
-        raise exception 'query must be words to search for (websearch syntax), got %',
-                        coalesce(quote_literal(query), 'null')
+        raise exception 'query must be words to search for (websearch syntax), got %', otel.argument_text(query)
+            using errcode = 'invalid_parameter_value';
+    end if;
+    if length(query) > 10000 then
+        raise exception 'query must be at most 10000 characters of words to search for, got %', otel.argument_text(query)
             using errcode = 'invalid_parameter_value';
     end if;
     perform otel.check_time_range(since, until, false);

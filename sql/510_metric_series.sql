@@ -51,7 +51,7 @@ set search_path = pg_catalog, pg_temp
 as $$
 begin
     if name is null or name = '' then
-        raise exception 'name must name a metric, got %', coalesce(quote_literal(name), 'null')
+        raise exception 'name must name a metric, got %', otel.argument_text(name)
             using errcode = 'invalid_parameter_value';
     end if;
     if bucket is null or bucket < interval '1 second' or bucket > interval '366 days' then
@@ -68,12 +68,12 @@ begin
             using errcode = 'invalid_parameter_value';
     end if;
     if labels is not null and jsonb_typeof(labels) <> 'object' then
-        raise exception 'labels must be a JSON object of label values to match, got %', labels
+        raise exception 'labels must be a JSON object of label values to match, got %', otel.argument_text(labels::text)
             using errcode = 'invalid_parameter_value';
     end if;
     if agg is null or agg not in ('avg', 'min', 'max', 'sum', 'count', 'rate', 'p50', 'p90', 'p99') then
         raise exception 'agg must be one of avg, min, max, sum, count, rate, p50, p90, p99, got %',
-                        coalesce(quote_literal(agg), 'null')
+                        otel.argument_text(agg)
             using errcode = 'invalid_parameter_value';
     end if;
 end

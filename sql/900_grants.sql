@@ -47,6 +47,7 @@ grant execute on function
     otel.histogram_quantile(double precision, numeric[], double precision[]),
     otel.metric_series_mixed_bounds(text, timestamptz),
     otel.check_limit(integer),
+    otel.argument_text(text),
     otel.check_time_range(timestamptz, timestamptz, boolean),
     otel.normalize_trace_id(text),
     otel.exception_attribute(jsonb, text),

@@ -308,3 +308,11 @@ def test_from_env_reaches_the_reads(monkeypatch, dsn, shop):
         assert c.dsn == dsn
         assert c.settings.similarity_threshold == 0.42
         assert [s.name for s in c.trace_spans(TRACE)] == ["GET /checkout", "load cart", "charge card"]
+
+
+@pytest.mark.parametrize(
+    ("vector", "message"), [([0.0] * 384, "zero vector"), ([float("nan")] * 384, "NaN not allowed")]
+)
+def test_a_query_vector_without_a_direction_is_refused(client, vector, message):
+    with pytest.raises(InvalidArgument, match=message):
+        client.similar_traces(vector, model="all-MiniLM-L6-v2")

@@ -143,7 +143,10 @@ def test_downgrade_base_removes_the_databases_jobs(cron_cluster, cron_db, other_
     [
         ("5 seconds", "schedules by the minute at best"),
         ("90 minutes", "minutes must be between 1 and 59"),
+        ("99999999999 minutes", "minutes must be between 1 and 59, got 99999999999"),
         ("whenever", "every must be"),
+        ("@reboot", "a cron expression that repeats"),
+        ("99 * * * *", "invalid schedule"),
     ],
 )
 def test_schedule_flush_rejects_what_pg_cron_cannot_do(cron_db, other_db, every, message):

@@ -242,3 +242,17 @@ def test_recorded_checksums_are_only_ever_added():
     assert log.returncode == 0, log.stderr
     removed = [line for line in log.stdout.splitlines() if line.startswith("-") and not line.startswith("---")]
     assert not removed, f"recorded checksums were changed or removed: {removed}"
+
+
+def test_upgrading_to_0007_keeps_retentions_as_whole_days_and_drops_unsafe_ones(empty_database):
+    config = alembic_config(empty_database)
+    command.upgrade(config, "0006")
+    with psycopg.connect(empty_database, autocommit=True) as conn:
+        conn.execute(
+            "insert into otel.retention (kind, keep)"
+            " values ('traces', '7 days'), ('logs', '1 mon'), ('metrics', '-2 mons +61 days')"
+        )
+    command.upgrade(config, "0007")
+    with psycopg.connect(empty_database) as conn:
+        kept = dict(conn.execute("select kind, keep::text from otel.retention").fetchall())
+    assert kept == {"traces": "7 days", "logs": "30 days"}

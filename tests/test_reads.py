@@ -162,7 +162,14 @@ def test_search_logs_ranks_matches_and_takes_websearch_syntax(conn, shop):
         ("otel.metric_series('m', interval '1 min', now(), labels => '[1]')", "labels must be a JSON object"),
         ("otel.metric_series(null, interval '1 min', now())", "name must name a metric"),
         ("otel.set_retention('spans', interval '7 days')", "kind must be traces, logs or metrics"),
-        ("otel.set_retention('logs', interval '1 hour')", "keep must be at least 1 day"),
+        ("otel.set_retention('logs', interval '1 hour')", "keep must be whole days"),
+        ("otel.set_retention('logs', interval '-2 mons +61 days')", r"keep must be whole days.*got -2 mons \+61 days"),
+        ("otel.set_retention('logs', interval '1 day -1 hour')", "keep must be whole days"),
+        ("otel.set_retention('logs', interval '36 hours')", "keep must be whole days"),
+        ("otel.set_retention('logs', interval '0 days')", "at least 1 day"),
+        ("otel.metric_series('m', interval '1 min', '-infinity')", "finite timestamps"),
+        ("otel.search_logs('x', until => 'infinity')", "finite timestamps"),
+        ("otel.similar_traces(array_fill(0, array[384])::vector)", "zero vector"),
         ("otel.metric_series('m', interval '1 year', now() - interval '5 years')", "fixed length"),
         ("otel.traces_by_error(now(), null)", "until must be a timestamp"),
         # The per-aggregate functions behind metric_series check their arguments too: readers may call them.
@@ -311,6 +318,40 @@ def test_maintenance_drops_partitions_past_retention(conn):
     assert scalar(conn, "select to_regclass(%s) is not null", (yesterday,))
     conn.execute("select otel.set_retention('traces', null)")
     assert scalar(conn, "select count(*) from otel.retention") == 0
+
+
+@pytest.mark.parametrize(
+    ("keep", "stored"),
+    [("7 days", "7 days"), ("1 mon", "30 days"), ("2 years", "720 days"), ("1 mon 2 days", "32 days")],
+)
+def test_retention_is_kept_as_whole_days(conn, keep, stored):
+    conn.execute("select otel.set_retention('logs', %s::interval)", (keep,))
+    assert scalar(conn, "select keep::text from otel.retention where kind = 'logs'") == stored
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "otel.search_logs(repeat('x', 10000000))",
+        "otel.normalize_trace_id(repeat(' ', 10000000))",
+        "otel.similar_traces(repeat('x', 10000000))",
+        "otel.metric_series(repeat('x', 10000000), interval '1 min', now(), agg => 'median')",
+        "otel.metric_series('m', interval '1 min', now(), agg => repeat('x', 10000000))",
+    ],
+)
+def test_a_huge_argument_is_not_echoed_whole(conn, call):
+    with pytest.raises(psycopg.errors.InvalidParameterValue) as info:
+        conn.execute(f"select * from {call}")
+    assert len(info.value.diag.message_primary) < 400
+
+
+def test_a_flush_says_nothing_when_all_is_well(conn):
+    notices: list[str] = []
+    conn.add_notice_handler(lambda diagnostic: notices.append(diagnostic.message_primary))
+    stage(conn, "traces", [a_span("34" * 16, "0000000000000001", None, 0, "quiet")])
+    flush(conn)
+    conn.execute("call otel.retry_dlq()")
+    assert notices == []
 
 
 def test_a_self_parented_span_and_a_cycle_still_show(conn):
