@@ -23,10 +23,13 @@ from psycopg.rows import dict_row
 from otel_db import queries
 from otel_db.client import (
     DEAD_LETTER_ROW_SQL,
+    DEFAULT_SQL_MAX_ROWS,
     DEFAULT_SQL_TIMEOUT,
     BaseClient,
+    RowCap,
     RowsCopy,
     connect_params,
+    contained_errors,
     translate_errors,
 )
 from otel_db.ingest import (
@@ -228,15 +231,25 @@ class AsyncClient(BaseClient):
         params: Sequence[Any] | Mapping[str, Any] | None = None,
         *,
         timeout: float = DEFAULT_SQL_TIMEOUT,
+        max_rows: int = DEFAULT_SQL_MAX_ROWS,
     ) -> list[dict[str, Any]]:
-        """One statement in a read-only transaction with a statement timeout; see `Client.sql`."""
+        """One statement, contained: its own connection, read only, rolled back, as otel_reader; see `Client.sql`."""
         setup = queries.read_only_transaction(timeout)
-        async with self._connection() as conn:
-            with translate_errors(timeout):
-                async with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
-                    await cur.execute(setup.sql, setup.params)
-                    await cur.execute(query, params, prepare=True)
-                    return await cur.fetchall() if cur.description else []
+        cap = RowCap(max_rows)
+        with contained_errors(timeout):
+            async with (
+                await psycopg.AsyncConnection.connect(**connect_params(self.dsn)) as conn,
+                conn.transaction(force_rollback=True),
+                conn.cursor(row_factory=dict_row) as cur,
+            ):
+                await cur.execute(setup.sql, setup.params)
+                try:
+                    async for row in cur.stream(query, params):
+                        if not cap.take(row):
+                            break
+                except psycopg.ProgrammingError as exc:
+                    cap.no_rows(exc)
+        return cap.result()
 
     async def similar_traces(
         self,

@@ -56,8 +56,9 @@ _TRACE_ID = re.compile(r"\s*[0-9a-fA-F]{32}\s*")
 # Connection parameters the client sets unless the DSN says otherwise.
 _CONNECT_DEFAULTS = {"application_name": "otel_db", "connect_timeout": "10"}
 
-# How long a statement of `sql()` may run unless the caller says otherwise.
+# How long a statement of `sql()` may run, and how many rows it may return, unless the caller says otherwise.
 DEFAULT_SQL_TIMEOUT = 30.0
+DEFAULT_SQL_MAX_ROWS = 10_000
 
 
 def connect_params(dsn: str) -> dict[str, Any]:
@@ -98,6 +99,46 @@ class QueryTimeout(OtelDbError):
     """A statement ran longer than its statement timeout and was cancelled."""
 
 
+class TooManyRows(OtelDbError):
+    """`sql()` was given a statement that returns more rows than its row cap."""
+
+
+class RowCap:
+    """The rows of a `sql()` call, at most `max_rows` of them; shared by Client and AsyncClient."""
+
+    def __init__(self, max_rows: int) -> None:
+        if max_rows < 1:
+            raise ValueError(f"max_rows must be at least 1, got {max_rows}")
+        self.max_rows = max_rows
+        self.rows: list[dict[str, Any]] = []
+        self.exceeded = False
+
+    def take(self, row: dict[str, Any]) -> bool:
+        """Keep the row; False (stop reading) once there is one more than the cap allows."""
+        if len(self.rows) == self.max_rows:
+            self.exceeded = True
+            return False
+        self.rows.append(row)
+        return True
+
+    @staticmethod
+    def no_rows(exc: psycopg.ProgrammingError) -> None:
+        """psycopg's stream() reports a statement without rows (SET, DO) client-side: that is no rows.
+
+        An error of the server (a syntax error is a ProgrammingError too) carries a SQLSTATE and is raised again.
+        """
+        if exc.sqlstate is not None:
+            raise exc
+
+    def result(self) -> list[dict[str, Any]]:
+        if self.exceeded:
+            raise TooManyRows(
+                f"the statement returns more than {self.max_rows:,} rows: add a limit or an aggregate,"
+                " or pass a larger max_rows= to sql()"
+            )
+        return self.rows
+
+
 @contextmanager
 def translate_errors(timeout: float | None = None) -> Iterator[None]:
     """Turn the server's refusals into the exceptions above; every read method runs inside this.
@@ -122,6 +163,25 @@ def translate_errors(timeout: float | None = None) -> Iterator[None]:
         ) from exc
     except psycopg.errors.DataError as exc:
         raise InvalidArgument(exc.diag.message_primary or str(exc).strip()) from exc
+
+
+@contextmanager
+def contained_errors(timeout: float) -> Iterator[None]:
+    """`translate_errors` for `sql()`, which runs as otel_reader: what that role may not do is refused."""
+    with translate_errors(timeout):
+        try:
+            yield
+        except psycopg.errors.InsufficientPrivilege as exc:
+            message = exc.diag.message_primary or str(exc).strip()
+            if "set role" in message:
+                raise OtelDbError(
+                    f"sql() runs with the privileges of otel_reader, which this connection's role may not take"
+                    f" ({message}): grant otel_reader to it"
+                ) from exc
+            raise ReadOnlyQueryError(
+                f"sql() runs read-only with the privileges of otel_reader ({message}); store data with copy_otlp()"
+                " or copy_spans() and move it into the tables with flush()"
+            ) from exc
 
 
 DEAD_LETTER_ROW_SQL = "select otel.dead_letter(%s, %s, %s, 'row-json', %s)"
@@ -436,22 +496,38 @@ class Client(BaseClient):
         params: Sequence[Any] | Mapping[str, Any] | None = None,
         *,
         timeout: float = DEFAULT_SQL_TIMEOUT,
+        max_rows: int = DEFAULT_SQL_MAX_ROWS,
     ) -> list[dict[str, Any]]:
-        """Run one statement in a read-only transaction and return its rows as dicts.
+        """Run one statement, contained, and return its rows as dicts.
 
         For questions the read methods do not cover. `params` fill `%s` or
-        `%(name)s` placeholders. The statement may run `timeout` seconds,
-        then `QueryTimeout`; a statement that writes raises
-        `ReadOnlyQueryError`. Only one statement: it is sent with the
-        extended protocol (prepared), which refuses `commit; …`. The
-        transaction always ends, so the client stays usable after an error.
+        `%(name)s` placeholders. The statement runs on a connection of its
+        own, closed afterwards, in a read-only transaction that is always
+        rolled back, with the privileges of otel_reader whatever the DSN's
+        role (which must be able to take them; superusers can): nothing it
+        does (locks, settings, large objects, a role) outlives the call, and
+        it cannot write, run programs or read server files. It may run
+        `timeout` seconds, then `QueryTimeout`; it may return `max_rows`
+        rows, then `TooManyRows` (rows are streamed: memory stays bounded).
+        A statement that writes raises `ReadOnlyQueryError`; only one
+        statement is taken (extended protocol).
         """
         setup = queries.read_only_transaction(timeout)
-        conn = self.connection()
-        with translate_errors(timeout), conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        cap = RowCap(max_rows)
+        with (
+            contained_errors(timeout),
+            connect(self.dsn) as conn,
+            conn.transaction(force_rollback=True),
+            conn.cursor(row_factory=dict_row) as cur,
+        ):
             cur.execute(setup.sql, setup.params)
-            cur.execute(query, params, prepare=True)
-            return cur.fetchall() if cur.description else []
+            try:
+                for row in cur.stream(query, params):
+                    if not cap.take(row):
+                        break
+            except psycopg.ProgrammingError as exc:
+                cap.no_rows(exc)
+        return cap.result()
 
     def similar_traces(
         self,

@@ -51,8 +51,9 @@ select trace_id, span_id, service_name as service, name, status_code as status, 
                            %(service)s::text, %(since)s::timestamptz)
 
 -- read_only_transaction --
--- The first statement of a sql() transaction: read only, with a statement timeout.
-select set_config('transaction_read_only', 'on', true), set_config('statement_timeout', %(timeout)s::text, true)
+-- The first statement of a sql() transaction: read only, as otel_reader, with a statement timeout.
+select set_config('transaction_read_only', 'on', true), set_config('statement_timeout', %(timeout)s::text, true),
+       set_config('role', 'otel_reader', true)
 
 -- health --
 -- Whether the otel schema is installed.

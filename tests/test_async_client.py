@@ -175,14 +175,17 @@ def test_health_is_false_when_the_database_is_unreachable():
 
 
 def test_async_with_closes_the_connection(dsn, conn):
-    async def scenario(client: AsyncClient):
-        return (await client.sql("select pg_backend_pid() as pid"))[0]["pid"]
+    count = "select count(*) from pg_stat_activity where datname = current_database() and application_name = 'otel_db'"
 
-    pid = run(AsyncClient(dsn), scenario)
+    async def scenario(client: AsyncClient):
+        assert await client.health() is True
+        return scalar(conn, count)
+
+    assert run(AsyncClient(dsn), scenario) == 1
     deadline = time.monotonic() + 5
-    while scalar(conn, "select count(*) from pg_stat_activity where pid = %s", (pid,)) and time.monotonic() < deadline:
+    while scalar(conn, count) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert scalar(conn, "select count(*) from pg_stat_activity where pid = %s", (pid,)) == 0
+    assert scalar(conn, count) == 0
 
 
 def test_async_write_methods_stage_rows_for_every_kind(dsn, conn):
