@@ -38,6 +38,13 @@ comment on table otel.flush_runs is
 
 create index flush_runs_started_at_idx on otel.flush_runs (started_at desc);
 
+-- Flushes, retries and maintenance serialise on a lock of this table, which
+-- only roles with otel grants may take (any role could take an advisory
+-- lock and hold it). It holds no rows.
+create table otel.flush_lock ();
+comment on table otel.flush_lock is
+    'Holds no rows: otel.flush(), otel.retry_dlq() and otel.maintain() serialise on its lock (otel.take_flush_lock())';
+
 create table otel.retention (
     kind text primary key check (kind in ('traces', 'logs', 'metrics')),
     keep interval not null check (keep > interval '0')

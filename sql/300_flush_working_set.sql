@@ -15,6 +15,23 @@
 --   pg_temp.otel_rejects         everything bound for the dead-letter queue
 -- dlq_id is set on rows that otel.retry_dlq() took back from the queue.
 
+create or replace function otel.take_flush_lock()
+returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+-- Serialises flushes, retries and maintenance on otel.flush_lock. From here
+-- to the end of the transaction every lock waits at most otel.lock_timeout
+-- (a setting; default 10 minutes), then fails with 55P03 instead of
+-- waiting for ever behind a stuck holder.
+begin
+    perform set_config('lock_timeout', coalesce(nullif(current_setting('otel.lock_timeout', true), ''), '10min'), true);
+    lock table otel.flush_lock in exclusive mode;
+end
+$$;
+comment on function otel.take_flush_lock() is
+    'Takes the lock that serialises flushes, retries and maintenance, with lock_timeout set from otel.lock_timeout (default 10min); internal';
+
 create or replace function otel.flush_prepare()
 returns void
 language plpgsql

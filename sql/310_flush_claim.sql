@@ -29,7 +29,7 @@ declare
     kind text;
     truncated text[] := '{}';
 begin
-    perform pg_advisory_xact_lock(hashtext('otel.flush'));
+    perform otel.take_flush_lock();
     foreach kind in array array['otlp', 'traces', 'logs', 'metrics'] loop
         begin
             -- Copy-and-truncate is only right when this statement's snapshot

@@ -62,7 +62,7 @@ declare
     kind text;
     typed_in_place text[] := '{}';
 begin
-    perform pg_advisory_xact_lock(hashtext('otel.flush'));
+    perform otel.take_flush_lock();
     -- A batch of a million spans groups some 200,000 traces: with less
     -- memory, grouping them and building their summaries spill to disk
     -- (a tenth more time). Smaller batches use what they need, no more.

@@ -18,7 +18,7 @@ begin
         raise exception 'max_retries must be a positive integer, got %', coalesce(max_retries::text, 'null')
             using errcode = 'invalid_parameter_value';
     end if;
-    perform pg_advisory_xact_lock(hashtext('otel.flush'));
+    perform otel.take_flush_lock();
     perform otel.flush_prepare();
 
     create temp table otel_retried on commit drop as

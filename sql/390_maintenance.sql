@@ -14,7 +14,7 @@ begin
         raise exception 'days_ahead must be between 0 and 366, got %', days_ahead
             using errcode = 'invalid_parameter_value';
     end if;
-    perform pg_advisory_xact_lock(hashtext('otel.flush'));  -- flushes create partitions too
+    perform otel.take_flush_lock();  -- flushes create partitions too
     foreach kind in array array['traces', 'logs', 'metrics'] loop
         perform otel.ensure_partitions(kind, array(
             select d::date from generate_series((now() at time zone 'UTC')::date - 1,

@@ -96,7 +96,7 @@ def test_uncommitted_rows_wait_for_the_next_flush(conn, dsn):
 def test_a_second_flush_waits_for_the_first_and_takes_the_rest(conn, dsn):
     stage_otlp(conn, [traces_request(span())])
     with psycopg.connect(dsn) as first:
-        first.execute("select pg_advisory_xact_lock(hashtext('otel.flush'))")  # a flush in progress
+        first.execute("lock table otel.flush_lock in exclusive mode")  # a flush in progress
         stage_otlp(conn, [traces_request(span())])
         second = threading.Thread(target=lambda: flush(psycopg.connect(dsn, autocommit=True)))
         second.start()

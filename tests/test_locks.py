@@ -1,0 +1,49 @@
+"""The lock that serialises flushes, retries and maintenance: only otel roles take it, and no wait lasts for ever."""
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from tests.conftest import database_url
+from tests.helpers import flush, stage_otlp
+from tests.otlp import span, traces_request
+
+
+@pytest.fixture
+def stranger(conn) -> Iterator[psycopg.Connection]:
+    """A login role with no otel grant at all, connected to the test database."""
+    conn.execute("create role otel_test_stranger login")
+    try:
+        with psycopg.connect(database_url(conn.info.dbname), user="otel_test_stranger", autocommit=True) as other:
+            yield other
+    finally:
+        conn.execute("drop role otel_test_stranger")
+
+
+def test_a_role_without_grants_cannot_stop_the_pipeline(conn, stranger):
+    # What used to serialise the flush: an advisory lock that any role could take and hold.
+    stranger.execute("select pg_advisory_lock(hashtext('otel.flush'))")
+    conn.execute("set statement_timeout = '20s'")  # a wait here would fail the test, not hang it
+    stage_otlp(conn, [traces_request(span())])
+    assert flush(conn)["spans"] == 1
+    conn.execute("call otel.retry_dlq()")
+    conn.execute("call otel.maintain()")
+
+
+def test_the_flush_lock_takes_otel_grants(stranger):
+    with pytest.raises(psycopg.errors.InsufficientPrivilege), stranger.transaction():
+        stranger.execute("lock table otel.flush_lock in access share mode")
+
+
+def test_a_flush_behind_a_stuck_holder_gives_up_after_otel_lock_timeout(conn, dsn):
+    with psycopg.connect(dsn) as holder:  # a transaction left open while holding the lock
+        holder.execute("lock table otel.flush_lock in exclusive mode")
+        conn.execute("set otel.lock_timeout = '200ms'")
+        stage_otlp(conn, [traces_request(span())])
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            conn.execute("call otel.flush()")
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            conn.execute("call otel.maintain()")
+        holder.rollback()
+    assert flush(conn)["spans"] == 1
