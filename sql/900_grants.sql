@@ -1,11 +1,35 @@
 -- Privileges: nothing for PUBLIC; otel_writer stages, otel_reader reads,
 -- otel_admin runs the pipeline and looks after the data.
 
+-- PostgreSQL grants EXECUTE to PUBLIC on every new routine, and default
+-- privileges "in schema otel" cannot take back what is granted globally: an
+-- event trigger revokes it from each routine created in otel later on.
+create or replace function otel.revoke_public_execute()
+returns event_trigger
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    routine record;
+begin
+    for routine in
+        select objid from pg_event_trigger_ddl_commands()
+         where object_type in ('function', 'procedure', 'aggregate') and schema_name = 'otel'
+    loop
+        execute format('revoke execute on routine %s from public', routine.objid::regprocedure);
+    end loop;
+end
+$$;
+comment on function otel.revoke_public_execute() is
+    'Event trigger otel_revoke_public_execute: a routine created in schema otel is not executable by PUBLIC';
+create event trigger otel_revoke_public_execute on ddl_command_end
+    when tag in ('CREATE FUNCTION', 'CREATE PROCEDURE', 'CREATE AGGREGATE')
+    execute function otel.revoke_public_execute();
+
 revoke all on schema otel from public;
 revoke all on all tables in schema otel from public;
 revoke all on all functions in schema otel from public;
 revoke all on all procedures in schema otel from public;
-alter default privileges in schema otel revoke execute on routines from public;
 
 grant usage on schema otel to otel_writer, otel_reader, otel_admin;
 

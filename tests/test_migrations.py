@@ -178,7 +178,10 @@ def test_downgrade_base_leaves_nothing_behind_and_keeps_the_roles(empty_database
         )
         roles = {r for (r,) in conn.execute("select rolname from pg_roles where rolname like 'otel_%'")}
         assert {"otel_writer", "otel_reader", "otel_admin"} <= roles
+        assert scalar(conn, "select count(*) from pg_event_trigger where evtname like 'otel%'") == 0
     command.upgrade(config, "head")
+    with psycopg.connect(empty_database) as conn:
+        assert scalar(conn, "select count(*) from pg_event_trigger where evtname = 'otel_revoke_public_execute'") == 1
 
 
 def test_every_table_says_what_it_holds(conn):

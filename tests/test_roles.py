@@ -72,3 +72,12 @@ def test_public_can_execute_nothing(conn):
         " and has_function_privilege('public', oid, 'execute')",
     )
     assert executable == 0
+
+
+def test_a_routine_added_to_otel_later_is_not_executable_by_public(conn, login_role):
+    conn.execute("create function otel.added_later() returns int language sql as 'select 1'")
+    conn.execute("create function public.not_ours() returns int language sql as 'select 1'")
+    writer = login_role("otel_writer")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        writer.execute("select otel.added_later()")
+    assert scalar(writer, "select public.not_ours()") == 1  # routines elsewhere keep PostgreSQL's default
