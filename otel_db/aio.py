@@ -237,18 +237,19 @@ class AsyncClient(BaseClient):
         setup = queries.read_only_transaction(timeout)
         cap = RowCap(max_rows)
         with contained_errors(timeout):
-            async with (
-                await psycopg.AsyncConnection.connect(**connect_params(self.dsn)) as conn,
-                conn.transaction(force_rollback=True),
-                conn.cursor(row_factory=dict_row) as cur,
-            ):
-                await cur.execute(setup.sql, setup.params)
+            async with await psycopg.AsyncConnection.connect(**connect_params(self.dsn)) as conn:
                 try:
-                    async for row in cur.stream(query, params):
-                        if not cap.take(row):
-                            break
-                except psycopg.ProgrammingError as exc:
-                    cap.no_rows(exc)
+                    async with conn.transaction(force_rollback=True), conn.cursor(row_factory=dict_row) as cur:
+                        await cur.execute(setup.sql, setup.params)
+                        try:
+                            async for row in cur.stream(query, params):
+                                if not cap.take(row):
+                                    break
+                        except psycopg.ProgrammingError as exc:
+                            cap.no_rows(exc)
+                finally:
+                    if not conn.broken:
+                        await conn.execute(QUERIES["release_session_locks"])
         return cap.result()
 
     async def similar_traces(

@@ -514,19 +514,19 @@ class Client(BaseClient):
         """
         setup = queries.read_only_transaction(timeout)
         cap = RowCap(max_rows)
-        with (
-            contained_errors(timeout),
-            connect(self.dsn) as conn,
-            conn.transaction(force_rollback=True),
-            conn.cursor(row_factory=dict_row) as cur,
-        ):
-            cur.execute(setup.sql, setup.params)
+        with contained_errors(timeout), connect(self.dsn) as conn:
             try:
-                for row in cur.stream(query, params):
-                    if not cap.take(row):
-                        break
-            except psycopg.ProgrammingError as exc:
-                cap.no_rows(exc)
+                with conn.transaction(force_rollback=True), conn.cursor(row_factory=dict_row) as cur:
+                    cur.execute(setup.sql, setup.params)
+                    try:
+                        for row in cur.stream(query, params):
+                            if not cap.take(row):
+                                break
+                    except psycopg.ProgrammingError as exc:
+                        cap.no_rows(exc)
+            finally:
+                if not conn.broken:
+                    conn.execute(QUERIES["release_session_locks"])
         return cap.result()
 
     def similar_traces(

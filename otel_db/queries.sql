@@ -55,6 +55,10 @@ select trace_id, span_id, service_name as service, name, status_code as status, 
 select set_config('transaction_read_only', 'on', true), set_config('statement_timeout', %(timeout)s::text, true),
        set_config('role', 'otel_reader', true)
 
+-- release_session_locks --
+-- After a sql() call: its session's advisory locks, released now rather than when the server notices the closed connection.
+select pg_advisory_unlock_all()
+
 -- health --
 -- Whether the otel schema is installed.
 select to_regclass('otel.otlp_staging') is not null as ready
