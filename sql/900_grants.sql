@@ -78,3 +78,5 @@ grant execute on function
     otel.exception_event_attributes(jsonb)
     to otel_reader, otel_admin;
 grant execute on function otel.set_retention(text, interval), otel.drop_expired_partitions() to otel_admin;
+grant execute on function otel.set_staging_mode(text) to otel_admin;
+grant execute on function otel.staging_mode() to otel_writer, otel_reader, otel_admin;

@@ -9,7 +9,12 @@ own (tests/test_cron.py).
 
 import argparse
 import os
+import shutil
+import socket
+import subprocess
+import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -92,3 +97,57 @@ def new_database(postgresql_noproc_fixture) -> Iterator[Callable[[], str]]:
 def empty_database(new_database) -> str:
     """The URL of a new, empty database (for migration tests)."""
     return new_database()
+
+
+@dataclass
+class PrivateCluster:
+    """A second cluster made by scripts/pg-cluster.sh, for what the project cluster must not see or suffer."""
+
+    port: int
+    data: Path
+    env: dict[str, str]
+
+    def run(self, action: str) -> None:
+        done = subprocess.run(
+            [ROOT / "scripts" / "pg-cluster.sh", action], env=self.env, capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            server_log = self.data / "server.log"
+            pytest.fail(
+                f"pg-cluster.sh {action} failed: {done.stderr.strip()}"
+                + (f"\n{server_log.read_text()}" if server_log.exists() else "")
+            )
+
+    def crash(self) -> None:
+        """Stop the server as a crash would (immediate shutdown: no checkpoint, recovery at the next start)."""
+        pg_ctl = [f"/usr/lib/postgresql/{self.env['OTEL_DB_PGMAJOR']}/bin/pg_ctl", "-D", str(self.data)]
+        as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run([*as_owner, *pg_ctl, "-m", "immediate", "-w", "stop"], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def private_cluster(postgresql_noproc_fixture) -> Iterator[PrivateCluster]:
+    """A private cluster like the project's, on a free port, its data in /tmp; pg_cron lives in its database otel.
+
+    The cluster runs as the postgres OS user when the suite runs as root: /tmp is reachable to it.
+    """
+    with psycopg.connect(database_url("postgres")) as project:
+        major = project.execute("select current_setting('server_version_num')::int / 10000").fetchone()[0]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    data = Path(tempfile.mkdtemp(prefix="otel_db-private-", dir="/tmp"))
+    env = {
+        **os.environ,
+        "OTEL_DB_PGPORT": str(port),
+        "OTEL_DB_PGDATA": str(data),
+        "OTEL_DB_CRON_DATABASE": "otel",
+        "OTEL_DB_PGMAJOR": str(major),
+    }
+    cluster = PrivateCluster(port, data, env)
+    cluster.run("start")
+    try:
+        yield cluster
+    finally:
+        subprocess.run([ROOT / "scripts" / "pg-cluster.sh", "stop"], env=env, check=False, capture_output=True)
+        shutil.rmtree(data, ignore_errors=True)

@@ -1,70 +1,32 @@
 """pg_cron scheduling, on a private cluster of its own.
 
 pg_cron keeps one job table per cluster, in one database. So that the suite
-never reads or changes the project cluster's jobs, these tests start a
-second cluster with scripts/pg-cluster.sh (the project cluster's set-up, on
-another port and data directory) whose pg_cron lives in its database
+never reads or changes the project cluster's jobs, these tests run on the
+private cluster (tests/conftest.py), whose pg_cron lives in its database
 `otel`, as a user's cluster may have it. A second database there, `other`,
 schedules its jobs through dblink.
 """
 
 import asyncio
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
 from alembic import command
 
 from otel_db import AsyncClient, Client, InvalidArgument, Settings, queries
-from tests.conftest import ROOT, alembic_config, database_url
+from tests.conftest import PrivateCluster, alembic_config, database_url
 from tests.helpers import scalar
-
-CLUSTER_SCRIPT = ROOT / "scripts" / "pg-cluster.sh"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
-def cron_cluster(postgresql_noproc_fixture) -> Iterator[int]:
-    """The port of a private cluster like the project's, with pg_cron in its database otel; both migrated."""
-    with psycopg.connect(database_url("postgres")) as project:
-        major = scalar(project, "select current_setting('server_version_num')::int / 10000")
-    # The cluster runs as the postgres OS user when the suite runs as root: /tmp is reachable to it.
-    data = Path(tempfile.mkdtemp(prefix="otel_db-cron-test-", dir="/tmp"))
-    port = free_port()
-    env = {
-        **os.environ,
-        "OTEL_DB_PGPORT": str(port),
-        "OTEL_DB_PGDATA": str(data),
-        "OTEL_DB_CRON_DATABASE": "otel",
-        "OTEL_DB_PGMAJOR": str(major),
-    }
-    started = subprocess.run([CLUSTER_SCRIPT, "start"], env=env, capture_output=True, text=True)
-    if started.returncode != 0:
-        server_log = data / "server.log"
-        pytest.fail(
-            f"the private pg_cron cluster did not start: {started.stderr.strip()}"
-            + (f"\n{server_log.read_text()}" if server_log.exists() else "")
-        )
-    try:
-        with psycopg.connect(database_url("postgres", port), autocommit=True) as admin:
-            admin.execute("create database other")
-        for database in ("otel", "other"):
-            command.upgrade(alembic_config(database_url(database, port)), "head")
-        yield port
-    finally:
-        subprocess.run([CLUSTER_SCRIPT, "stop"], env=env, check=False, capture_output=True)
-        shutil.rmtree(data, ignore_errors=True)
+def cron_cluster(private_cluster: PrivateCluster) -> int:
+    """The port of the private cluster (pg_cron in its database otel), with otel and other migrated."""
+    with psycopg.connect(database_url("postgres", private_cluster.port), autocommit=True) as admin:
+        admin.execute("create database other")
+    for database in ("otel", "other"):
+        command.upgrade(alembic_config(database_url(database, private_cluster.port)), "head")
+    return private_cluster.port
 
 
 @pytest.fixture
