@@ -16,6 +16,7 @@ from bench import (
     signature_dedupe,
     similar_latency,
     similar_recall,
+    staging_modes,
     staging_space,
 )
 from bench.common import save
@@ -24,6 +25,7 @@ BENCHMARKS = {
     "flush_throughput": lambda: flush_throughput.run(int(os.environ.get("OTEL_DB_BENCH_SPANS", "1000000"))),
     "seed_orm": seed_orm.run,
     "staging_space": staging_space.run,
+    "staging_modes": staging_modes.run,
     "ingest_memory": ingest_memory.run,
     "embedding_throughput": embedding_throughput.run,
     "similar_recall": similar_recall.run,
