@@ -6,6 +6,7 @@ row cap: nothing it does may outlive the call or reach past otel_reader.
 """
 
 import asyncio
+import contextlib
 
 import psycopg
 import pytest
@@ -22,7 +23,9 @@ def client(dsn: str):
 
 def test_a_large_object_does_not_outlive_the_call(client, conn):
     before = scalar(conn, "select count(*) from pg_largeobject_metadata")
-    client.sql("select lo_from_bytea(0, convert_to(repeat('x', 1000000), 'UTF8')) as oid")
+    # PostgreSQL 17 refuses lo_from_bytea() in a read-only transaction; 15 makes it, and the rollback removes it.
+    with contextlib.suppress(ReadOnlyQueryError):
+        client.sql("select lo_from_bytea(0, convert_to(repeat('x', 1000000), 'UTF8')) as oid")
     assert scalar(conn, "select count(*) from pg_largeobject_metadata") == before
 
 
