@@ -3,8 +3,8 @@
 `alembic upgrade head` runs once per session into a template database;
 every test gets a fresh clone of it (pytest-postgresql's noproc factory).
 The suite uses its own databases (otel_test*) and never connects to the
-user's `otel` database; the pg_cron tests run on a private cluster of their
-own (tests/test_cron.py).
+user's `otel` database; the pg_cron tests and the crash test run on a
+private cluster of their own (`private_cluster` below).
 """
 
 import argparse
