@@ -1,14 +1,48 @@
 -- Partitions ahead of time, and retention by whole partitions.
 
+create or replace function otel.run_with_short_locks(statement text)
+returns boolean
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+-- Runs statement waiting at most 200 ms for its locks, three times with
+-- pauses between; false when every attempt found them taken. For the
+-- maintenance that locks a partitioned table exclusively (creating or
+-- dropping a partition): while such a lock request waits, new readers
+-- queue behind it, so behind a reader left idle in its transaction a plain
+-- wait would stall every read of the table.
+declare
+    lock_timeout_before text := current_setting('lock_timeout');
+begin
+    for attempt in 1..3 loop
+        begin
+            perform set_config('lock_timeout', '200ms', true);
+            execute statement;
+            perform set_config('lock_timeout', lock_timeout_before, true);
+            return true;
+        exception when lock_not_available then
+            perform pg_sleep(0.1 * attempt);
+        end;
+    end loop;
+    perform set_config('lock_timeout', lock_timeout_before, true);
+    return false;
+end
+$$;
+comment on function otel.run_with_short_locks(text) is
+    'Runs a statement that locks a partitioned table exclusively, waiting at most 200 ms for locks, three times; false when it could not; internal to otel.maintain()';
+
 create or replace procedure otel.maintain(days_ahead integer default 3)
 language plpgsql
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
 -- Creates partitions from yesterday to days_ahead days ahead, so that a
--- flush in steady state never has to create one.
+-- flush in steady state never has to create one. Neither that nor dropping
+-- expired partitions waits behind readers (otel.run_with_short_locks()):
+-- what a table's readers keep it from doing now, the next run does.
 declare
     kind text;
+    day date;
 begin
     if days_ahead is null or days_ahead not between 0 and 366 then
         raise exception 'days_ahead must be between 0 and 366, got %', days_ahead
@@ -16,10 +50,15 @@ begin
     end if;
     perform otel.take_flush_lock();  -- flushes create partitions too
     foreach kind in array array['traces', 'logs', 'metrics'] loop
-        perform otel.ensure_partitions(kind, array(
-            select d::date from generate_series((now() at time zone 'UTC')::date - 1,
-                                                (now() at time zone 'UTC')::date + days_ahead,
-                                                interval '1 day') as d));
+        foreach day in array array(select d::date from generate_series((now() at time zone 'UTC')::date - 1,
+                                                                       (now() at time zone 'UTC')::date + days_ahead,
+                                                                       interval '1 day') as d) loop
+            if not otel.run_with_short_locks(format('select otel.ensure_partitions(%L, array[%L::date])', kind, day)) then
+                raise notice 'otel_db: otel.% is in use; its partitions from % on are made by the next maintenance',
+                             kind, day;
+                exit;
+            end if;
+        end loop;
     end loop;
     perform otel.drop_expired_partitions();
 end
@@ -69,12 +108,15 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 -- A daily partition goes once its whole day is older than now() - keep, so
--- nothing younger than keep is ever dropped. Returns the dropped tables.
+-- nothing younger than keep is ever dropped. Returns the dropped tables; a
+-- partition that readers keep from being dropped (otel.run_with_short_locks())
+-- is left, with the rest of its table's, for the next run.
 declare
     expired record;
+    busy text[] := '{}';  -- tables whose readers kept a partition from being dropped
 begin
     for expired in
-        select c.relname, c.oid::regclass as partition
+        select r.kind, c.relname, c.oid::regclass as partition
           from otel.retention as r
           join pg_inherits as i on i.inhparent = format('otel.%I', r.kind)::regclass
           join pg_class as c on c.oid = i.inhrelid
@@ -82,8 +124,14 @@ begin
            and (to_date(right(c.relname, 8), 'YYYYMMDD') + 1)::timestamp at time zone 'UTC' <= now() - r.keep
          order by c.relname
     loop
-        execute format('drop table otel.%I', expired.relname);
-        return next expired.partition::text;
+        continue when expired.kind = any (busy);
+        if otel.run_with_short_locks(format('drop table otel.%I', expired.relname)) then
+            return next expired.partition::text;
+        else
+            busy := busy || expired.kind;
+            raise notice 'otel_db: otel.% is in use; % and older partitions are dropped by the next maintenance',
+                         expired.kind, expired.partition;
+        end if;
     end loop;
     delete from otel.trace_summaries as s
      using otel.retention as r

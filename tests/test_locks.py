@@ -1,12 +1,14 @@
 """The lock that serialises flushes, retries and maintenance: only otel roles take it, and no wait lasts for ever."""
 
+import threading
+import time
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 
 from tests.conftest import database_url
-from tests.helpers import flush, stage_otlp
+from tests.helpers import flush, scalar, stage_otlp
 from tests.otlp import span, traces_request
 
 
@@ -47,3 +49,32 @@ def test_a_flush_behind_a_stuck_holder_gives_up_after_otel_lock_timeout(conn, ds
             conn.execute("call otel.maintain()")
         holder.rollback()
     assert flush(conn)["spans"] == 1
+
+
+def test_maintenance_does_not_stall_readers_behind_a_reader_left_open(conn, dsn):
+    ten_days_ago = int((time.time() - 10 * 86400) * 1e9)
+    stage_otlp(conn, [traces_request(span(startTimeUnixNano=str(ten_days_ago), endTimeUnixNano=str(ten_days_ago)))])
+    assert flush(conn)["spans"] == 1
+    partition = scalar(conn, "select tableoid::regclass::text from otel.traces")
+    conn.execute("select otel.set_retention('traces', interval '7 days')")
+
+    def maintain() -> None:
+        with psycopg.connect(dsn, autocommit=True) as maintainer:
+            maintainer.execute("call otel.maintain()")
+
+    with psycopg.connect(dsn) as idle_reader:  # a transaction left open after a read of otel.traces
+        idle_reader.execute("select count(*) from otel.traces")
+        maintenance = threading.Thread(target=maintain)
+        maintenance.start()
+        reads: list[float] = []
+        with psycopg.connect(dsn, autocommit=True) as reader:
+            reader.execute("set statement_timeout = '3s'")  # a read stuck behind the drop fails the test
+            while maintenance.is_alive():
+                started = time.monotonic()
+                reader.execute("select count(*) from otel.traces")
+                reads.append(time.monotonic() - started)
+        maintenance.join()
+        assert reads and max(reads) < 3
+        assert scalar(conn, "select to_regclass(%s) is not null", (partition,))  # in use: kept for next time
+    conn.execute("call otel.maintain()")
+    assert scalar(conn, "select to_regclass(%s) is null", (partition,))
