@@ -11,6 +11,10 @@ migrations/README.md), so there are two ways to reach a revision:
 env.py takes the second way whenever an upgrade starts from an empty
 database, so `alembic upgrade head` on a new database runs `sql/` and
 nothing else, online and with `--sql` alike.
+
+A revision that changes a routine again need not copy its previous text:
+its downgrade can restore it from the released revision that holds it
+(`released_routine()`); released revisions never change.
 """
 
 import re
@@ -53,3 +57,24 @@ def build_revision(revision: str) -> None:
         if newer.revision == revision:
             break
         newer.module.downgrade()
+
+
+def released_routine(revision: str, routine: str, part: str = "UPGRADE") -> str:
+    """The definition of `routine` (say "otel.flush_process") in a released revision's UPGRADE or DOWNGRADE.
+
+    Its `create or replace` statement and the `comment on` after it, for a
+    later revision's downgrade to restore. Released revisions never change
+    (migrations/released.sha256), so the text is the one that revision left.
+    """
+    scripts = op.get_context().script
+    assert scripts is not None  # Alembic's commands always give the context their script directory
+    module = scripts.get_revision(revision).module
+    name = re.escape(routine)
+    definition = re.search(
+        rf"^create or replace (function|procedure) {name}\(.*?^comment on \1 {name}\(.*?';$",
+        getattr(module, part),
+        re.MULTILINE | re.DOTALL,
+    )
+    if definition is None:
+        raise LookupError(f"revision {revision} defines no {routine} in its {part}")
+    return definition.group(0)

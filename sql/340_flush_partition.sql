@@ -1,4 +1,5 @@
--- Stage 4, partition: the daily partitions the valid rows need.
+-- Stage 4, partition: the accepted time window, and the daily partitions the
+-- valid rows need.
 
 create or replace function otel.ensure_partitions(parent text, days date[])
 returns integer
@@ -27,6 +28,71 @@ end
 $$;
 comment on function otel.ensure_partitions(text, date[]) is
     'Creates the missing daily partitions (UTC) of otel.traces, otel.logs or otel.metrics for the given days';
+
+create or replace function otel.accepted_time_window(kind text)
+returns tstzrange
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+-- The times a flush accepts for kind's records: from now() - its retention
+-- (unbounded when it has none: by default old data loads) to now() plus
+-- the setting otel.future_margin (default 1 day). Older records would be
+-- deleted by the next maintenance; records further ahead are a clock or
+-- unit error, and each of their days would cost a partition.
+declare
+    margin_setting text := coalesce(nullif(current_setting('otel.future_margin', true), ''), '1 day');
+    margin interval;
+    keep interval;
+begin
+    begin
+        margin := margin_setting::interval;
+    exception when invalid_datetime_format or datetime_field_overflow or interval_field_overflow then
+        null;  -- reported below
+    end;
+    if margin is null or margin < interval '0' or not isfinite(margin) then
+        raise exception 'otel.future_margin % is not a non-negative interval', otel.argument_text(margin_setting)
+            using errcode = 'invalid_parameter_value',
+                  hint = 'Set it with, for example, alter database … set otel.future_margin = ''1 day''.';
+    end if;
+    select r.keep into keep from otel.retention as r where r.kind = accepted_time_window.kind;
+    return tstzrange(now() - keep, now() + margin, '[]');
+end
+$$;
+comment on function otel.accepted_time_window(text) is
+    'The times a flush accepts for traces, logs or metrics: from now() - their retention (none: unbounded) to now() + otel.future_margin (default 1 day)';
+
+create or replace function otel.reject_outside_time_window(kind text, time_column text)
+returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+-- Gives err to the valid rows of pg_temp.otel_<kind> outside the accepted
+-- time window (otel.accepted_time_window()), before any partition is made
+-- for them.
+declare
+    accepted tstzrange := otel.accepted_time_window(kind);
+    extent tstzrange;
+begin
+    -- Usually every row is inside, and then no row is read a second time.
+    execute format('select tstzrange(min(%1$I), max(%1$I), ''[]'') from pg_temp.%2$I where err is null having count(*) > 0',
+                   time_column, 'otel_' || kind) into extent;
+    if extent is null or accepted @> extent then
+        return;
+    end if;
+    execute format($sql$
+        update pg_temp.%1$I
+           set err = case when %2$I < lower($1)
+                          then format('%2$s %%s is before %%s, the oldest time the %3$s retention keeps (otel.set_retention())',
+                                      %2$I, lower($1))
+                          else format('%2$s %%s is after %%s, more than otel.future_margin ahead of the database clock',
+                                      %2$I, upper($1))
+                      end
+         where err is null and not $1 @> %2$I
+    $sql$, 'otel_' || kind, time_column, kind) using accepted;
+end
+$$;
+comment on function otel.reject_outside_time_window(text, text) is
+    'Dead-letters the rows of a flush outside the accepted time window; internal to otel.flush()';
 
 create or replace function otel.partition_working_set(kind text, time_column text)
 returns void

@@ -10,6 +10,7 @@ as $$
 -- the rejects. Shared by otel.flush() and otel.retry_dlq().
 declare
     k text;
+    time_column text;
     result record;
 begin
     insert into pg_temp.otel_rejects
@@ -24,7 +25,9 @@ begin
     foreach k in array array['traces', 'logs', 'metrics'] loop
         perform otel.decode_otlp(k);
         perform otel.type_rows(k);
-        perform otel.partition_working_set(k, case k when 'traces' then 'start_time' else 'time' end);
+        time_column := case k when 'traces' then 'start_time' else 'time' end;
+        perform otel.reject_outside_time_window(k, time_column);
+        perform otel.partition_working_set(k, time_column);
         perform otel.reject_invalid_rows(k);
         case k
             when 'traces' then select * into result from otel.move_traces();

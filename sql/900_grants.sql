@@ -80,3 +80,4 @@ grant execute on function
 grant execute on function otel.set_retention(text, interval), otel.drop_expired_partitions() to otel_admin;
 grant execute on function otel.set_staging_mode(text) to otel_admin;
 grant execute on function otel.staging_mode() to otel_writer, otel_reader, otel_admin;
+grant execute on function otel.accepted_time_window(text) to otel_writer, otel_reader, otel_admin;

@@ -244,6 +244,61 @@ def test_a_batch_spread_over_many_days_creates_a_bounded_number_of_partitions(co
     assert scalar(conn, "select count(*) from otel.traces") == 40
 
 
+def span_at(nanos: int) -> dict:
+    """A span that starts at Unix time `nanos` and lasts a millisecond."""
+    return span(startTimeUnixNano=str(nanos), endTimeUnixNano=str(nanos + 1_000_000))
+
+
+def unix_nanos(conn, expression: str) -> int:
+    """The database's value of a timestamptz expression, in Unix nanoseconds."""
+    return int(scalar(conn, f"select (extract(epoch from {expression}) * 1e9)::bigint"))
+
+
+def test_spans_further_ahead_than_the_future_margin_are_dead_lettered(conn):
+    in_an_hour = unix_nanos(conn, "now() + interval '1 hour'")
+    in_a_week = unix_nanos(conn, "now() + interval '7 days'")
+    partition_in_a_week = (
+        "select to_regclass('otel.traces_p' || to_char(now() at time zone 'UTC' + interval '7 days', 'YYYYMMDD'))"
+    )
+    stage_otlp(conn, [traces_request(span_at(in_an_hour), span_at(in_a_week))])
+    run = flush(conn)
+    assert (run["spans"], run["dead_lettered"]) == (1, 1)
+    [(_, error, _)] = dead_letters(conn)
+    assert "more than otel.future_margin ahead of the database clock" in error
+    assert scalar(conn, partition_in_a_week) is None, "no partition is made for a rejected day"
+
+    conn.execute("set otel.future_margin = '8 days'")
+    conn.execute("call otel.retry_dlq()")
+    assert scalar(conn, "select count(*) from otel.traces") == 2
+
+
+def test_records_older_than_the_retention_are_dead_lettered_and_old_data_loads_without_one(conn):
+    a_month_ago = unix_nanos(conn, "now() - interval '30 days'")
+    yesterday = unix_nanos(conn, "now() - interval '1 day'")
+    stage_otlp(conn, [logs_request(log_record(timeUnixNano=str(a_month_ago)))])
+    assert flush(conn)["logs"] == 1, "with no retention set, old data loads"
+
+    conn.execute("select otel.set_retention('logs', '7 days')")
+    stage_otlp(conn, [logs_request(log_record(timeUnixNano=str(a_month_ago)), log_record(timeUnixNano=str(yesterday)))])
+    stage_otlp(conn, [traces_request(span_at(a_month_ago))])
+    run = flush(conn)
+    assert (run["logs"], run["spans"], run["dead_lettered"]) == (1, 1, 1)
+    [(kind, error, _)] = dead_letters(conn)
+    assert kind == "logs"
+    assert "the oldest time the logs retention keeps" in error
+
+
+@pytest.mark.parametrize("margin", ["-1 day", "soon", "infinity"])
+def test_a_future_margin_that_is_not_a_non_negative_interval_stops_the_flush_with_22023(conn, margin):
+    stage_otlp(conn, [GOOD])
+    conn.execute("select set_config('otel.future_margin', %s, false)", [margin])
+    with pytest.raises(psycopg.Error, match=f"otel.future_margin '{margin}'") as info:
+        conn.execute("call otel.flush()")
+    assert info.value.sqlstate == "22023"
+    conn.execute("reset otel.future_margin")
+    assert flush(conn)["spans"] == 1, "the staged span waited for the next flush"
+
+
 def test_a_large_claim_is_typed_in_parallel_with_its_bad_rows_dead_lettered(conn):
     padding = json.dumps({"db.system": "postgresql", "db.query.text": "x" * 400})
     rows = [typed_span(span_id=f"{i:016x}", attributes=padding) for i in range(1, 30_001)]
