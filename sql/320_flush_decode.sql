@@ -108,9 +108,11 @@ begin
         status_code, status_message, service_name, scope_name, scope_version,
         attributes_jsonb, resource_attributes_jsonb, events_jsonb, links_jsonb)
     select p.dlq_id, p.id, x.rs, x.ss, x.rec,
-           x.v ->> 'traceId', x.v ->> 'spanId', x.v ->> 'parentSpanId', x.v ->> 'traceState', x.v ->> 'flags',
-           x.v ->> 'name', x.v ->> 'kind', x.v ->> 'startTimeUnixNano', x.v ->> 'endTimeUnixNano',
-           x.v -> 'status' ->> 'code', x.v -> 'status' ->> 'message',
+           x.v ->> 'traceId', x.v ->> 'spanId', x.v ->> 'parentSpanId', otel.otlp_string(x.v -> 'traceState', 'traceState'),
+           x.v ->> 'flags', otel.otlp_string(x.v -> 'name', 'name'), x.v ->> 'kind',
+           otel.otlp_uint64(x.v ->> 'startTimeUnixNano', 'startTimeUnixNano'),
+           otel.otlp_uint64(x.v ->> 'endTimeUnixNano', 'endTimeUnixNano'),
+           x.v -> 'status' ->> 'code', otel.otlp_string(x.v -> 'status' -> 'message', 'status.message'),
            x.resource_attributes ->> 'service.name', x.scope ->> 'name', x.scope ->> 'version',
            (select coalesce(jsonb_object_agg(kv ->> 'key', otel.otlp_value(kv -> 'value')), '{}')
               from jsonb_array_elements(x.v -> 'attributes') as kv),
@@ -119,16 +121,16 @@ begin
            -- their subqueries (a tenth of the decoding time).
            case when x.v ? 'events' then
            (select jsonb_agg(jsonb_build_object(
-                       'name', e ->> 'name',
-                       'time', otel.parse_time(e ->> 'timeUnixNano'),
+                       'name', otel.otlp_string(e -> 'name', 'event name'),
+                       'time', otel.parse_time(otel.otlp_uint64(e ->> 'timeUnixNano', 'event timeUnixNano')),
                        'attributes', (select coalesce(jsonb_object_agg(kv ->> 'key', otel.otlp_value(kv -> 'value')), '{}')
                                         from jsonb_array_elements(e -> 'attributes') as kv)) order by ei)
               from jsonb_array_elements(x.v -> 'events') with ordinality as ev (e, ei)) end,
            case when x.v ? 'links' then
            (select jsonb_agg(jsonb_build_object(
-                       'trace_id', lower(l ->> 'traceId'),
-                       'span_id', lower(l ->> 'spanId'),
-                       'trace_state', nullif(l ->> 'traceState', ''),
+                       'trace_id', otel.otlp_id(l -> 'traceId', 32, 'link traceId'),
+                       'span_id', otel.otlp_id(l -> 'spanId', 16, 'link spanId'),
+                       'trace_state', nullif(otel.otlp_string(l -> 'traceState', 'link traceState'), ''),
                        'attributes', (select coalesce(jsonb_object_agg(kv ->> 'key', otel.otlp_value(kv -> 'value')), '{}')
                                         from jsonb_array_elements(l -> 'attributes') as kv)) order by li)
               from jsonb_array_elements(x.v -> 'links') with ordinality as lk (l, li)) end
@@ -154,16 +156,18 @@ begin
         time, observed_time, severity_number, severity_text, body, trace_id, span_id, flags,
         service_name, scope_name, scope_version, attributes, resource_attributes, event_name)
     select p.dlq_id, p.id, x.rs, x.ss, x.rec,
-           x.v ->> 'timeUnixNano', x.v ->> 'observedTimeUnixNano', x.v ->> 'severityNumber',
-           x.v ->> 'severityText',
-           case when x.v -> 'body' ? 'stringValue' then x.v -> 'body' ->> 'stringValue'
+           otel.otlp_uint64(x.v ->> 'timeUnixNano', 'timeUnixNano'),
+           otel.otlp_uint64(x.v ->> 'observedTimeUnixNano', 'observedTimeUnixNano'), x.v ->> 'severityNumber',
+           otel.otlp_string(x.v -> 'severityText', 'severityText'),
+           case when jsonb_typeof(x.v -> 'body') = 'object' and (x.v -> 'body') - 'stringValue' = '{}'
+                then x.v -> 'body' ->> 'stringValue'
                 else otel.otlp_value(x.v -> 'body')::text end,
            x.v ->> 'traceId', x.v ->> 'spanId', x.v ->> 'flags',
            x.resource_attributes ->> 'service.name', x.scope ->> 'name', x.scope ->> 'version',
            (select coalesce(jsonb_object_agg(kv ->> 'key', otel.otlp_value(kv -> 'value')), '{}')
               from jsonb_array_elements(x.v -> 'attributes') as kv)::text,
            x.resource_attributes::text,
-           x.v ->> 'eventName'
+           otel.otlp_string(x.v -> 'eventName', 'eventName')
       from pg_temp.otel_otlp as p
      cross join lateral otel.otlp_request_records(p.doc, 'logs') as x (rs, ss, rec, resource_attributes, scope, v)
      where p.id between first_id and last_id
@@ -189,23 +193,32 @@ begin
         temporality, is_monotonic, flags, labels, resource_attributes,
         service_name, scope_name, scope_version)
     select p.dlq_id, p.id, x.rs, x.ss, x.rec, d.l,
-           coalesce(d.v ->> 'timeUnixNano', '0'), d.v ->> 'startTimeUnixNano',
-           x.v ->> 'name', x.v ->> 'description', m.type, x.v ->> 'unit',
+           otel.otlp_uint64(coalesce(d.v ->> 'timeUnixNano', '0'), 'timeUnixNano'),
+           otel.otlp_uint64(d.v ->> 'startTimeUnixNano', 'startTimeUnixNano'),
+           otel.otlp_string(x.v -> 'name', 'name'), otel.otlp_string(x.v -> 'description', 'description'),
+           -- proto3 JSON refuses a second member of a oneof.
+           case when (x.v ? 'gauge')::int + (x.v ? 'sum')::int + (x.v ? 'histogram')::int
+                     + (x.v ? 'exponentialHistogram')::int + (x.v ? 'summary')::int > 1
+                then otel.otlp_invalid('Metric (more than one of gauge, sum, histogram, exponentialHistogram, summary)',
+                                       x.v ->> 'name') #>> '{}'
+                else m.type end,
+           otel.otlp_string(x.v -> 'unit', 'unit'),
            coalesce(d.v ->> 'asDouble', d.v ->> 'asInt'),
            case when m.type in ('histogram', 'exponential_histogram', 'summary')
-                then coalesce(d.v ->> 'count', '0') end,
+                then otel.otlp_uint64(coalesce(d.v ->> 'count', '0'), 'count') end,
            d.v ->> 'sum',
            d.v ->> 'min', d.v ->> 'max',
-           (d.v -> 'bucketCounts')::text, (d.v -> 'explicitBounds')::text,
+           case when m.type in ('histogram', 'exponential_histogram') then otel.otlp_bucket_counts(d.v, m.type) end,
+           (d.v -> 'explicitBounds')::text,
            (d.v -> 'quantileValues')::text,
            case when m.type = 'exponential_histogram'
                 then (d.v - '{attributes,startTimeUnixNano,timeUnixNano,count,sum,min,max,exemplars,flags}'::text[])::text end,
            (select jsonb_agg(jsonb_build_object(
-                       'time', otel.parse_time(e ->> 'timeUnixNano'),
+                       'time', otel.parse_time(otel.otlp_uint64(e ->> 'timeUnixNano', 'exemplar timeUnixNano')),
                        'value', case when e ? 'asDouble' then otel.otlp_value(jsonb_build_object('doubleValue', e -> 'asDouble'))
                                      when e ? 'asInt' then otel.otlp_value(jsonb_build_object('intValue', e -> 'asInt')) end,
-                       'trace_id', lower(nullif(e ->> 'traceId', '')),
-                       'span_id', lower(nullif(e ->> 'spanId', '')),
+                       'trace_id', otel.otlp_id(e -> 'traceId', 32, 'exemplar traceId'),
+                       'span_id', otel.otlp_id(e -> 'spanId', 16, 'exemplar spanId'),
                        'attributes', (select coalesce(jsonb_object_agg(kv ->> 'key', otel.otlp_value(kv -> 'value')), '{}')
                                         from jsonb_array_elements(e -> 'filteredAttributes') as kv)) order by ei)
               from jsonb_array_elements(d.v -> 'exemplars') with ordinality as ex (e, ei))::text,

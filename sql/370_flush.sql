@@ -13,14 +13,18 @@ declare
     time_column text;
     result record;
 begin
+    -- An object without resourceSpans, resourceLogs or resourceMetrics is an
+    -- empty request, as valid as it is in OTLP: nothing to store.
     insert into pg_temp.otel_rejects
     select dlq_id, 'otlp', 'otel.otlp_staging', payload, 'text',
            case when doc is null then 'not valid JSON (an OTLP/JSON request is one JSON object per line)'
                 else 'not an OTLP/JSON export request: expected an object with resourceSpans, resourceLogs or resourceMetrics' end
       from pg_temp.otel_otlp
-     where doc is null
-        or jsonb_typeof(doc) <> 'object'
-        or not (doc ?| array['resourceSpans', 'resourceLogs', 'resourceMetrics']);
+     where doc is null or jsonb_typeof(doc) <> 'object';
+    -- OTLP/JSON readers take the proto field names too (resource_spans).
+    update pg_temp.otel_otlp
+       set doc = otel.otlp_camel_case(doc)
+     where doc ?| array['resource_spans', 'resource_logs', 'resource_metrics'];
 
     foreach k in array array['traces', 'logs', 'metrics'] loop
         perform otel.decode_otlp(k);

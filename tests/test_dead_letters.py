@@ -38,7 +38,7 @@ def typed_span(**overrides) -> dict:
     [
         ('{"resourceSpans": [', "not valid JSON"),
         ("[1, 2, 3]", "not an OTLP/JSON export request"),
-        ('{"hello": "world"}', "not an OTLP/JSON export request"),
+        ('"resourceSpans"', "not an OTLP/JSON export request"),
         ('{"resourceSpans": {"not": "an array"}}', "not a valid OTLP/JSON traces request"),
     ],
 )

@@ -415,7 +415,7 @@ def test_cli_progress_bar_goes_to_stderr_when_asked(dsn, tmp_path):
 
 
 def test_cli_stats_shows_counts_backlog_dead_letters_and_flushes(dsn, tmp_path):
-    otel_db("ingest", str(write(tmp_path, b"{}\nbad\x00\n")), dsn=dsn)
+    otel_db("ingest", str(write(tmp_path, b"[]\nbad\x00\n")), dsn=dsn)
     done = otel_db("stats", dsn=dsn)
     out = done.stdout.decode()
     assert done.returncode == 0, done.stderr

@@ -8,7 +8,6 @@ import hashlib
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -143,12 +142,28 @@ def test_a_fresh_install_creates_each_routine_once():
     assert not repeated, f"created more than once: {sorted(repeated)}"
 
 
-def test_migrations_hold_fewer_lines_than_the_schema():
-    def lines(folder: Path, pattern: str) -> int:
-        files = [path for path in folder.rglob(pattern) if path.is_file() and "__pycache__" not in path.parts]
-        return sum(len(path.read_text(encoding="utf-8").splitlines()) for path in files)
+# Revisions from this one on restore a routine from the released revision
+# that holds its old text (migrations.schema.released_routine) instead of
+# copying it; the earlier ones were written before that existed.
+FIRST_REVISION_WITHOUT_COPIES = "0012"
+DEFINITION = re.compile(
+    r"^create or replace (function|procedure) (otel\.\w+)\(.*?^comment on \1 \2\(.*?';$", re.MULTILINE | re.DOTALL
+)
 
-    assert lines(MIGRATIONS, "*") < lines(ROOT / "sql", "*.sql")
+
+def test_no_revision_copies_a_definition_that_a_released_revision_holds():
+    """A downgrade restores a routine's old text by reference when an earlier revision holds it verbatim."""
+    held: dict[str, str] = {}  # definition → the revision that first held it
+    copies = []
+    for script in reversed(list(ScriptDirectory(str(MIGRATIONS)).walk_revisions())):
+        for part in ("UPGRADE", "DOWNGRADE"):
+            for definition in DEFINITION.finditer(getattr(script.module, part, "")):
+                text = definition.group(0)
+                if text in held and script.revision >= FIRST_REVISION_WITHOUT_COPIES:
+                    copies.append(f"{script.revision} {part}: {definition.group(2)} (held by {held[text]})")
+                held.setdefault(text, script.revision)
+    assert held, "the pattern found no definition at all"
+    assert not copies, copies
 
 
 def routine_names() -> set[str]:
