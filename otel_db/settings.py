@@ -32,6 +32,9 @@ DEFAULT_FLUSH_INTERVAL = 5.0
 # The embedding model's variants that `make model` installs; the first is the default.
 MODEL_PRECISIONS = ("fp32", "int8")
 
+# How much the exporters' spool (OTEL_STORAGE_SPOOL_DIR) may hold per kind of telemetry.
+DEFAULT_SPOOL_MAX_BYTES = 256 * 2**20
+
 # Older deployments (the seed design) named the flush interval this way.
 FLUSH_INTERVAL_ALIAS = "OTEL_STORAGE_BATCH_INTERVAL_SECONDS"
 
@@ -73,6 +76,8 @@ class Settings:
     circuit_breaker_threshold: int = 5
     model_dir: str | None = None
     model_precision: str = MODEL_PRECISIONS[0]
+    spool_dir: str | None = None
+    spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES
 
     def __post_init__(self) -> None:
         def fail(name: str, rule: str) -> None:
@@ -103,6 +108,10 @@ class Settings:
             fail("model_dir", "a directory path, or unset for the checkout's models/onnx")
         if self.model_precision not in MODEL_PRECISIONS:
             fail("model_precision", " or ".join(MODEL_PRECISIONS))
+        if self.spool_dir is not None and not self.spool_dir.strip():
+            fail("spool_dir", "a directory path, or unset for exporters without a spool")
+        if self.spool_max_bytes < 1:
+            fail("spool_max_bytes", "an integer >= 1 (bytes)")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -1,6 +1,9 @@
 """The OpenTelemetry SDK exporters, with the real SDK and the real database."""
 
+import logging
 import math
+import os
+import socket
 import time
 from collections.abc import Iterator
 
@@ -9,8 +12,8 @@ import pytest
 from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.metrics import Observation
-from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import Counter, MeterProvider
 from opentelemetry.sdk.metrics.export import AggregationTemporality, PeriodicExportingMetricReader
 from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
@@ -20,10 +23,11 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, StatusCode, TraceFlags
 from opentelemetry.trace.span import TraceState
+from psycopg.conninfo import make_conninfo
 
-from otel_db.exporters import CLOSED, OPEN, LogExporter, MetricExporter, SpanExporter
+from otel_db.exporters import CLOSED, OPEN, PROBE_FIRST, LogExporter, MetricExporter, SpanExporter
 from otel_db.otlp_json import dumps, spans_json, spans_request
-from otel_db.settings import Settings
+from otel_db.settings import PREFIX, Settings
 from tests.conftest import HOST, PORT
 from tests.helpers import flush, scalar
 
@@ -31,6 +35,13 @@ DOWN = "postgresql://postgres@127.0.0.1:1/otel"  # nothing listens on port 1
 BIG = 2**63 - 1
 SMALL = -(2**63)
 RESOURCE = Resource({"service.name": "checkout", "service.version": "1.4.2", "deployment.id": BIG})
+
+
+@pytest.fixture(autouse=True)
+def no_storage_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exporters built without `settings=` read OTEL_STORAGE_*: none of the user's (a spool directory, say) apply."""
+    for name in [name for name in os.environ if name.startswith(PREFIX)]:
+        monkeypatch.delenv(name)
 
 
 def settings(dsn: str, **overrides: int) -> Settings:
@@ -370,7 +381,7 @@ def test_exporter_reconnects_after_its_connection_is_killed(dsn, conn):
     assert exporter.export(finished_spans(1)) == SpanExportResult.SUCCESS
     conn.execute(
         "select pg_terminate_backend(pid) from pg_stat_activity"
-        " where datname = current_database() and application_name = 'otel_db'"
+        " where datname = current_database() and application_name = 'otel_db exporter (spans)'"
     )
     assert exporter.export(finished_spans(1)) == SpanExportResult.SUCCESS
     assert (exporter.state, exporter.consecutive_failures, exporter.dropped_spans) == (CLOSED, 0, 0)
@@ -378,11 +389,57 @@ def test_exporter_reconnects_after_its_connection_is_killed(dsn, conn):
     exporter.shutdown()
 
 
+def test_exporter_connections_have_tcp_keepalives_and_a_user_timeout(dsn, conn):
+    exporter_dsn = make_conninfo(dsn, keepalives_idle="7")  # the DSN's own values win
+    exporter = SpanExporter(exporter_dsn, settings=settings(dsn))
+    assert exporter.export(finished_spans(1)) == SpanExportResult.SUCCESS
+    with socket.socket(fileno=os.dup(exporter._sender._conn.fileno())) as sock:  # the kernel's view
+        options = [
+            sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
+            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
+            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT),
+        ]
+    assert options == [1, 7, 2, 3, 10_000]
+    exporter.shutdown()
+
+
+@pytest.mark.filterwarnings("ignore:`LoggingHandler` in `opentelemetry-sdk` is deprecated:DeprecationWarning")
+def test_the_log_exporter_takes_the_warnings_of_its_own_thread_without_waiting_for_itself(dsn, conn, tmp_path):
+    """A LoggingHandler feeds otel_db's warnings to the exporter synchronously, from the thread that logs them."""
+    once = settings(dsn, max_retries=0, circuit_breaker_threshold=1)
+    exporter = LogExporter(DOWN, settings=once, spool_dir=tmp_path, timeout=5.0)
+    provider = LoggerProvider(resource=RESOURCE)
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    # Refused: spooled, and the breaker opens.
+    provider.get_logger("shop").emit(body="checkout failed", severity_number=SeverityNumber.ERROR)
+    assert exporter.state == OPEN
+    handler = LoggingHandler(logger_provider=provider)
+    exporters_log = logging.getLogger("otel_db.exporters")
+    exporters_log.addHandler(handler)
+    try:
+        exporter.dsn = dsn
+        # The probe replays the record a second later, and the sender logs that the breaker closed: exported
+        # from the sender thread, that warning is spooled and replayed next, not waited for by the sender itself.
+        closed = "select count(*) from otel.otlp_staging where payload like '%circuit breaker closed%'"
+        deadline = time.monotonic() + PROBE_FIRST + 2
+        while not scalar(conn, closed) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        exporters_log.removeHandler(handler)
+    assert scalar(conn, closed) == 1
+    assert "checkout failed" in scalar(conn, "select payload from otel.otlp_staging order by ctid limit 1")
+    assert (exporter.state, exporter.dropped_logs, len(list(tmp_path.rglob("*.jsonl")))) == (CLOSED, 0, 0)
+    provider.shutdown()
+
+
 def test_shutdown_closes_the_connection_and_later_exports_are_dropped(dsn, conn):
     exporter = SpanExporter(dsn, settings=settings(dsn))
     assert exporter.export(finished_spans(1)) == SpanExportResult.SUCCESS
     sessions = (
-        "select count(*) from pg_stat_activity where datname = current_database() and application_name = 'otel_db'"
+        "select count(*) from pg_stat_activity"
+        " where datname = current_database() and application_name = 'otel_db exporter (spans)'"
     )
     assert scalar(conn, sessions) == 1
     exporter.shutdown()

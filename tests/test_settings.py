@@ -18,6 +18,7 @@ def test_settings_defaults_match_the_seed_design():
         max_retries=3,
         circuit_breaker_threshold=5,
     )
+    assert (settings.spool_dir, settings.spool_max_bytes) == (None, 256 * 2**20)  # no spool unless asked for
 
 
 def test_settings_read_every_variable():
@@ -33,6 +34,8 @@ def test_settings_read_every_variable():
         "OTEL_STORAGE_CIRCUIT_BREAKER_THRESHOLD": "10",
         "OTEL_STORAGE_MODEL_DIR": "/opt/otel-db/models",
         "OTEL_STORAGE_MODEL_PRECISION": "int8",
+        "OTEL_STORAGE_SPOOL_DIR": "/var/spool/app",
+        "OTEL_STORAGE_SPOOL_MAX_BYTES": "1048576",
     }
     settings = Settings.from_env(env)
     assert settings.connection_string == "postgresql://u@db:5432/x"
@@ -46,6 +49,8 @@ def test_settings_read_every_variable():
     assert settings.circuit_breaker_threshold == 10
     assert settings.model_dir == "/opt/otel-db/models"
     assert settings.model_precision == "int8"
+    assert settings.spool_dir == "/var/spool/app"
+    assert settings.spool_max_bytes == 1048576
 
 
 def test_settings_empty_variable_keeps_the_default():
@@ -83,6 +88,8 @@ def test_settings_refuse_conflicting_flush_interval_variables():
         ("OTEL_STORAGE_BATCH_INTERVAL_SECONDS", "soon"),
         ("OTEL_STORAGE_MAX_RETRIES", "-3"),
         ("OTEL_STORAGE_CIRCUIT_BREAKER_THRESHOLD", "0"),
+        ("OTEL_STORAGE_SPOOL_MAX_BYTES", "0"),
+        ("OTEL_STORAGE_SPOOL_MAX_BYTES", "1.5"),
     ],
 )
 def test_settings_invalid_value_names_the_variable(variable, value):
