@@ -111,8 +111,8 @@ as $$
 -- decoders spell this query out as a subquery for the attributes of every
 -- record: inside the calling statement it costs half the function call.
 begin
-    return coalesce((select jsonb_object_agg(kv ->> 'key', otel.otlp_value(kv -> 'value'))
-                       from jsonb_array_elements(key_values) as kv), '{}');
+    return coalesce((select jsonb_object_agg(kv.key, otel.otlp_value(kv.value))
+                       from jsonb_to_recordset(key_values) as kv (key text, value jsonb)), '{}');
 end
 $$;
 comment on function otel.otlp_attributes(jsonb) is

@@ -114,8 +114,8 @@ begin
            otel.otlp_uint64(x.v ->> 'endTimeUnixNano', 'endTimeUnixNano'),
            x.v -> 'status' ->> 'code', otel.otlp_string(x.v -> 'status' -> 'message', 'status.message'),
            x.resource_attributes ->> 'service.name', x.scope ->> 'name', x.scope ->> 'version',
-           (select coalesce(jsonb_object_agg(kv ->> 'key', otel.otlp_value(kv -> 'value')), '{}')
-              from jsonb_array_elements(x.v -> 'attributes') as kv),
+           (select coalesce(jsonb_object_agg(kv.key, otel.otlp_value(kv.value)), '{}')
+              from jsonb_to_recordset(x.v -> 'attributes') as kv (key text, value jsonb)),
            x.resource_attributes,
            -- Most spans have neither events nor links: the guards skip
            -- their subqueries (a tenth of the decoding time).
@@ -123,16 +123,16 @@ begin
            (select jsonb_agg(jsonb_build_object(
                        'name', otel.otlp_string(e -> 'name', 'event name'),
                        'time', otel.parse_time(otel.otlp_uint64(e ->> 'timeUnixNano', 'event timeUnixNano')),
-                       'attributes', (select coalesce(jsonb_object_agg(kv ->> 'key', otel.otlp_value(kv -> 'value')), '{}')
-                                        from jsonb_array_elements(e -> 'attributes') as kv)) order by ei)
+                       'attributes', (select coalesce(jsonb_object_agg(kv.key, otel.otlp_value(kv.value)), '{}')
+                                        from jsonb_to_recordset(e -> 'attributes') as kv (key text, value jsonb))) order by ei)
               from jsonb_array_elements(x.v -> 'events') with ordinality as ev (e, ei)) end,
            case when x.v ? 'links' then
            (select jsonb_agg(jsonb_build_object(
                        'trace_id', otel.otlp_id(l -> 'traceId', 32, 'link traceId'),
                        'span_id', otel.otlp_id(l -> 'spanId', 16, 'link spanId'),
                        'trace_state', nullif(otel.otlp_string(l -> 'traceState', 'link traceState'), ''),
-                       'attributes', (select coalesce(jsonb_object_agg(kv ->> 'key', otel.otlp_value(kv -> 'value')), '{}')
-                                        from jsonb_array_elements(l -> 'attributes') as kv)) order by li)
+                       'attributes', (select coalesce(jsonb_object_agg(kv.key, otel.otlp_value(kv.value)), '{}')
+                                        from jsonb_to_recordset(l -> 'attributes') as kv (key text, value jsonb))) order by li)
               from jsonb_array_elements(x.v -> 'links') with ordinality as lk (l, li)) end
       from pg_temp.otel_otlp as p
      cross join lateral otel.otlp_request_records(p.doc, 'traces') as x (rs, ss, rec, resource_attributes, scope, v)
@@ -164,8 +164,8 @@ begin
                 else otel.otlp_value(x.v -> 'body')::text end,
            x.v ->> 'traceId', x.v ->> 'spanId', x.v ->> 'flags',
            x.resource_attributes ->> 'service.name', x.scope ->> 'name', x.scope ->> 'version',
-           (select coalesce(jsonb_object_agg(kv ->> 'key', otel.otlp_value(kv -> 'value')), '{}')
-              from jsonb_array_elements(x.v -> 'attributes') as kv)::text,
+           (select coalesce(jsonb_object_agg(kv.key, otel.otlp_value(kv.value)), '{}')
+              from jsonb_to_recordset(x.v -> 'attributes') as kv (key text, value jsonb))::text,
            x.resource_attributes::text,
            otel.otlp_string(x.v -> 'eventName', 'eventName')
       from pg_temp.otel_otlp as p
@@ -219,14 +219,14 @@ begin
                                      when e ? 'asInt' then otel.otlp_value(jsonb_build_object('intValue', e -> 'asInt')) end,
                        'trace_id', otel.otlp_id(e -> 'traceId', 32, 'exemplar traceId'),
                        'span_id', otel.otlp_id(e -> 'spanId', 16, 'exemplar spanId'),
-                       'attributes', (select coalesce(jsonb_object_agg(kv ->> 'key', otel.otlp_value(kv -> 'value')), '{}')
-                                        from jsonb_array_elements(e -> 'filteredAttributes') as kv)) order by ei)
+                       'attributes', (select coalesce(jsonb_object_agg(kv.key, otel.otlp_value(kv.value)), '{}')
+                                        from jsonb_to_recordset(e -> 'filteredAttributes') as kv (key text, value jsonb))) order by ei)
               from jsonb_array_elements(d.v -> 'exemplars') with ordinality as ex (e, ei))::text,
            m.data ->> 'aggregationTemporality',
            case when m.type = 'sum' then coalesce(m.data ->> 'isMonotonic', 'false') end,
            d.v ->> 'flags',
-           (select coalesce(jsonb_object_agg(kv ->> 'key', otel.otlp_value(kv -> 'value')), '{}')
-              from jsonb_array_elements(d.v -> 'attributes') as kv)::text,
+           (select coalesce(jsonb_object_agg(kv.key, otel.otlp_value(kv.value)), '{}')
+              from jsonb_to_recordset(d.v -> 'attributes') as kv (key text, value jsonb))::text,
            x.resource_attributes::text,
            x.resource_attributes ->> 'service.name', x.scope ->> 'name', x.scope ->> 'version'
       from pg_temp.otel_otlp as p
