@@ -9,6 +9,7 @@ import sys
 from bench import (
     embedding_throughput,
     exporter_overhead,
+    flush_before_after,
     flush_throughput,
     ingest_memory,
     reads,
@@ -23,6 +24,7 @@ from bench.common import save
 
 BENCHMARKS = {
     "flush_throughput": lambda: flush_throughput.run(int(os.environ.get("OTEL_DB_BENCH_SPANS", "1000000"))),
+    "flush_before_after": flush_before_after.run,
     "seed_orm": seed_orm.run,
     "staging_space": staging_space.run,
     "staging_modes": staging_modes.run,
