@@ -38,7 +38,8 @@ stop:  ## stop the project-local cluster
 migrate: db venv  ## alembic upgrade head on the project cluster
 	@$(BIN)/alembic upgrade head
 
-# The Node.js writer test's clients (pg, pg-copy-streams) from the npm registry.
+# The Node.js tests' clients from the npm registry: pg and pg-copy-streams (the writer test),
+# the OpenTelemetry JS SDK and its OTLP/HTTP exporter (the `otel-db serve` test).
 tests/node/node_modules/.package-lock.json: tests/node/package-lock.json
 	@if command -v npm >/dev/null; then cd tests/node && npm ci --no-audit --no-fund --silent; \
 	else echo "npm not found: the Node.js writer test will be skipped"; fi

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import math
 import os
 import stat
 import sys
@@ -33,11 +34,15 @@ from otel_db.ingest import (
     ingest_csv_file,
     ingest_otlp_file,
 )
+from otel_db.serve_options import add_serve_arguments, options_from_args
 from otel_db.settings import Settings
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_UNAVAILABLE = 2
+
+# Short, so that `tail -F x.jsonl | otel-db ingest -` stages lines within a second.
+DEFAULT_COMMIT_INTERVAL = 1.0
 
 
 class CommandError(Exception):
@@ -59,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
   otel-db similar "card declined" --min-similarity 0.3
   otel-db similar 5b8efff798038103d269b633813fc60c
   otel-db stats
+  otel-db serve                            receive OTLP (HTTP :4318, gRPC :4317), flush and embed
 
 exit codes: 0 done (dead-lettered lines are judged data), 1 the database
 refused something, 2 an input or the database cannot be reached.
@@ -77,11 +83,24 @@ settings: OTEL_STORAGE_* environment variables (see the README).""",
         description="Load OTLP/JSON lines files (one export request per line, as the "
         "Collector's file exporter writes them) into otel.otlp_staging, or CSV files whose "
         "header names staging columns into otel.<signal>_staging; then call otel.flush(). "
-        "Use - for standard input.",
+        "Use - for standard input. What was read is committed at least every --commit-interval "
+        "seconds, however slowly a pipe delivers it, so a live pipe is staged as it grows "
+        "(a line only once its newline has arrived). The flush runs when every input has ended, "
+        "which a live pipe never does: for one, use --no-flush and let pg_cron flush "
+        "(select otel.schedule_flush()). Interrupted (Ctrl-C), the command exits without "
+        "flushing; what was committed stays staged.",
+        epilog="example: tail -F collector.jsonl | otel-db ingest --no-flush -",
     )
     ingest.add_argument("files", nargs="+", metavar="FILE")
     ingest.add_argument("--signal", choices=SIGNALS, help="the files are CSV for otel.<signal>_staging")
     ingest.add_argument("--no-flush", action="store_true", help="only stage, do not flush")
+    ingest.add_argument(
+        "--commit-interval",
+        type=_positive_float,
+        default=DEFAULT_COMMIT_INTERVAL,
+        metavar="SECONDS",
+        help=f"commit at least this often (default {DEFAULT_COMMIT_INTERVAL:g})",
+    )
     ingest.add_argument("--progress", action="store_true", help="show the progress bar even when not on a TTY")
     ingest.set_defaults(run=cmd_ingest)
 
@@ -122,7 +141,27 @@ settings: OTEL_STORAGE_* environment variables (see the README).""",
     )
     demo.add_argument("--requests", type=_positive_int, default=400, help="simulated requests (default 400)")
     demo.set_defaults(run=cmd_demo)
+
+    serve = commands.add_parser(
+        "serve",
+        help="receive OTLP over HTTP and gRPC into staging; flush and embed",
+        description="Receive OTLP export requests over HTTP (/v1/traces, /v1/logs, /v1/metrics) and gRPC, "
+        "commit each to otel.otlp_staging before acknowledging it, call otel.flush() periodically and embed "
+        "new span signatures; /healthz and /metrics on the HTTP port. SIGTERM or SIGINT drains and exits 0.",
+    )
+    add_serve_arguments(serve)
+    serve.set_defaults(run=cmd_serve)
     return parser
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -178,7 +217,7 @@ def cmd_ingest(client: Client, args: argparse.Namespace) -> int:
     ) as bar:
         for path in args.files:
             bar.set_description(Path(path).name)
-            report = _ingest_one(conn, path, args.signal, bar.update)
+            report = _ingest_one(conn, path, args.signal, args.commit_interval, bar.update)
             bar.write(_report_line(report, args.signal), file=sys.stdout)
     if not args.no_flush:
         try:
@@ -214,12 +253,16 @@ def _readable_size(path: str) -> int | None:
 
 
 def _ingest_one(
-    conn: psycopg.Connection, path: str, signal: str | None, progress: Callable[[int], object]
+    conn: psycopg.Connection,
+    path: str,
+    signal: str | None,
+    commit_seconds: float,
+    progress: Callable[[int], object],
 ) -> IngestReport:
     try:
         if signal:
-            return ingest_csv_file(conn, path, signal, progress=progress)
-        return ingest_otlp_file(conn, path, progress=progress)
+            return ingest_csv_file(conn, path, signal, progress=progress, commit_seconds=commit_seconds)
+        return ingest_otlp_file(conn, path, progress=progress, commit_seconds=commit_seconds)
     except IngestError as exc:
         raise CommandError(str(exc)) from None
     except OSError as exc:
@@ -427,6 +470,20 @@ def cmd_demo(client: Client, args: argparse.Namespace) -> int:
         )
     )
     return EXIT_OK
+
+
+# --------------------------------------------------------------------------- serve
+
+
+def cmd_serve(client: Client, args: argparse.Namespace) -> int:
+    try:
+        from otel_db.serve import run
+    except ImportError as exc:
+        raise CommandError(f"serve needs the serve extra: pip install 'otel_db[serve]' ({exc})") from None
+    try:
+        return run(client.dsn, client.settings, options_from_args(args, client.settings))
+    except OSError as exc:
+        raise CommandError(f"cannot listen: {exc.strerror or exc}", EXIT_UNAVAILABLE) from None
 
 
 def _heading(title: str) -> None:

@@ -11,15 +11,20 @@ Two inputs:
 - CSV with a header of staging column names goes to `otel.<signal>_staging`
   with `copy … (format csv, header true)`.
 
-Both read the input in binary chunks and commit every `commit_bytes`, so
-memory stays bounded and a huge file is not one giant transaction that
-`otel.flush()` cannot see until the end (and that holds back vacuum).
+Both read the input in binary chunks and commit every `commit_bytes` or
+`commit_seconds`, so memory stays bounded and a huge file is not one giant
+transaction that `otel.flush()` cannot see until the end (and that holds back
+vacuum). A live input (`tail -F x | otel-db ingest -`) is read ahead on a
+thread (`otel_db.live`), so that a quiet pipe does not keep lines already
+read from being committed; a transaction is opened only when data is there
+to write, so a quiet pipe holds none open.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 import sys
 import time
@@ -44,6 +49,7 @@ from otel_db.lines import (
     strip_bom,
     unstorable_reason,
 )
+from otel_db.live import Idle, read_ahead_if_live
 from otel_db.queries import QUERIES
 
 OTLP_COPY_SQL = (
@@ -54,7 +60,8 @@ OTLP_COPY_SQL = (
 SIGNALS = ("traces", "logs", "metrics")
 
 # Commit this often (bytes of input, or seconds for a slow stream such as
-# `tail -f | otel-db ingest -`), so that a flush sees the rows early.
+# `tail -F x | otel-db ingest -`), so that a flush sees the rows early. The
+# command passes its --commit-interval (default 1 s) as the seconds.
 DEFAULT_COMMIT_BYTES = 64 * 1024 * 1024
 DEFAULT_COMMIT_SECONDS = 10.0
 # Size of each COPY write: large enough to amortise the per-call overhead,
@@ -64,6 +71,11 @@ WRITE_BYTES = 4 * 1024 * 1024
 # them; these bound that wait.
 DEAD_LETTER_BATCH_BYTES = 16 * 1024 * 1024
 DEAD_LETTER_BATCH_LINES = 1000
+# A live input is read this far ahead of the COPY (see `otel_db.live.ReadAhead`: twice this at most).
+READ_AHEAD_BYTES = 2 * WRITE_BYTES
+# How often a quiet live input is checked against the commit deadline, per
+# commit interval: a commit comes at most a tenth of the interval late.
+IDLE_CHECKS_PER_INTERVAL = 10
 
 Progress = Callable[[int], object]
 
@@ -106,20 +118,42 @@ def ingest_otlp_file(
     source: str = "otel-db ingest",
     progress: Progress | None = None,
     commit_bytes: int = DEFAULT_COMMIT_BYTES,
+    commit_seconds: float = DEFAULT_COMMIT_SECONDS,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     chunk_size: int = WRITE_BYTES,
 ) -> IngestReport:
     """Stream an OTLP/JSON lines file (`-` for stdin) into otel.otlp_staging.
 
-    Raises OSError when the file cannot be read; lines the database cannot
-    store are dead-lettered and counted, never raised.
+    What was read is committed at least every `commit_seconds`, also from a
+    pipe that delivers slowly; a line is sent only once its newline has
+    arrived (or the input has ended). Raises OSError when the file cannot be
+    read; lines the database cannot store are dead-lettered and counted,
+    never raised.
     """
     report = IngestReport(source=str(path))
     with open_input(path) as stream:
         chunks = _counted(read_chunks(stream, chunk_size), report, progress)
         lines = split_lines(strip_bom(chunks), max_line_bytes)
-        copy_otlp_lines(conn, lines, source=source, report=report, commit_bytes=commit_bytes)
+        with read_ahead_if_live(
+            stream, lines, size=_line_size, max_bytes=READ_AHEAD_BYTES, idle_seconds=_idle_seconds(commit_seconds)
+        ) as live_lines:
+            copy_otlp_lines(
+                conn,
+                live_lines,
+                source=source,
+                report=report,
+                commit_bytes=commit_bytes,
+                commit_seconds=commit_seconds,
+            )
     return report
+
+
+def _line_size(line: bytes | Oversize) -> int:
+    return len(line.prefix) if isinstance(line, Oversize) else len(line)
+
+
+def _idle_seconds(commit_seconds: float) -> float:
+    return commit_seconds / IDLE_CHECKS_PER_INTERVAL
 
 
 def copy_otlp_records(
@@ -143,7 +177,7 @@ def copy_otlp_records(
 
 def copy_otlp_lines(
     conn: psycopg.Connection,
-    lines: Iterable[bytes | Oversize],
+    lines: Iterable[bytes | Oversize | Idle],
     *,
     source: str,
     report: IngestReport | None = None,
@@ -158,18 +192,19 @@ def copy_otlp_lines(
     point lands (in staging or in the DLQ) or nothing of it does. On a
     connection that is already inside a transaction the batches are
     savepoints and committing is the caller's. What to write and when to
-    commit is decided by `otlp_copy_steps`; this is only its I/O.
+    commit is decided by `otlp_copy_steps`; this is only its I/O. Each
+    transaction begins once its first step is there, so waiting for input
+    (a quiet pipe) holds no transaction open.
     """
     report = report if report is not None else IngestReport(source=source)
     check_encoding(conn)
     steps = otlp_copy_steps(lines, report, commit_bytes=commit_bytes, commit_seconds=commit_seconds)
-    end: CopyEnd | None = None
-    while end is None or not end.done:
+    step = next(steps)
+    while True:
         with conn.transaction():
             while True:
                 with conn.cursor() as cur:
                     with cur.copy(OTLP_COPY_SQL) as copy:
-                        step = next(steps)
                         while isinstance(step, bytes):
                             copy.write(step)
                             step = next(steps)
@@ -178,7 +213,10 @@ def copy_otlp_lines(
                         cur.executemany(DEAD_LETTER_SQL, dead_letter_rows("otlp", source, end.dead))
                 if end.commit or end.done:
                     break
-    return report
+                step = next(steps)
+        if end.done:
+            return report
+        step = next(steps)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +229,7 @@ class CopyEnd:
 
 
 def otlp_copy_steps(
-    lines: Iterable[bytes | Oversize],
+    lines: Iterable[bytes | Oversize | Idle],
     report: IngestReport,
     *,
     commit_bytes: int = DEFAULT_COMMIT_BYTES,
@@ -202,20 +240,27 @@ def otlp_copy_steps(
     Yields the framed data of the current COPY in pieces of about
     WRITE_BYTES, then a `CopyEnd` that closes it; the next piece opens a new
     COPY (in a new transaction after a commit). Counts into `report` as the
-    lines are judged. The commit deadline starts when the first piece of a
-    transaction is asked for.
+    lines are judged. The commit deadline starts with the first line of a
+    transaction, so time spent waiting for input does not count. An `Idle`
+    item (a live input went quiet) commits what is held once the deadline
+    has passed.
     """
     it = iter(lines)
     done = False
     while not done:
         in_tx = 0
-        deadline = time.monotonic() + commit_seconds
+        deadline = math.inf
         while True:
             commit = False
             dead: list[_DeadLetter] = []
             out = _CopyFramer()
             dead_bytes = 0
             for line in it:
+                if isinstance(line, Idle):
+                    if time.monotonic() >= deadline:
+                        commit = True
+                        break
+                    continue
                 report.lines_read += 1
                 letter = None
                 if isinstance(line, Oversize):
@@ -231,6 +276,8 @@ def otlp_copy_steps(
                     else:
                         yield from out.add(line)
                         report.lines_sent += 1
+                if not in_tx:
+                    deadline = time.monotonic() + commit_seconds
                 in_tx += size
                 if letter is not None:
                     dead.append(letter)
@@ -354,6 +401,7 @@ def ingest_csv_file(
     *,
     progress: Progress | None = None,
     commit_bytes: int = DEFAULT_COMMIT_BYTES,
+    commit_seconds: float = DEFAULT_COMMIT_SECONDS,
     chunk_size: int = WRITE_BYTES,
 ) -> IngestReport:
     """Stream a CSV file whose header names staging columns into otel.<signal>_staging.
@@ -361,7 +409,9 @@ def ingest_csv_file(
     The header is checked against information_schema first, so a typo gives
     the list of allowed names rather than a COPY error. The data goes to the
     server unparsed; when COPY rejects it, the IngestError names the line of
-    the file (batches committed before it stay committed).
+    the file (batches committed before it stay committed). As for OTLP, what
+    was read is committed at least every `commit_seconds`, at a record
+    boundary: a record whose end has not arrived waits for it.
     """
     check_encoding(conn)
     allowed = staging_columns(conn, signal)
@@ -379,8 +429,11 @@ def ingest_csv_file(
             sql.Identifier("otel", f"{signal}_staging"),
             sql.SQL(", ").join(map(sql.Identifier, names)),
         )
-        data = _drop_trailing_blank_lines(rest, report)
-        _copy_csv(conn, statement, header, data, report, commit_bytes, path)
+        with read_ahead_if_live(
+            stream, rest, size=len, max_bytes=READ_AHEAD_BYTES, idle_seconds=_idle_seconds(commit_seconds)
+        ) as live_rest:
+            data = _drop_trailing_blank_lines(live_rest, report)
+            _copy_csv(conn, statement, header, data, report, commit_bytes, commit_seconds, path)
     return report
 
 
@@ -410,31 +463,44 @@ def _read_header(chunks: Iterable[bytes], path: str | Path) -> tuple[bytes, Iter
     return header, rest()
 
 
-def _drop_trailing_blank_lines(chunks: Iterable[bytes], report: IngestReport) -> Iterator[bytes]:
+def _drop_trailing_blank_lines(chunks: Iterable[bytes | Idle], report: IngestReport) -> Iterator[bytes | Idle]:
     """Drop empty lines at the end of a CSV stream, keeping one line terminator.
 
     Editors and `echo >>` leave them, and COPY reads an empty line as a row
     with one NULL column and rejects it. Inside an open quoted field the
-    newlines are data and are kept.
+    newlines are data and are kept. When a live input goes quiet (`Idle`),
+    the held terminator goes out, so that the last record can be committed;
+    blank lines after it stay held.
     """
     hold = b""
     odd_quotes = False
+    terminated = False  # the terminator of the last record went out on Idle
     for chunk in chunks:
+        if isinstance(chunk, Idle):
+            if hold and not odd_quotes and not terminated:
+                end = 2 if hold.startswith(b"\r\n") else 1
+                yield hold[:end]
+                hold = hold[end:]
+                terminated = True
+            yield chunk
+            continue
         data = hold + chunk
         body = data.rstrip(b"\r\n")
         hold = data[len(body) :]
         if body:
             odd_quotes ^= body.count(b'"') % 2 == 1
+            terminated = False
             yield body
     if not hold:
         return
     if odd_quotes:
         yield hold
         return
-    blank = max(len(hold.splitlines()) - 1, 0)
+    blank = len(hold.splitlines()) if terminated else max(len(hold.splitlines()) - 1, 0)
     report.blank_lines += blank
     report.lines_read += blank
-    yield b"\r\n" if hold.startswith(b"\r\n") else hold[:1]
+    if not terminated:
+        yield b"\r\n" if hold.startswith(b"\r\n") else hold[:1]
 
 
 def _parse_header(header: bytes, path: str | Path) -> list[str]:
@@ -450,24 +516,33 @@ def _copy_csv(
     conn: psycopg.Connection,
     statement: sql.Composed,
     header: bytes,
-    chunks: Iterator[bytes],
+    chunks: Iterable[bytes | Idle],
     report: IngestReport,
     commit_bytes: int,
+    commit_seconds: float,
     path: str | Path,
 ) -> None:
-    """COPY the data, committing at a record boundary every commit_bytes.
+    """COPY the data, committing at a record boundary every commit_bytes or commit_seconds.
 
     A newline ends a record only outside quotes; since `""` inside a quoted
     field is two quote characters, quote parity tells which newlines do (as
     PostgreSQL's own CSV line reader decides). Each batch is its own COPY
-    with the header sent again.
+    with the header sent again, begun when its first data is there, so that
+    a quiet live input holds no transaction open; on `Idle` the batch is
+    committed when its deadline has passed and the data sent ends a record.
     """
+    it = iter(chunks)
     odd_quotes = False
     open_line = False  # the last byte sent was not a newline
     lines_before = 1  # file lines before the current batch's data (the header)
     pending = b""
     done = False
     while not done:
+        chunk: bytes | Idle = pending or _next_data(it)
+        pending = b""
+        if not chunk:
+            break
+        deadline = time.monotonic() + commit_seconds
         batch_lines = 0
         sent = 0
         try:
@@ -475,22 +550,25 @@ def _copy_csv(
                 with cur.copy(statement) as copy:
                     copy.write(header)
                     while True:
-                        chunk = pending or next(chunks, b"")
-                        pending = b""
+                        if isinstance(chunk, Idle):
+                            if not odd_quotes and not open_line and time.monotonic() >= deadline:
+                                break
+                        else:
+                            cut = None
+                            if sent + len(chunk) >= commit_bytes or time.monotonic() >= deadline:
+                                cut = _record_boundary(chunk, odd_quotes)
+                            if cut is not None:
+                                chunk, pending = chunk[: cut + 1], chunk[cut + 1 :]
+                            copy.write(chunk)
+                            sent += len(chunk)
+                            batch_lines += chunk.count(b"\n")
+                            odd_quotes ^= chunk.count(b'"') % 2 == 1
+                            open_line = not chunk.endswith(b"\n")
+                            if cut is not None:
+                                break
+                        chunk = next(it, b"")
                         if not chunk:
                             done = True
-                            break
-                        cut = None
-                        if sent + len(chunk) >= commit_bytes:
-                            cut = _record_boundary(chunk, odd_quotes)
-                        if cut is not None:
-                            chunk, pending = chunk[: cut + 1], chunk[cut + 1 :]
-                        copy.write(chunk)
-                        sent += len(chunk)
-                        batch_lines += chunk.count(b"\n")
-                        odd_quotes ^= chunk.count(b'"') % 2 == 1
-                        open_line = not chunk.endswith(b"\n")
-                        if cut is not None:
                             break
                 report.lines_sent += max(cur.rowcount, 0)
         except psycopg.OperationalError:
@@ -501,6 +579,14 @@ def _copy_csv(
         report.lines_read += batch_lines
     if open_line:  # a last line without a final newline is a line too
         report.lines_read += 1
+
+
+def _next_data(chunks: Iterator[bytes | Idle]) -> bytes:
+    """The next chunk of data, however long the input stays quiet; b"" at its end."""
+    for chunk in chunks:
+        if not isinstance(chunk, Idle):
+            return chunk
+    return b""
 
 
 def _record_boundary(chunk: bytes, odd_quotes: bool) -> int | None:

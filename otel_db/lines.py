@@ -19,6 +19,7 @@ column of a UTF-8 database.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO
@@ -170,6 +171,15 @@ def split_lines(
 
 
 def read_chunks(stream: IO[bytes], chunk_size: int = 4 * 1024 * 1024) -> Iterator[bytes]:
-    """Read a binary stream in chunks; never the whole file at once."""
-    while chunk := stream.read(chunk_size):
+    """Read a file in chunks, never the whole file at once; from a pipe, each chunk as soon as it arrives.
+
+    `os.read` on the descriptor gives what one read gets (a full chunk from a
+    regular file, what was written so far to a pipe), where `stream.read`
+    would wait for a full chunk. It also takes no lock of the file object, so
+    a thread blocked in it (see `otel_db.live`) does not abort interpreter
+    shutdown; and such a thread, left reading after its file was closed,
+    must not read the descriptor number again once another file has it.
+    """
+    fd = stream.fileno()
+    while not stream.closed and (chunk := os.read(fd, chunk_size)):
         yield chunk

@@ -1,0 +1,298 @@
+r"""Group commit of received OTLP requests into otel.otlp_staging, with bounded memory.
+
+A receiver acknowledges a request only once its line is committed, and a
+COPY plus a COMMIT per request would cap a server at a few hundred requests a
+second. So requests queue here, and a few writer tasks, each with its own
+connection, take what is queued (after a short window that lets a burst
+gather, at most `batch_bytes`), COPY it in one transaction, commit, and only
+then resolve each request's future. A failed batch fails every request in
+it; the receivers answer 503 / UNAVAILABLE and the clients send again.
+
+The framing, the screening and the dead-lettering of lines PostgreSQL cannot
+store are `otel_db.ingest`'s (`otlp_copy_steps`), so a request is staged
+byte for byte as `otel-db ingest` would stage it, or is in the dead-letter
+queue, in the same transaction as the rest of its batch.
+
+Memory is bounded by admission rather than by a queue size: the bytes of the
+lines queued or being written (in flight) may not pass `max_inflight`, and
+while the staging table holds more than `max_backlog` bytes (the flush is not
+keeping up) nothing more is taken. Refusing early is what lets a client back
+off instead of timing out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from otel_db.client import connect_params
+from otel_db.ingest import (
+    DEAD_LETTER_SQL,
+    OTLP_COPY_SQL,
+    CopyEnd,
+    IngestReport,
+    check_encoding,
+    dead_letter_rows,
+    otlp_copy_steps,
+)
+from otel_db.settings import libpq_dsn
+
+log = logging.getLogger(__name__)
+
+SOURCE = "otel-db serve"
+DEFAULT_WRITERS = 2
+DEFAULT_WINDOW = 0.02  # seconds the oldest queued request waits for others to join its batch
+DEFAULT_BATCH_BYTES = 4 * 2**20
+# A COPY blocked longer than this (a lock held by hand, say) fails its batch
+# rather than holding every request in it until the clients give up.
+STATEMENT_TIMEOUT = "30s"
+
+# What the writer reports per batch: requests, seconds, committed or not.
+BatchObserver = Callable[[int, float, bool], None]
+
+
+# How long a refused client should wait before it sends again (Retry-After, gRPC RetryInfo), by reason.
+RETRY_AFTER_SECONDS = {"overloaded": 1, "stopping": 1, "database": 2, "backlog": 5}
+
+
+class Unavailable(Exception):
+    """The request was not stored and may be sent again: HTTP 503, gRPC UNAVAILABLE.
+
+    `reason` names the cause for the metrics: overloaded, backlog, database, stopping.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.retry_after = RETRY_AFTER_SECONDS[reason]
+
+
+@dataclass(eq=False, slots=True)
+class _Queued:
+    line: bytes
+    arrived: float
+    stored: asyncio.Future[str | None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class StagingWriter:
+    """Admission and group commit; `stage(line)` returns once the line is committed.
+
+    `stage` resolves to None, or to the reason its line was dead-lettered
+    instead of staged. `backlog_bytes` is fed by whoever watches the staging
+    table (at most once a second is plenty); `close()` stops admitting,
+    commits everything queued, and closes the connections.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        max_inflight: int,
+        max_backlog: int | None = None,
+        writers: int = DEFAULT_WRITERS,
+        window: float = DEFAULT_WINDOW,
+        batch_bytes: int = DEFAULT_BATCH_BYTES,
+        observe: BatchObserver | None = None,
+    ) -> None:
+        self.dsn = dsn
+        self.max_inflight = max_inflight
+        self.max_backlog = max_backlog
+        self.window = window
+        self.batch_bytes = batch_bytes
+        self.backlog_bytes = 0
+        self.inflight_bytes = 0
+        self._observe = observe
+        self._writers = writers
+        self._queue: deque[_Queued] = deque()
+        self._queued_bytes = 0
+        self._arrived = asyncio.Event()
+        self._batch_full = asyncio.Event()
+        self._closing = False
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def open(self) -> None:
+        """Connect every writer now, so that a wrong DSN or a missing schema fails the start."""
+        connections: list[psycopg.AsyncConnection] = []
+        try:
+            for _ in range(self._writers):
+                connections.append(await self._connect())
+            await connections[0].execute("select 'otel.otlp_staging'::regclass")  # fails when not migrated
+        except BaseException:
+            for conn in connections:
+                await conn.close()
+            raise
+        self._tasks = [
+            asyncio.create_task(self._write(conn), name=f"staging writer {i}") for i, conn in enumerate(connections)
+        ]
+
+    def refusal(self) -> Unavailable | None:
+        """Why a request would be refused now (before its body is read), or None."""
+        if self._closing:
+            return Unavailable("stopping", "the server is stopping")
+        if self.inflight_bytes >= self.max_inflight:
+            return Unavailable(
+                "overloaded", f"{self.inflight_bytes} bytes of requests are being stored (limit {self.max_inflight})"
+            )
+        if self.max_backlog and self.backlog_bytes > self.max_backlog:
+            return Unavailable(
+                "backlog",
+                f"otel.otlp_staging holds {self.backlog_bytes} bytes waiting for otel.flush()"
+                f" (limit {self.max_backlog})",
+            )
+        return None
+
+    async def stage(self, line: bytes) -> str | None:
+        """Queue the line and wait until it is committed; raises Unavailable when it was not taken or not stored.
+
+        A line larger than `max_inflight` on its own is taken when nothing
+        else is in flight, so that it is not refused for ever.
+        """
+        if (refused := self.refusal()) is not None:
+            raise refused
+        if self.inflight_bytes and self.inflight_bytes + len(line) > self.max_inflight:
+            raise Unavailable(
+                "overloaded",
+                f"{self.inflight_bytes} bytes of requests are being stored; {len(line)} more would pass the limit"
+                f" of {self.max_inflight}",
+            )
+        queued = _Queued(line, time.monotonic())
+        self.inflight_bytes += len(line)
+        self._queue.append(queued)
+        self._queued_bytes += len(line)
+        self._arrived.set()
+        if self._queued_bytes >= self.batch_bytes:
+            self._batch_full.set()
+        # Shielded: a client that goes away does not take its line out of a batch being written.
+        return await asyncio.shield(queued.stored)
+
+    async def close(self) -> None:
+        """Take no more requests; return when everything queued is committed (or failed) and the connections closed."""
+        self._closing = True
+        self._arrived.set()
+        self._batch_full.set()
+        await asyncio.gather(*self._tasks)
+
+    # ------------------------------------------------------------------ the writer tasks
+
+    async def _connect(self) -> psycopg.AsyncConnection:
+        conn = await psycopg.AsyncConnection.connect(**connection_params(self.dsn, "staging"))
+        check_encoding(conn)
+        await conn.execute("select set_config('statement_timeout', %s, false)", [STATEMENT_TIMEOUT])
+        return conn
+
+    async def _write(self, conn: psycopg.AsyncConnection | None) -> None:
+        try:
+            while (batch := await self._next_batch()) is not None:
+                conn = await self._commit(conn, batch)
+        finally:
+            if conn is not None:
+                await conn.close()
+
+    async def _next_batch(self) -> list[_Queued] | None:
+        """The next batch to write, None when closing with nothing left; another writer may take the lines first."""
+        while not (batch := await self._gather()):
+            if self._closing:
+                return None
+        return batch
+
+    async def _gather(self) -> list[_Queued]:
+        """Wait for the oldest queued line to have waited `window` (or a full batch), then take up to batch_bytes."""
+        while not self._queue:
+            if self._closing:
+                return []
+            self._arrived.clear()
+            await self._arrived.wait()
+        linger = self._queue[0].arrived + self.window - time.monotonic()
+        if linger > 0 and self._queued_bytes < self.batch_bytes and not self._closing:
+            self._batch_full.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(linger):
+                    await self._batch_full.wait()
+        batch: list[_Queued] = []
+        size = 0
+        while self._queue and (not batch or size + len(self._queue[0].line) <= self.batch_bytes):
+            queued = self._queue.popleft()
+            batch.append(queued)
+            size += len(queued.line)
+        self._queued_bytes -= size
+        return batch
+
+    async def _commit(
+        self, conn: psycopg.AsyncConnection | None, batch: list[_Queued]
+    ) -> psycopg.AsyncConnection | None:
+        """COPY the batch in one transaction and settle every request of it; the connection to use next time."""
+        size = sum(len(q.line) for q in batch)
+        started = time.monotonic()
+        try:
+            if conn is None or conn.closed or conn.broken:
+                conn = await self._connect()
+            dead = await _copy(conn, [q.line for q in batch])
+        except Exception as exc:  # whatever it is, every request waiting on the batch gets its answer
+            log.warning("staging %d requests failed: %s", len(batch), one_line(exc), exc_info=not _expected(exc))
+            failure = Unavailable("database", f"the database did not store the request: {one_line(exc)}")
+            for queued in batch:
+                queued.stored.set_exception(failure)
+            if conn is not None and (conn.closed or conn.broken):
+                conn = None
+            committed = False
+        else:
+            for index, queued in enumerate(batch):
+                queued.stored.set_result(dead.get(index))
+            committed = True
+        self.inflight_bytes -= size
+        if self._observe is not None:
+            self._observe(len(batch), time.monotonic() - started, committed)
+        return conn
+
+
+async def _copy(conn: psycopg.AsyncConnection, lines: list[bytes]) -> dict[int, str]:
+    """COPY the lines in one transaction; the reasons of those dead-lettered instead, by index.
+
+    The loop of `AsyncClient.copy_otlp`, with no commit point inside the
+    batch: a batch is stored whole or not at all.
+    """
+    steps = otlp_copy_steps(lines, IngestReport(source=SOURCE), commit_bytes=sys.maxsize, commit_seconds=math.inf)
+    dead: dict[int, str] = {}
+    async with conn.transaction():
+        end: CopyEnd | None = None
+        while end is None or not end.done:
+            async with conn.cursor() as cur:
+                async with cur.copy(OTLP_COPY_SQL) as copy:
+                    step = next(steps)
+                    while isinstance(step, bytes):
+                        await copy.write(step)
+                        step = next(steps)
+                end = step
+                if end.dead:
+                    await cur.executemany(DEAD_LETTER_SQL, dead_letter_rows("otlp", SOURCE, end.dead))
+                    dead.update((letter.line_no - 1, letter.reason) for letter in end.dead)
+    return dead
+
+
+def _expected(exc: Exception) -> bool:
+    """A database or network failure, as opposed to a bug worth a traceback."""
+    return isinstance(exc, psycopg.Error | OSError)
+
+
+def connection_params(dsn: str, purpose: str) -> dict[str, Any]:
+    """`connect_params` with an application_name that shows in pg_stat_activity what the connection is for."""
+    params = connect_params(dsn)
+    if "application_name" not in conninfo_to_dict(libpq_dsn(dsn)):
+        params["application_name"] = f"otel-db serve ({purpose})"
+    return params
+
+
+def one_line(exc: BaseException) -> str:
+    text = exc.diag.message_primary if isinstance(exc, psycopg.Error) and exc.diag.message_primary else str(exc)
+    return " ".join(text.split()) or type(exc).__name__
