@@ -227,3 +227,21 @@ end
 $$;
 comment on function otel.otlp_camel_case(jsonb) is
     'An OTLP/JSON request with its proto field names (resource_spans, trace_id) in lowerCamelCase, as proto3 JSON names them';
+
+create or replace function otel.otlp_json_names(doc jsonb)
+returns jsonb
+language plpgsql immutable parallel safe
+set search_path = pg_catalog, pg_temp
+as $$
+-- A request as it is parsed, with proto field names renamed when it uses
+-- them (OTLP/JSON readers take both): here the document is in memory, later
+-- each test would read it from the working set again.
+begin
+    if doc ?| '{resource_spans,resource_logs,resource_metrics}' then
+        return otel.otlp_camel_case(doc);
+    end if;
+    return doc;
+end
+$$;
+comment on function otel.otlp_json_names(jsonb) is
+    'An OTLP/JSON request with its proto field names (resource_spans) renamed as proto3 JSON names them; the request itself when it has none';

@@ -72,13 +72,13 @@ begin
     begin
         with claimed as (delete from otel.claimed_otlp returning payload)
         insert into pg_temp.otel_otlp (payload, doc)
-        select coalesce(payload, ''), payload::jsonb from claimed;
+        select coalesce(payload, ''), otel.otlp_json_names(payload::jsonb) from claimed;
     exception when data_exception or program_limit_exceeded then
         -- Some request is not JSON, or nests too deep (the delete was rolled
         -- back with the insert).
         with claimed as (delete from otel.claimed_otlp returning payload)
         insert into pg_temp.otel_otlp (payload, doc)
-        select coalesce(payload, ''), otel.try_jsonb(payload) from claimed;
+        select coalesce(payload, ''), otel.otlp_json_names(otel.try_jsonb(payload)) from claimed;
     end;
     get diagnostics requests = row_count;
     foreach kind in array array['traces', 'logs', 'metrics'] loop

@@ -61,56 +61,25 @@ $$;
 comment on function otel.accepted_time_window(text) is
     'The times a flush accepts for traces, logs or metrics: from now() - their retention (none: unbounded) to now() + otel.future_margin (default 1 day)';
 
-create or replace function otel.reject_outside_time_window(kind text, time_column text)
-returns void
-language plpgsql
-set search_path = pg_catalog, pg_temp
-as $$
--- Gives err to the valid rows of pg_temp.otel_<kind> outside the accepted
--- time window (otel.accepted_time_window()), before any partition is made
--- for them.
-declare
-    accepted tstzrange := otel.accepted_time_window(kind);
-    extent tstzrange;
-begin
-    -- Usually every row is inside, and then no row is read a second time.
-    execute format('select tstzrange(min(%1$I), max(%1$I), ''[]'') from pg_temp.%2$I where err is null having count(*) > 0',
-                   time_column, 'otel_' || kind) into extent;
-    if extent is null or accepted @> extent then
-        return;
-    end if;
-    execute format($sql$
-        update pg_temp.%1$I
-           set err = case when %2$I < lower($1)
-                          then format('%2$s %%s is before %%s, the oldest time the %3$s retention keeps (otel.set_retention())',
-                                      %2$I, lower($1))
-                          else format('%2$s %%s is after %%s, more than otel.future_margin ahead of the database clock',
-                                      %2$I, upper($1))
-                      end
-         where err is null and not $1 @> %2$I
-    $sql$, 'otel_' || kind, time_column, kind) using accepted;
-end
-$$;
-comment on function otel.reject_outside_time_window(text, text) is
-    'Dead-letters the rows of a flush outside the accepted time window; internal to otel.flush()';
-
 create or replace function otel.partition_working_set(kind text, time_column text)
 returns void
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
--- Creates the partitions the valid rows of pg_temp.otel_<kind> need, at
--- most new_days_limit new days in one flush: a batch spread over thousands
--- of days would otherwise exhaust the lock table and fail every flush. Rows
--- of the days left over get err (so a dead letter that otel.retry_dlq()
--- loads in a later run). Records the batch's extent in
--- pg_temp.otel_batch_extent, which the steps after it read instead of
+-- Gives err to the valid rows of pg_temp.otel_<kind> outside the accepted
+-- time window (otel.accepted_time_window()), then creates the partitions
+-- the others need, at most new_days_limit new days in one flush: a batch
+-- spread over thousands of days would otherwise exhaust the lock table and
+-- fail every flush. Rows of the days left over get err (so a dead letter
+-- that otel.retry_dlq() loads in a later run). Records the batch's extent
+-- in pg_temp.otel_batch_extent, which the steps after it read instead of
 -- scanning every row again.
 declare
     new_days_limit constant integer := 32;
     extent text := format('select min(%1$I) filter (where err is null), max(%1$I) filter (where err is null),
                                   count(*) filter (where err is not null)
                              from pg_temp.%2$I', time_column, 'otel_' || kind);
+    accepted tstzrange := otel.accepted_time_window(kind);
     first_time timestamptz;
     last_time timestamptz;
     invalid_rows bigint;
@@ -119,6 +88,21 @@ declare
     days date[];
 begin
     execute extent into first_time, last_time, invalid_rows;
+    -- The extent shows whether any row is outside the window: usually none
+    -- is, and then no row is read again.
+    if first_time is not null and not accepted @> tstzrange(first_time, last_time, '[]') then
+        execute format($sql$
+            update pg_temp.%1$I
+               set err = case when %2$I < lower($1)
+                              then format('%2$s %%s is before %%s, the oldest time the %3$s retention keeps (otel.set_retention())',
+                                          %2$I, lower($1))
+                              else format('%2$s %%s is after %%s, more than otel.future_margin ahead of the database clock',
+                                          %2$I, upper($1))
+                          end
+             where err is null and not $1 @> %2$I
+        $sql$, 'otel_' || kind, time_column, kind) using accepted;
+        execute extent into first_time, last_time, invalid_rows;
+    end if;
     first_day := (first_time at time zone 'UTC')::date;
     last_day := (last_time at time zone 'UTC')::date;
     -- Batches usually span a day or two: then those days are the candidates,
@@ -150,4 +134,4 @@ begin
 end
 $$;
 comment on function otel.partition_working_set(text, text) is
-    'Creates the partitions the rows of a flush need, at most 32 new days at a time; internal to otel.flush()';
+    'Dead-letters the rows of a flush outside the accepted time window and creates the partitions the others need, at most 32 new days at a time; internal to otel.flush()';

@@ -10,7 +10,6 @@ as $$
 -- the rejects. Shared by otel.flush() and otel.retry_dlq().
 declare
     k text;
-    time_column text;
     result record;
 begin
     -- An object without resourceSpans, resourceLogs or resourceMetrics is an
@@ -21,17 +20,11 @@ begin
                 else 'not an OTLP/JSON export request: expected an object with resourceSpans, resourceLogs or resourceMetrics' end
       from pg_temp.otel_otlp
      where doc is null or jsonb_typeof(doc) <> 'object';
-    -- OTLP/JSON readers take the proto field names too (resource_spans).
-    update pg_temp.otel_otlp
-       set doc = otel.otlp_camel_case(doc)
-     where doc ?| array['resource_spans', 'resource_logs', 'resource_metrics'];
 
     foreach k in array array['traces', 'logs', 'metrics'] loop
         perform otel.decode_otlp(k);
         perform otel.type_rows(k);
-        time_column := case k when 'traces' then 'start_time' else 'time' end;
-        perform otel.reject_outside_time_window(k, time_column);
-        perform otel.partition_working_set(k, time_column);
+        perform otel.partition_working_set(k, case k when 'traces' then 'start_time' else 'time' end);
         perform otel.reject_invalid_rows(k);
         case k
             when 'traces' then select * into result from otel.move_traces();

@@ -29,7 +29,7 @@ begin
            for update skip locked;
 
     insert into pg_temp.otel_otlp (dlq_id, payload, doc)
-    select id, raw_data, otel.try_jsonb(raw_data)
+    select id, raw_data, otel.otlp_json_names(otel.try_jsonb(raw_data))
       from otel_retried
      where raw_format = 'text';
     foreach kind in array array['traces', 'logs', 'metrics'] loop
