@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import math
 import os
 import stat
 import sys
@@ -34,7 +33,7 @@ from otel_db.ingest import (
     ingest_csv_file,
     ingest_otlp_file,
 )
-from otel_db.serve_options import add_serve_arguments, options_from_args
+from otel_db.serve_options import add_serve_arguments, options_from_args, positive_float
 from otel_db.settings import Settings
 
 EXIT_OK = 0
@@ -96,7 +95,7 @@ settings: OTEL_STORAGE_* environment variables (see the README).""",
     ingest.add_argument("--no-flush", action="store_true", help="only stage, do not flush")
     ingest.add_argument(
         "--commit-interval",
-        type=_positive_float,
+        type=positive_float,
         default=DEFAULT_COMMIT_INTERVAL,
         metavar="SECONDS",
         help=f"commit at least this often (default {DEFAULT_COMMIT_INTERVAL:g})",
@@ -152,16 +151,6 @@ settings: OTEL_STORAGE_* environment variables (see the README).""",
     add_serve_arguments(serve)
     serve.set_defaults(run=cmd_serve)
     return parser
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
 
 
 def _positive_int(text: str) -> int:

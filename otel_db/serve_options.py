@@ -72,7 +72,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--flush-interval",
-        type=_positive_float,
+        type=positive_float,
         metavar="SECONDS",
         help="call otel.flush() this often (default OTEL_STORAGE_FLUSH_INTERVAL, 5)",
     )
@@ -125,11 +125,11 @@ def positive_size(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
+def positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         value = 0.0
     if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
     return value
