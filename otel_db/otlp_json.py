@@ -72,44 +72,57 @@ def to_json_dict(message: Message) -> dict:
     return json_format.MessageToDict(message, use_integers_for_enums=True, preserving_proto_field_name=False)
 
 
+# The resource, scope and record fields of the three kinds of request.
+_REQUEST_FIELDS = (
+    ("resourceSpans", "scopeSpans", "spans"),
+    ("resourceLogs", "scopeLogs", "logRecords"),
+    ("resourceMetrics", "scopeMetrics", "metrics"),
+)
+
+
+def hex_ids(request: dict) -> int:
+    """Re-encode in place, as hex, the base64 ids of a request from `to_json_dict`; return its record count.
+
+    The ids are those of spans (with their parents and links), log records and
+    exemplars; the count is of spans, log records or metric data points.
+    """
+    records = 0
+    for resources, scopes, items in _REQUEST_FIELDS:
+        for resource in request.get(resources, ()):
+            for scope in resource.get(scopes, ()):
+                for item in scope.get(items, ()):
+                    if items != "metrics":
+                        records += 1
+                        _fix_ids(item)
+                        for link in item.get("links", ()):
+                            _fix_ids(link)
+                        continue
+                    for kind in METRIC_KINDS:
+                        for point in item.get(kind, {}).get("dataPoints", ()):
+                            records += 1
+                            for exemplar in point.get("exemplars", ()):
+                                _fix_ids(exemplar)
+    return records
+
+
 def spans_request(spans: Sequence[ReadableSpan]) -> dict:
     """An ExportTraceServiceRequest as an OTLP/JSON dict, through the SDK's protobuf encoder."""
     d = to_json_dict(encode_spans(spans))
-    for rs in d.get("resourceSpans", ()):
-        for ss in rs.get("scopeSpans", ()):
-            for span in ss.get("spans", ()):
-                _fix_ids(span)
-                for link in span.get("links", ()):
-                    _fix_ids(link)
+    hex_ids(d)
     return d
 
 
 def logs_request(logs: Sequence[Any]) -> dict:
     """An ExportLogsServiceRequest as an OTLP/JSON dict (the SDK's log records, as its exporters get them)."""
     d = to_json_dict(encode_logs(logs))
-    for rl in d.get("resourceLogs", ()):
-        for sl in rl.get("scopeLogs", ()):
-            for rec in sl.get("logRecords", ()):
-                _fix_ids(rec)
+    hex_ids(d)
     return d
 
 
 def metrics_request(data: MetricsData) -> tuple[dict, int]:
     """An ExportMetricsServiceRequest as an OTLP/JSON dict, and its number of data points."""
     d = to_json_dict(encode_metrics(data))
-    points = 0
-    for rm in d.get("resourceMetrics", ()):
-        for sm in rm.get("scopeMetrics", ()):
-            for metric in sm.get("metrics", ()):
-                for kind in METRIC_KINDS:
-                    body = metric.get(kind)
-                    if body is None:
-                        continue
-                    for dp in body.get("dataPoints", ()):
-                        points += 1
-                        for ex in dp.get("exemplars", ()):
-                            _fix_ids(ex)
-    return d, points
+    return d, hex_ids(d)
 
 
 # A \u0000 escape not itself escaped (preceded by an even number of backslashes).

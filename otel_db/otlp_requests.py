@@ -28,7 +28,7 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from otel_db.lines import DEFAULT_MAX_LINE_BYTES
-from otel_db.otlp_json import METRIC_KINDS, _fix_ids, dumps, to_json_dict
+from otel_db.otlp_json import METRIC_KINDS, dumps, hex_ids, to_json_dict
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -179,17 +179,7 @@ def record_from_message(signal: Signal, message: Message) -> StagingRecord:
     request = to_json_dict(message)
     if not request:
         return StagingRecord(None, 0)
-    records = 0
-    for record in _records(signal, request):
-        records += 1
-        _fix_ids(record)
-        for nested in record.get("links", ()):
-            _fix_ids(nested)
-    if signal is METRICS:
-        for point in _metric_points(request):
-            for exemplar in point.get("exemplars", ()):
-                _fix_ids(exemplar)
-    return _staging_record(request, records)
+    return _staging_record(request, hex_ids(request))
 
 
 def record_from_json(signal: Signal, body: bytes) -> StagingRecord:
