@@ -18,7 +18,7 @@ import json
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
@@ -26,9 +26,11 @@ from google.rpc import status_pb2
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from otel_db.lines import DEFAULT_MAX_LINE_BYTES
 from otel_db.otlp_json import METRIC_KINDS, dumps, hex_ids, to_json_dict
+from otel_db.typed_spans import typed_spans
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -97,10 +99,15 @@ class RequestTooLarge(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class StagingRecord:
-    """What one request becomes: its OTLP/JSON line (None for an empty request) and its record count."""
+    """What one request becomes: its OTLP/JSON line (None for an empty request) and its record count.
+
+    For a protobuf request of spans, `line` is instead rows of otel.traces_staging
+    in COPY text format (`typed`; see otel_db.typed_spans).
+    """
 
     line: bytes | None
     records: int
+    typed: bool = False
 
 
 # --------------------------------------------------------------------------- bodies
@@ -175,7 +182,10 @@ def record_from_protobuf(signal: Signal, body: bytes) -> StagingRecord:
 
 
 def record_from_message(signal: Signal, message: Message) -> StagingRecord:
-    """A decoded request (gRPC hands these over) as its staging line, ids in hex."""
+    """A decoded request (gRPC hands these over) as its staging rows: typed spans, else an OTLP/JSON line."""
+    if signal is TRACES and (spans := typed_spans(cast(ExportTraceServiceRequest, message))) is not None:
+        rows, count = spans
+        return StagingRecord(rows or None, count, typed=True)
     request = to_json_dict(message)
     if not request:
         return StagingRecord(None, 0)

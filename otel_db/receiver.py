@@ -19,7 +19,7 @@ from otel_db.otlp_requests import Signal, StagingRecord
 from otel_db.serve_metrics import ServeMetrics
 from otel_db.staging_writer import StagingWriter, Unavailable
 
-# Converting a request to OTLP/JSON costs about 50 µs per span, on the CPU.
+# Converting a request costs about 20 µs (typed spans) to 50 µs (OTLP/JSON) per record, on the CPU.
 # Small requests are converted on the event loop (a thread hop would cost
 # more); larger ones in a worker thread, so that the loop keeps answering
 # health checks and taking other requests meanwhile.
@@ -85,7 +85,7 @@ class Receiver:
         if record.line is None:
             return Receipt(0)
         try:
-            dead_letter_reason = await self.writer.stage(record.line)
+            dead_letter_reason = await self.writer.stage(record.line, typed=record.typed)
         except Unavailable as exc:
             raise self.refused(exc) from None
         if dead_letter_reason is not None:

@@ -1,13 +1,15 @@
-"""`otel-db serve`: an OTLP receiver in front of otel.otlp_staging, which also flushes and embeds.
+"""`otel-db serve`: an OTLP receiver in front of the staging tables, which also flushes and embeds.
 
 One asyncio process:
 
 - OTLP/HTTP (`otel_db.serve_http`, aiohttp) and OTLP/gRPC
-  (`otel_db.serve_grpc`, grpc.aio) receive export requests; each becomes one
-  OTLP/JSON line (`otel_db.otlp_requests`).
+  (`otel_db.serve_grpc`, grpc.aio) receive export requests; a protobuf
+  request of spans becomes rows of otel.traces_staging (`otel_db.typed_spans`),
+  any other request one OTLP/JSON line of otel.otlp_staging
+  (`otel_db.otlp_requests`).
 - `otel_db.staging_writer` admits them within the in-flight and backlog
-  bounds and group-commits them into otel.otlp_staging; a request is
-  acknowledged only after its COMMIT.
+  bounds and group-commits them; a request is acknowledged only after its
+  COMMIT.
 - A watcher looks at the database once a second (reachable? staging
   backlog, flush and embedding lag) for admission, /healthz and /metrics.
 - A flusher calls otel.flush() every flush interval on its own connection,
@@ -53,15 +55,16 @@ log = logging.getLogger("otel_db.serve")
 
 # How long requests in flight get to finish when the server is told to stop.
 DRAIN_SECONDS = 30.0
-# How long a flush in progress at stop gets before it is cancelled (it rolls
-# back; the rows it claimed are taken by the next flush).
+# How long the flush at stop (the one in progress, then a last one for what
+# the drain committed) gets before it is cancelled (it rolls back; the rows
+# it claimed are taken by the next flush).
 FLUSH_STOP_SECONDS = 10.0
 WATCH_INTERVAL = 1.0
 WATCH_TIMEOUT = 3.0
 EMBED_POLL_SECONDS = 1.0
 EMBED_RETRY_SECONDS = 5.0
 
-_BACKLOG_SQL = "select pg_total_relation_size('otel.otlp_staging')"
+_BACKLOG_SQL = "select pg_total_relation_size('otel.otlp_staging') + pg_total_relation_size('otel.traces_staging')"
 _LAGS_SQL = """
 select (select extract(epoch from started_at + duration)::float8 from otel.flush_runs order by id desc limit 1),
        (select pending from otel.embedding_status)
@@ -281,13 +284,13 @@ class Flusher:
         self._failing = False
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Flush every interval until `stop`, then once more: what the drain committed becomes searchable."""
         try:
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.interval):
                         await stop.wait()
-                if not stop.is_set():
-                    await self.flush_once()
+                await self.flush_once()
         finally:
             if self._conn is not None:
                 await self._conn.close()

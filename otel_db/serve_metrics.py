@@ -30,7 +30,7 @@ class ServeMetrics:
         )
         self.records = Counter(
             "otel_db_serve_records",
-            "Spans, log records and metric data points committed to otel.otlp_staging",
+            "Spans, log records and metric data points committed to staging",
             ["signal"],
             registry=registry,
         )
@@ -66,7 +66,7 @@ class ServeMetrics:
         )
         self.backlog_bytes = Gauge(
             "otel_db_serve_staging_backlog_bytes",
-            "Size of otel.otlp_staging (pg_total_relation_size): what waits for otel.flush()",
+            "Size of otel.otlp_staging and otel.traces_staging (pg_total_relation_size): what waits for otel.flush()",
             registry=registry,
         )
         self.embedding_pending = Gauge(

@@ -68,7 +68,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         type=size,
         default=DEFAULT_MAX_BACKLOG,
         metavar="BYTES",
-        help="refuse (503) while otel.otlp_staging is larger than this (default 1GiB; 0: no limit)",
+        help="refuse (503) while the staging tables hold more than this (default 1GiB; 0: no limit)",
     )
     parser.add_argument(
         "--flush-interval",

@@ -1,4 +1,4 @@
-r"""Group commit of received OTLP requests into otel.otlp_staging, with bounded memory.
+r"""Group commit of received OTLP requests into the staging tables, with bounded memory.
 
 A receiver acknowledges a request only once its line is committed, and a
 COPY plus a COMMIT per request would cap a server at a few hundred requests a
@@ -47,6 +47,7 @@ from otel_db.ingest import (
     otlp_copy_steps,
 )
 from otel_db.settings import libpq_dsn
+from otel_db.typed_spans import TYPED_SPANS_COPY_SQL
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ class Unavailable(Exception):
 @dataclass(eq=False, slots=True)
 class _Queued:
     line: bytes
+    typed: bool  # rows of otel.traces_staging rather than an OTLP/JSON line
     arrived: float
     stored: asyncio.Future[str | None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
@@ -147,13 +149,15 @@ class StagingWriter:
         if self.max_backlog and self.backlog_bytes > self.max_backlog:
             return Unavailable(
                 "backlog",
-                f"otel.otlp_staging holds {self.backlog_bytes} bytes waiting for otel.flush()"
+                f"the staging tables hold {self.backlog_bytes} bytes waiting for otel.flush()"
                 f" (limit {self.max_backlog})",
             )
         return None
 
-    async def stage(self, line: bytes) -> str | None:
+    async def stage(self, line: bytes, *, typed: bool = False) -> str | None:
         """Queue the line and wait until it is committed; raises Unavailable when it was not taken or not stored.
+
+        `typed`: the "line" is rows of otel.traces_staging in COPY text format.
 
         A line larger than `max_inflight` on its own is taken when nothing
         else is in flight, so that it is not refused for ever.
@@ -166,7 +170,7 @@ class StagingWriter:
                 f"{self.inflight_bytes} bytes of requests are being stored; {len(line)} more would pass the limit"
                 f" of {self.max_inflight}",
             )
-        queued = _Queued(line, time.monotonic())
+        queued = _Queued(line, typed, time.monotonic())
         self.inflight_bytes += len(line)
         self._queue.append(queued)
         self._queued_bytes += len(line)
@@ -237,7 +241,7 @@ class StagingWriter:
         try:
             if conn is None or conn.closed or conn.broken:
                 conn = await self._connect()
-            dead = await _copy(conn, [q.line for q in batch])
+            dead = await _copy(conn, batch)
         except Exception as exc:  # whatever it is, every request waiting on the batch gets its answer
             log.warning("staging %d requests failed: %s", len(batch), one_line(exc), exc_info=not _expected(exc))
             failure = Unavailable("database", f"the database did not store the request: {one_line(exc)}")
@@ -256,15 +260,26 @@ class StagingWriter:
         return conn
 
 
-async def _copy(conn: psycopg.AsyncConnection, lines: list[bytes]) -> dict[int, str]:
-    """COPY the lines in one transaction; the reasons of those dead-lettered instead, by index.
+async def _copy(conn: psycopg.AsyncConnection, batch: list[_Queued]) -> dict[int, str]:
+    """COPY the batch in one transaction; the reasons of the lines dead-lettered instead, by index in the batch.
 
-    The loop of `AsyncClient.copy_otlp`, with no commit point inside the
-    batch: a batch is stored whole or not at all.
+    Typed span rows go in one COPY; the OTLP/JSON lines through the loop of
+    `AsyncClient.copy_otlp`, with no commit point inside the batch: a batch
+    is stored whole or not at all.
     """
-    steps = otlp_copy_steps(lines, IngestReport(source=SOURCE), commit_bytes=sys.maxsize, commit_seconds=math.inf)
+    typed = [queued.line for queued in batch if queued.typed]
+    lines = [(index, queued.line) for index, queued in enumerate(batch) if not queued.typed]
+    steps = otlp_copy_steps(
+        [line for _, line in lines], IngestReport(source=SOURCE), commit_bytes=sys.maxsize, commit_seconds=math.inf
+    )
     dead: dict[int, str] = {}
     async with conn.transaction():
+        if typed:
+            async with conn.cursor() as cur, cur.copy(TYPED_SPANS_COPY_SQL) as copy:
+                for rows in typed:
+                    await copy.write(rows)
+        if not lines:
+            return dead
         end: CopyEnd | None = None
         while end is None or not end.done:
             async with conn.cursor() as cur:
@@ -276,7 +291,7 @@ async def _copy(conn: psycopg.AsyncConnection, lines: list[bytes]) -> dict[int, 
                 end = step
                 if end.dead:
                     await cur.executemany(DEAD_LETTER_SQL, dead_letter_rows("otlp", SOURCE, end.dead))
-                    dead.update((letter.line_no - 1, letter.reason) for letter in end.dead)
+                    dead.update((lines[letter.line_no - 1][0], letter.reason) for letter in end.dead)
     return dead
 
 
