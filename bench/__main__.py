@@ -1,6 +1,7 @@
 """`python -m bench [NAME ...]`: run the benchmarks (all by default) and save bench/results/NAME.json.
 
-OTEL_DB_BENCH_SPANS sets the span count of the flush benchmark (default 1,000,000).
+OTEL_DB_BENCH_SPANS sets the span count of the flush benchmark (default 1,000,000),
+OTEL_DB_BENCH_SERVE_SPANS that of serve_throughput (default 200,000).
 """
 
 import os
@@ -14,6 +15,7 @@ from bench import (
     ingest_memory,
     reads,
     seed_orm,
+    serve_throughput,
     signature_dedupe,
     similar_latency,
     similar_recall,
@@ -35,6 +37,7 @@ BENCHMARKS = {
     "similar_latency": similar_latency.run,
     "exporter_overhead": exporter_overhead.run,
     "reads": reads.run,
+    "serve_throughput": serve_throughput.run,
 }
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import random
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -60,9 +62,31 @@ def timed() -> Iterator[Timer]:
     timer.seconds = time.perf_counter() - start
 
 
+def environment() -> dict:
+    """What a result was measured on: the commit, Python, PostgreSQL, the machine's cores."""
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True, text=True
+    ).stdout.strip()
+    with psycopg.connect(f"{SERVER}/postgres") as conn:
+        postgresql = conn.execute("show server_version").fetchone()[0]
+    return {
+        "commit": commit or None,
+        "python": platform.python_version(),
+        "postgresql": postgresql,
+        "cpus": os.cpu_count(),
+        "machine": platform.platform(),
+    }
+
+
 def save(name: str, result: dict) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    result = {"benchmark": name, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), **result}
+    result = {
+        "benchmark": name,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "command": f"python -m bench {name}",
+        **environment(),
+        **result,
+    }
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from otel_db.otlp_requests import Signal, StagingRecord
@@ -22,8 +22,11 @@ from otel_db.staging_writer import StagingWriter, Unavailable
 # Converting a request costs about 20 µs (typed spans) to 50 µs (OTLP/JSON) per record, on the CPU.
 # Small requests are converted on the event loop (a thread hop would cost
 # more); larger ones in a worker thread, so that the loop keeps answering
-# health checks and taking other requests meanwhile.
+# health checks and taking other requests meanwhile. Converting holds the
+# GIL: more threads than this would add memory (a decoded 4 MiB request
+# takes tens of MB), not speed.
 INLINE_DECODE_BYTES = 64 * 1024
+DECODING_THREADS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +36,25 @@ class Receipt:
     records: int
     rejected: int = 0
     reason: str = ""
+
+
+@dataclass(slots=True)
+class Hold:
+    """The bytes of one request counted in flight (`Receiver.holding`)."""
+
+    receiver: Receiver
+    size: int
+
+    def resize(self, size: int) -> None:
+        """Count `size` bytes instead (a gzip body, once inflated); Unavailable when the increase does not fit."""
+        if size > self.size:
+            try:
+                self.receiver.writer.take(size - self.size)
+            except Unavailable as exc:
+                raise self.receiver.refused(exc) from None
+        else:
+            self.receiver.writer.give_back(self.size - size)
+        self.size = size
 
 
 class Receiver:
@@ -45,6 +67,7 @@ class Receiver:
         self._storing = 0  # requests being decoded or committed
         self._idle = asyncio.Event()
         self._idle.set()
+        self._decoding = asyncio.Semaphore(DECODING_THREADS)
 
     def authorized(self, authorization: str | None) -> bool:
         """Whether an `Authorization` header (or gRPC `authorization` metadata) carries the token, if one is set."""
@@ -53,10 +76,15 @@ class Receiver:
         scheme, _, credentials = (authorization or "").partition(" ")
         return scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), self._token)
 
-    def admit(self) -> None:
-        """Refuse before reading the request when the server is overloaded, stopping or behind."""
-        if (refused := self.writer.refusal()) is not None:
-            raise self.refused(refused)
+    @contextlib.contextmanager
+    def holding(self, size: int) -> Iterator[Hold]:
+        """Count a request's bytes in flight while it is read, decoded and stored; Unavailable when too many are."""
+        hold = Hold(self, 0)
+        try:
+            hold.resize(size)
+            yield hold
+        finally:
+            self.writer.give_back(hold.size)
 
     def refused(self, exc: Unavailable) -> Unavailable:
         """Count the refusal; the caller raises it."""
@@ -81,7 +109,11 @@ class Receiver:
                 self._idle.set()
 
     async def _store(self, signal: Signal, decode: Callable[[], StagingRecord], size: int) -> Receipt:
-        record = decode() if size < INLINE_DECODE_BYTES else await asyncio.to_thread(decode)
+        if size < INLINE_DECODE_BYTES:
+            record = decode()
+        else:
+            async with self._decoding:
+                record = await asyncio.to_thread(decode)
         if record.line is None:
             return Receipt(0)
         try:

@@ -70,10 +70,12 @@ class ExportService:
         try:
             if not self.receiver.authorized(_text(metadata.get("authorization"))):
                 raise _Abort(grpc.StatusCode.UNAUTHENTICATED, "a bearer token is required")
-            self.receiver.admit()
             size = request.ByteSize()
             self.receiver.metrics.received_bytes.labels(self.signal.name, "grpc").inc(size)
-            receipt = await self.receiver.store(self.signal, partial(record_from_message, self.signal, request), size)
+            with self.receiver.holding(size):
+                receipt = await self.receiver.store(
+                    self.signal, partial(record_from_message, self.signal, request), size
+                )
         except Unavailable as exc:
             await self._abort(context, _Abort(grpc.StatusCode.UNAVAILABLE, str(exc), exc.retry_after))
         except RequestTooLarge as exc:  # not retryable, unlike gRPC's own RESOURCE_EXHAUSTED

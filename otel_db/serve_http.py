@@ -105,17 +105,20 @@ async def _export(receiver: Receiver, max_body: int, signal: Signal, request: we
         return refuse(415, INVALID_ARGUMENT, f"Content-Encoding must be gzip or none, not {encoding!r}")
     body = BoundedBody(encoding, max_body)
     try:
-        receiver.admit()
         if request.content_length is not None and request.content_length > body.raw_limit:
             raise RequestTooLarge(f"the request body is larger than the {max_body}-byte limit")
-        try:
-            async for piece in request.content.iter_any():
-                body.feed(piece)
-        finally:
-            receiver.metrics.received_bytes.labels(signal.name, "http").inc(body.raw_size)
-        data = body.finish()
-        decode = record_from_protobuf if content_type == PROTOBUF else record_from_json
-        receipt = await receiver.store(signal, partial(decode, signal, data), len(data))
+        # Refused before it is read when the server is stopping, behind or
+        # has too many bytes in flight; held in flight until it is stored.
+        with receiver.holding(request.content_length or 0) as hold:
+            try:
+                async for piece in request.content.iter_any():
+                    body.feed(piece)
+            finally:
+                receiver.metrics.received_bytes.labels(signal.name, "http").inc(body.raw_size)
+            data = body.finish()
+            hold.resize(len(data))
+            decode = record_from_protobuf if content_type == PROTOBUF else record_from_json
+            receipt = await receiver.store(signal, partial(decode, signal, data), len(data))
     except Unavailable as exc:
         return refuse(503, UNAVAILABLE, str(exc), {"Retry-After": str(exc.retry_after)})
     except MalformedRequest as exc:

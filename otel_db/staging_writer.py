@@ -3,9 +3,12 @@ r"""Group commit of received OTLP requests into the staging tables, with bounded
 A receiver acknowledges a request only once its line is committed, and a
 COPY plus a COMMIT per request would cap a server at a few hundred requests a
 second. So requests queue here, and a few writer tasks, each with its own
-connection, take what is queued (after a short window that lets a burst
-gather, at most `batch_bytes`), COPY it in one transaction, commit, and only
-then resolve each request's future. A failed batch fails every request in
+connection, take what is queued (at most `batch_bytes`), COPY it in one
+transaction, commit, and only then resolve each request's future. A writer
+takes what is queued at once when no other is committing, so that a
+request never waits for a window on an idle server; while another writer
+commits, it lets a burst gather for a short window first. Under load the
+requests that arrive during one commit make the next batch. A failed batch fails every request in
 it; the receivers answer 503 / UNAVAILABLE and the clients send again.
 
 The framing, the screening and the dead-lettering of lines PostgreSQL cannot
@@ -120,6 +123,7 @@ class StagingWriter:
         self._queued_bytes = 0
         self._arrived = asyncio.Event()
         self._batch_full = asyncio.Event()
+        self._committing = 0  # writers between taking a batch and settling it
         self._closing = False
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -154,24 +158,35 @@ class StagingWriter:
             )
         return None
 
+    def take(self, size: int) -> None:
+        """Count `size` more bytes in flight, or raise Unavailable when they would pass `max_inflight`.
+
+        Bytes taken this way (a request body being read and decoded) are
+        given back with `give_back`; a staged line's are given back when its
+        batch is settled. Bytes larger than `max_inflight` on their own are
+        taken when nothing else is in flight, so that they are not refused
+        for ever.
+        """
+        if (refused := self.refusal()) is not None:
+            raise refused
+        if self.inflight_bytes and self.inflight_bytes + size > self.max_inflight:
+            raise Unavailable(
+                "overloaded",
+                f"{self.inflight_bytes} bytes of requests are being stored; {size} more would pass the limit"
+                f" of {self.max_inflight}",
+            )
+        self.inflight_bytes += size
+
+    def give_back(self, size: int) -> None:
+        self.inflight_bytes -= size
+
     async def stage(self, line: bytes, *, typed: bool = False) -> str | None:
         """Queue the line and wait until it is committed; raises Unavailable when it was not taken or not stored.
 
         `typed`: the "line" is rows of otel.traces_staging in COPY text format.
-
-        A line larger than `max_inflight` on its own is taken when nothing
-        else is in flight, so that it is not refused for ever.
         """
-        if (refused := self.refusal()) is not None:
-            raise refused
-        if self.inflight_bytes and self.inflight_bytes + len(line) > self.max_inflight:
-            raise Unavailable(
-                "overloaded",
-                f"{self.inflight_bytes} bytes of requests are being stored; {len(line)} more would pass the limit"
-                f" of {self.max_inflight}",
-            )
+        self.take(len(line))
         queued = _Queued(line, typed, time.monotonic())
-        self.inflight_bytes += len(line)
         self._queue.append(queued)
         self._queued_bytes += len(line)
         self._arrived.set()
@@ -198,7 +213,11 @@ class StagingWriter:
     async def _write(self, conn: psycopg.AsyncConnection | None) -> None:
         try:
             while (batch := await self._next_batch()) is not None:
-                conn = await self._commit(conn, batch)
+                self._committing += 1
+                try:
+                    conn = await self._commit(conn, batch)
+                finally:
+                    self._committing -= 1
         finally:
             if conn is not None:
                 await conn.close()
@@ -211,14 +230,14 @@ class StagingWriter:
         return batch
 
     async def _gather(self) -> list[_Queued]:
-        """Wait for the oldest queued line to have waited `window` (or a full batch), then take up to batch_bytes."""
+        """Up to batch_bytes of what is queued: at once when no writer commits, else after `window` or a full batch."""
         while not self._queue:
             if self._closing:
                 return []
             self._arrived.clear()
             await self._arrived.wait()
         linger = self._queue[0].arrived + self.window - time.monotonic()
-        if linger > 0 and self._queued_bytes < self.batch_bytes and not self._closing:
+        if self._committing and linger > 0 and self._queued_bytes < self.batch_bytes and not self._closing:
             self._batch_full.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(linger):
@@ -254,7 +273,7 @@ class StagingWriter:
             for index, queued in enumerate(batch):
                 queued.stored.set_result(dead.get(index))
             committed = True
-        self.inflight_bytes -= size
+        self.give_back(size)
         if self._observe is not None:
             self._observe(len(batch), time.monotonic() - started, committed)
         return conn
