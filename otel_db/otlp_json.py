@@ -129,14 +129,18 @@ def metrics_request(data: MetricsData) -> tuple[dict, int]:
 _NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
 
 
-def dumps(d: dict) -> str:
+# One encoder for every call: json.dumps() with options builds a new one each time.
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def dumps(d: Any) -> str:
     """One compact JSON line (non-ASCII kept as is).
 
     PostgreSQL's jsonb cannot hold U+0000, so a NUL in any string becomes
     U+FFFD here: otherwise the whole request, every span of the batch, would
     be refused as one dead letter.
     """
-    text = json.dumps(d, separators=(",", ":"), ensure_ascii=False)
+    text = _encode(d)
     return _NUL_ESCAPE.sub(lambda m: m.group(1) + "\ufffd", text) if "\\u0000" in text else text
 
 

@@ -24,6 +24,7 @@ import base64
 import math
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from json.encoder import encode_basestring
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -76,7 +77,7 @@ def typed_spans(request: ExportTraceServiceRequest) -> tuple[bytes, int] | None:
                             _text(status.message),
                             service_name,
                             scope_fields,
-                            _json(attributes(span.attributes)),
+                            _attributes_json(span.attributes),
                             resource_json,
                             _json([_event(event) for event in span.events]) if span.events else NULL,
                             links,
@@ -89,6 +90,32 @@ def typed_spans(request: ExportTraceServiceRequest) -> tuple[bytes, int] | None:
     if "\x00" in block:  # as otlp_json.dumps() does: PostgreSQL text cannot hold U+0000
         block = block.replace("\x00", "\ufffd")
     return block.encode(), len(rows)
+
+
+def _attributes_json(key_values: Iterable[KeyValue]) -> str:
+    """A span's attributes as the JSON field `_json(attributes(key_values))` gives, written directly.
+
+    Spans carry most of the values, and most are strings and integers: these
+    are written without a dict in between (twice as fast). A repeated key
+    is written twice; jsonb keeps the last, as otel.otlp_attributes() does.
+    """
+    members = []
+    for key_value in key_values:
+        any_value = key_value.value
+        match any_value.WhichOneof("value"):
+            case "string_value":
+                member = _json_string(any_value.string_value)
+            case "int_value":
+                member = str(any_value.int_value)
+            case _:
+                member = dumps(value(any_value))
+        members.append(f"{_json_string(key_value.key)}:{member}")
+    return "{" + ",".join(members).replace("\\", "\\\\") + "}"
+
+
+def _json_string(text: str) -> str:
+    # U+0000 as U+FFFD, as otlp_json.dumps() writes it.
+    return encode_basestring(text.replace("\x00", "\ufffd") if "\x00" in text else text)
 
 
 def attributes(key_values: Iterable[KeyValue]) -> dict[str, Any]:
@@ -164,7 +191,10 @@ def _service_name(service: Any) -> str | None:
 
 def _text(text: str | None) -> str:
     """A text field: empty or absent is null (proto3 JSON leaves empty strings out)."""
-    return text.translate(_COPY_ESCAPES) if text else NULL
+    if not text:
+        return NULL
+    # Tab, line feed and carriage return are not printable; most names have none of the four.
+    return text.translate(_COPY_ESCAPES) if "\\" in text or not text.isprintable() else text
 
 
 def _json(document: Any) -> str:
