@@ -6,7 +6,7 @@ The database does the work; this package is the thin client around it.
 from otel_db.aio import AsyncClient
 from otel_db.client import Client, InvalidArgument, OtelDbError, QueryTimeout, ReadOnlyQueryError, TooManyRows
 from otel_db.ingest import IngestError, IngestReport
-from otel_db.results import ErrorSpan, LogRecord, MetricPoint, SpanNode, TraceContext, TraceResult
+from otel_db.results import ErrorSpan, LogRecord, MetricPoint, RootCause, SpanNode, TraceContext, TraceResult
 from otel_db.settings import Settings
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "OtelDbError",
     "QueryTimeout",
     "ReadOnlyQueryError",
+    "RootCause",
     "Settings",
     "SpanNode",
     "TooManyRows",

@@ -44,7 +44,7 @@ from otel_db.ingest import (
 )
 from otel_db.lines import DEFAULT_MAX_LINE_BYTES
 from otel_db.queries import QUERIES, Call
-from otel_db.results import ErrorSpan, LogRecord, MetricPoint, SpanNode, TraceContext, TraceResult
+from otel_db.results import ErrorSpan, LogRecord, MetricPoint, RootCause, SpanNode, TraceContext, TraceResult
 from otel_db.settings import Settings
 
 if TYPE_CHECKING:
@@ -192,6 +192,10 @@ class AsyncClient(BaseClient):
     async def trace_spans(self, trace_id: str) -> list[SpanNode]:
         """The span tree of a trace, depth first; see `Client.trace_spans`."""
         return await self._fetch(queries.trace_spans(trace_id))
+
+    async def root_cause(self, trace_id: str) -> list[RootCause]:
+        """The spans where a trace's failure originates, best first; see `Client.root_cause`."""
+        return await self._fetch(queries.root_cause(trace_id))
 
     async def trace_logs(self, trace_id: str) -> list[LogRecord]:
         """The log records of a trace, by time; see `Client.trace_logs`."""

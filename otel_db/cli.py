@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
   otel-db embed --watch                    keep the span signatures embedded
   otel-db similar "card declined" --min-similarity 0.3
   otel-db similar 5b8efff798038103d269b633813fc60c
+  otel-db root-cause 5b8efff798038103d269b633813fc60c
   otel-db stats
   otel-db serve                            receive OTLP (HTTP :4318, gRPC :4317), flush and embed
 
@@ -129,6 +130,16 @@ settings: OTEL_STORAGE_* environment variables (see the README).""",
     similar.add_argument("--min-similarity", type=float, metavar="X", help="cosine similarity floor (default 0.85)")
     similar.add_argument("--service", help="only spans of this service")
     similar.set_defaults(run=cmd_similar)
+
+    root_cause = commands.add_parser(
+        "root-cause",
+        help="the spans where a trace's failure originates, best first",
+        description="Show where the failure of trace TRACE_ID originates (otel.root_cause()): the failing "
+        "spans with nothing failing below them, those that raised an exception first, each with the "
+        "reason it was chosen.",
+    )
+    root_cause.add_argument("trace_id", metavar="TRACE_ID")
+    root_cause.set_defaults(run=cmd_root_cause)
 
     demo = commands.add_parser(
         "demo",
@@ -497,6 +508,34 @@ def cmd_similar(client: Client, args: argparse.Namespace) -> int:
         for r in results
     ]
     print(_render(["trace", "service", "span", "status", "duration", "similarity"], rows))
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- root-cause
+
+
+def cmd_root_cause(client: Client, args: argparse.Namespace) -> int:
+    try:
+        causes = client.root_cause(args.trace_id)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    if not causes:
+        print(f"no failing spans in trace {args.trace_id.strip()} (or no such trace)")
+        return EXIT_OK
+    rows = [
+        (
+            c.rank,
+            c.span_id,
+            c.service or "",
+            c.name,
+            c.depth,
+            c.score,
+            f"{c.exception_type}: {c.exception_message or ''}" if c.exception_type else c.status_message or "",
+            c.reason,
+        )
+        for c in causes
+    ]
+    print(_render(["rank", "span id", "service", "span", "depth", "score", "error", "reason"], rows))
     return EXIT_OK
 
 

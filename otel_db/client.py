@@ -40,7 +40,7 @@ from otel_db.ingest import (
     staging_columns,
 )
 from otel_db.queries import QUERIES, Call
-from otel_db.results import ErrorSpan, LogRecord, MetricPoint, SpanNode, TraceContext, TraceResult
+from otel_db.results import ErrorSpan, LogRecord, MetricPoint, RootCause, SpanNode, TraceContext, TraceResult
 from otel_db.settings import DEFAULT_FLUSH_INTERVAL, EMBEDDING_EXTRA_HINT, Settings, libpq_dsn
 
 if TYPE_CHECKING:
@@ -446,6 +446,17 @@ class Client(BaseClient):
     def trace_spans(self, trace_id: str) -> list[SpanNode]:
         """The spans of a trace as a tree: depth first, children by start time, with depth and parent."""
         return self._fetch(queries.trace_spans(trace_id))
+
+    def root_cause(self, trace_id: str) -> list[RootCause]:
+        """The spans where a trace's failure originates, best first; empty for a trace without errors.
+
+        The failing spans with nothing failing below them (an error travels
+        up the tree), those that raised an exception before those with only
+        an error status, and those whose only sign is an HTTP status last;
+        each with the reason it was chosen. An id that is not 32 hex digits
+        raises `InvalidArgument`.
+        """
+        return self._fetch(queries.root_cause(trace_id))
 
     def trace_logs(self, trace_id: str) -> list[LogRecord]:
         """The log records correlated to a trace, by time."""

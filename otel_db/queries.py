@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from psycopg.rows import BaseRowFactory, class_row, dict_row, scalar_row
 from psycopg.types.json import Jsonb
 
-from otel_db.results import ErrorSpan, LogRecord, MetricPoint, SpanNode, TraceResult
+from otel_db.results import ErrorSpan, LogRecord, MetricPoint, RootCause, SpanNode, TraceResult
 
 if TYPE_CHECKING:
     import numpy as np
@@ -71,6 +71,10 @@ def traces_by_error(since: datetime | None, until: datetime | None, service: str
 
 def trace_spans(trace_id: str) -> Call[SpanNode]:
     return Call(QUERIES["trace_spans"], {"trace_id": trace_id}, class_row(SpanNode))
+
+
+def root_cause(trace_id: str) -> Call[RootCause]:
+    return Call(QUERIES["root_cause"], {"trace_id": trace_id}, class_row(RootCause))
 
 
 def trace_logs(trace_id: str) -> Call[LogRecord]:

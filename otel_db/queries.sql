@@ -18,6 +18,12 @@ select span_id, parent_span_id, depth, name, service_name as service, kind, star
        coalesce(events, '[]') as events, coalesce(links, '[]') as links
   from otel.trace_spans(%(trace_id)s::text)
 
+-- root_cause --
+-- The spans where one trace's failure originates, best first.
+select rank, span_id, parent_span_id, depth, service_name as service, name, kind, status_code as status,
+       status_message, exception_type, exception_message, start_time, duration_ms, score, reason
+  from otel.root_cause(%(trace_id)s::text)
+
 -- trace_logs --
 -- The log records of one trace by time, with the trace id as stored.
 select l.time, l.severity_number, l.severity_text, l.service_name as service, l.body,

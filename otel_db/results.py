@@ -67,6 +67,32 @@ class SpanNode:
 
 
 @dataclass(frozen=True, slots=True)
+class RootCause:
+    """A span where a trace's failure originates (`Client.root_cause`), best first by `rank`.
+
+    `score`: 3 raised an exception, 2.5 recorded one without error status, 2
+    error status alone, 1 only an HTTP status (or mirroring a descendant's);
+    `reason` says which, and when the depth counts from below a missing parent.
+    """
+
+    rank: int
+    span_id: str
+    parent_span_id: str | None
+    depth: int
+    service: str | None
+    name: str
+    kind: str | None
+    status: str | None
+    status_message: str | None
+    exception_type: str | None
+    exception_message: str | None
+    start_time: datetime
+    duration_ms: float | None
+    score: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class LogRecord:
     """A log record: of a trace (`Client.trace_logs`, with attributes) or found by `Client.search_logs` (with rank)."""
 

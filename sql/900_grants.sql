@@ -62,6 +62,7 @@ grant execute on function
     otel.traces_by_error(timestamptz, timestamptz, text, integer),
     otel.trace_spans(text),
     otel.trace_logs(text),
+    otel.root_cause(text),
     otel.search_logs(text, timestamptz, timestamptz, text, integer, integer),
     otel.metric_series(text, interval, timestamptz, timestamptz, jsonb, text),
     otel.check_metric_series_arguments(text, interval, timestamptz, timestamptz, jsonb, text),
