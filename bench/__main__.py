@@ -1,7 +1,8 @@
 """`python -m bench [NAME ...]`: run the benchmarks (all by default) and save bench/results/NAME.json.
 
 OTEL_DB_BENCH_SPANS sets the span count of the flush benchmark (default 1,000,000),
-OTEL_DB_BENCH_SERVE_SPANS that of serve_throughput (default 200,000).
+OTEL_DB_BENCH_SERVE_SPANS that of serve_throughput (default 200,000), OTEL_DB_BENCH_SPANS_EXPLAIN that of
+explain_latency (default 1,000,000).
 """
 
 import os
@@ -9,11 +10,13 @@ import sys
 
 from bench import (
     embedding_throughput,
+    explain_latency,
     exporter_overhead,
     flush_before_after,
     flush_throughput,
     ingest_memory,
     reads,
+    search_quality,
     seed_orm,
     serve_throughput,
     signature_dedupe,
@@ -38,6 +41,8 @@ BENCHMARKS = {
     "exporter_overhead": exporter_overhead.run,
     "reads": reads.run,
     "serve_throughput": serve_throughput.run,
+    "explain_latency": explain_latency.run,
+    "search_quality": search_quality.run,
 }
 
 

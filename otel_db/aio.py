@@ -44,7 +44,18 @@ from otel_db.ingest import (
 )
 from otel_db.lines import DEFAULT_MAX_LINE_BYTES
 from otel_db.queries import QUERIES, Call
-from otel_db.results import ErrorSpan, LogRecord, MetricPoint, RootCause, SpanNode, TraceContext, TraceResult
+from otel_db.results import (
+    ErrorSpan,
+    LogRecord,
+    MetricPoint,
+    RootCause,
+    SpanNode,
+    SuspectAttribute,
+    TraceContext,
+    TraceDifference,
+    TraceExplanation,
+    TraceResult,
+)
 from otel_db.settings import Settings
 
 if TYPE_CHECKING:
@@ -196,6 +207,20 @@ class AsyncClient(BaseClient):
     async def root_cause(self, trace_id: str) -> list[RootCause]:
         """The spans where a trace's failure originates, best first; see `Client.root_cause`."""
         return await self._fetch(queries.root_cause(trace_id))
+
+    async def compare_traces(self, a: str, b: str) -> list[TraceDifference]:
+        """Traces a and b aligned span by span, what differs first; see `Client.compare_traces`."""
+        return await self._fetch(queries.compare_traces(a, b))
+
+    async def explain_trace(self, trace_id: str, k: int = 5) -> list[TraceExplanation]:
+        """What sets a failing or slow trace apart from its healthy neighbours; see `Client.explain_trace`."""
+        return await self._fetch(queries.explain_trace(trace_id, k))
+
+    async def suspect_attributes(
+        self, service: str, operation: str | None = None, *, since: datetime, until: datetime | None = None
+    ) -> list[SuspectAttribute]:
+        """Attribute values over-represented in failing spans; see `Client.suspect_attributes`."""
+        return await self._fetch(queries.suspect_attributes(service, operation, since, until))
 
     async def trace_logs(self, trace_id: str) -> list[LogRecord]:
         """The log records of a trace, by time; see `Client.trace_logs`."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import json
 import os
 import stat
 import sys
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
   otel-db similar "card declined" --min-similarity 0.3
   otel-db similar 5b8efff798038103d269b633813fc60c
   otel-db root-cause 5b8efff798038103d269b633813fc60c
+  otel-db explain 5b8efff798038103d269b633813fc60c
   otel-db stats
   otel-db serve                            receive OTLP (HTTP :4318, gRPC :4317), flush and embed
 
@@ -140,6 +142,31 @@ settings: OTEL_STORAGE_* environment variables (see the README).""",
     )
     root_cause.add_argument("trace_id", metavar="TRACE_ID")
     root_cause.set_defaults(run=cmd_root_cause)
+
+    compare = commands.add_parser(
+        "compare",
+        help="what differs between two traces, span by span",
+        description="Align traces A and B by operation (service, span name with ids replaced, the path above "
+        "it) and show what differs (otel.compare_traces()): spans failing in one only first, then spans of "
+        "one trace only, slower or faster spans (ratio B/A), differing attributes.",
+    )
+    compare.add_argument("a", metavar="A")
+    compare.add_argument("b", metavar="B")
+    compare.add_argument("--all", action="store_true", help="also show the spans where nothing differs")
+    compare.set_defaults(run=cmd_compare)
+
+    explain = commands.add_parser(
+        "explain",
+        help="what sets a failing or slow trace apart from healthy ones like it",
+        description="Compare trace TRACE_ID with the K nearest traces of the same root operation that did not "
+        "fail (or, for a trace that did not fail, were faster) and show the differences that hold in most "
+        "comparisons (otel.explain_trace()), best first.",
+    )
+    explain.add_argument("trace_id", metavar="TRACE_ID")
+    explain.add_argument(
+        "-k", type=_positive_int, default=5, help="how many traces to compare with (default 5, at most 100)"
+    )
+    explain.set_defaults(run=cmd_explain)
 
     demo = commands.add_parser(
         "demo",
@@ -537,6 +564,64 @@ def cmd_root_cause(client: Client, args: argparse.Namespace) -> int:
     ]
     print(_render(["rank", "span id", "service", "span", "depth", "score", "error", "reason"], rows))
     return EXIT_OK
+
+
+# --------------------------------------------------------------------------- compare, explain
+
+
+def cmd_compare(client: Client, args: argparse.Namespace) -> int:
+    try:
+        differences = client.compare_traces(args.a, args.b)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    if not differences:
+        print(f"nothing to compare: trace {args.a.strip()} or {args.b.strip()} is not stored")
+        return EXIT_OK
+    shown = [d for d in differences if args.all or d.differences]
+    if not shown:
+        print(f"no differences: the {len(differences)} spans align one for one")
+        return EXIT_OK
+    rows = [
+        (
+            d.rank,
+            "  " * d.depth + f"{d.service or ''}/{d.name}",
+            d.span_id_a or "",
+            d.span_id_b or "",
+            _status(d.status_a, d.exception_type_a),
+            _status(d.status_b, d.exception_type_b),
+            "" if d.duration_ratio is None else f"{d.duration_ratio:.2f}",
+            ", ".join(d.differences),
+            ", ".join(f"{key}: {_json(a)} → {_json(b)}" for key, (a, b) in (d.attributes or {}).items()),
+        )
+        for d in shown
+    ]
+    headers = ["rank", "span", "in A", "in B", "status A", "status B", "B/A", "differs", "attributes"]
+    print(_render(headers, rows))
+    return EXIT_OK
+
+
+def cmd_explain(client: Client, args: argparse.Namespace) -> int:
+    try:
+        explanations = client.explain_trace(args.trace_id, k=args.k)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    if not explanations:
+        print(
+            f"no difference holds in most comparisons for trace {args.trace_id.strip()} (or no healthy trace of"
+            " its root operation to compare with, or no such trace)"
+        )
+        return EXIT_OK
+    rows = [(e.rank, f"{e.holds_in}/{e.compared}", e.kind, e.span_id or "", e.description) for e in explanations]
+    print(_render(["rank", "holds", "kind", "span id", "difference"], rows))
+    return EXIT_OK
+
+
+def _status(status: str | None, exception_type: str | None) -> str:
+    return " ".join(part for part in (status, exception_type) if part)
+
+
+def _json(value: object) -> str:
+    return "absent" if value is None else json.dumps(value, ensure_ascii=False)
 
 
 def _table(conn: psycopg.Connection, query: str | sql.Composed, empty: str = "") -> str:

@@ -40,7 +40,18 @@ from otel_db.ingest import (
     staging_columns,
 )
 from otel_db.queries import QUERIES, Call
-from otel_db.results import ErrorSpan, LogRecord, MetricPoint, RootCause, SpanNode, TraceContext, TraceResult
+from otel_db.results import (
+    ErrorSpan,
+    LogRecord,
+    MetricPoint,
+    RootCause,
+    SpanNode,
+    SuspectAttribute,
+    TraceContext,
+    TraceDifference,
+    TraceExplanation,
+    TraceResult,
+)
 from otel_db.settings import DEFAULT_FLUSH_INTERVAL, EMBEDDING_EXTRA_HINT, Settings, libpq_dsn
 
 if TYPE_CHECKING:
@@ -457,6 +468,40 @@ class Client(BaseClient):
         raises `InvalidArgument`.
         """
         return self._fetch(queries.root_cause(trace_id))
+
+    def compare_traces(self, a: str, b: str) -> list[TraceDifference]:
+        """Traces a and b aligned span by span, the most telling differences first.
+
+        Spans align by service and name (ids and numbers in names replaced),
+        the path of operations above them, and start order for repeated
+        ones. One row per aligned pair and per span of one trace only, with
+        what differs: presence, status, exception type, duration (ratio
+        b/a), attributes. Empty when either trace is not stored; an id that
+        is not 32 hex digits raises `InvalidArgument`.
+        """
+        return self._fetch(queries.compare_traces(a, b))
+
+    def explain_trace(self, trace_id: str, k: int = 5) -> list[TraceExplanation]:
+        """What sets a failing (or slow) trace apart from its `k` (1..100) nearest healthy neighbours.
+
+        The neighbours share its root service and operation, have no error
+        (and, for a trace that did not fail, took less time), are near in
+        time and alike in shape. The differences that hold in more than half
+        of the comparisons come back, those that hold in most first, the
+        span where the failure began before the spans it travelled through.
+        Empty when there is nothing to compare with.
+        """
+        return self._fetch(queries.explain_trace(trace_id, k))
+
+    def suspect_attributes(
+        self, service: str, operation: str | None = None, *, since: datetime, until: datetime | None = None
+    ) -> list[SuspectAttribute]:
+        """Attribute values over-represented in the failing spans of a service (and operation), best first.
+
+        Spans started in [since, until) (until: now; at most 31 days), at most
+        50 values; see `SuspectAttribute.score`. Naive datetimes are UTC.
+        """
+        return self._fetch(queries.suspect_attributes(service, operation, since, until))
 
     def trace_logs(self, trace_id: str) -> list[LogRecord]:
         """The log records correlated to a trace, by time."""

@@ -19,7 +19,17 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from psycopg.rows import BaseRowFactory, class_row, dict_row, scalar_row
 from psycopg.types.json import Jsonb
 
-from otel_db.results import ErrorSpan, LogRecord, MetricPoint, RootCause, SpanNode, TraceResult
+from otel_db.results import (
+    ErrorSpan,
+    LogRecord,
+    MetricPoint,
+    RootCause,
+    SpanNode,
+    SuspectAttribute,
+    TraceDifference,
+    TraceExplanation,
+    TraceResult,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -75,6 +85,21 @@ def trace_spans(trace_id: str) -> Call[SpanNode]:
 
 def root_cause(trace_id: str) -> Call[RootCause]:
     return Call(QUERIES["root_cause"], {"trace_id": trace_id}, class_row(RootCause))
+
+
+def compare_traces(a: str, b: str) -> Call[TraceDifference]:
+    return Call(QUERIES["compare_traces"], {"a": a, "b": b}, class_row(TraceDifference))
+
+
+def explain_trace(trace_id: str, k: int) -> Call[TraceExplanation]:
+    return Call(QUERIES["explain_trace"], {"trace_id": trace_id, "k": k}, class_row(TraceExplanation))
+
+
+def suspect_attributes(
+    service: str, operation: str | None, since: datetime, until: datetime | None
+) -> Call[SuspectAttribute]:
+    params = {"service": service, "operation": operation, "since": utc(since), "until": utc(until)}
+    return Call(QUERIES["suspect_attributes"], params, class_row(SuspectAttribute))
 
 
 def trace_logs(trace_id: str) -> Call[LogRecord]:

@@ -24,6 +24,25 @@ select rank, span_id, parent_span_id, depth, service_name as service, name, kind
        status_message, exception_type, exception_message, start_time, duration_ms, score, reason
   from otel.root_cause(%(trace_id)s::text)
 
+-- compare_traces --
+-- Two traces aligned span by span, what differs first.
+select rank, service_name as service, name, path, depth, span_id_a, span_id_b, status_a, status_b,
+       status_message_a, status_message_b, exception_type_a, exception_type_b, duration_ms_a, duration_ms_b,
+       duration_ratio, differing_attributes as attributes, differences
+  from otel.compare_traces(%(a)s::text, %(b)s::text)
+
+-- explain_trace --
+-- What sets a failing or slow trace apart from its nearest healthy neighbours, best first.
+select rank, holds_in, compared, kind, service_name as service, name, path, span_id, attribute, value_here,
+       value_elsewhere, duration_ratio, exception_type, status_message, description
+  from otel.explain_trace(%(trace_id)s::text, %(k)s::integer)
+
+-- suspect_attributes --
+-- Attribute values over-represented in a service's failing spans; until null means now.
+select key, value, failing, others, failing_share, others_share, score
+  from otel.suspect_attributes(%(service)s::text, %(operation)s::text, %(since)s::timestamptz,
+                               coalesce(%(until)s::timestamptz, now()))
+
 -- trace_logs --
 -- The log records of one trace by time, with the trace id as stored.
 select l.time, l.severity_number, l.severity_text, l.service_name as service, l.body,

@@ -93,6 +93,81 @@ class RootCause:
 
 
 @dataclass(frozen=True, slots=True)
+class TraceDifference:
+    """A span of trace a aligned with one of trace b, or a span of one of them only (`Client.compare_traces`).
+
+    Spans align by operation: `service` and `name` (ids and numbers replaced
+    by placeholders), `path` (the operations above it, from the root) and,
+    for repeated operations, start order. `differences` lists what differs:
+    'only in a', 'only in b', 'status', 'exception', 'slower', 'faster',
+    'attributes'; `attributes` holds the differing ones as {key: [in a, in b]}
+    (None for a span of one trace only). Failures come first (`rank`).
+    """
+
+    rank: int
+    service: str | None
+    name: str
+    path: list[str]
+    depth: int
+    span_id_a: str | None
+    span_id_b: str | None
+    status_a: str | None
+    status_b: str | None
+    status_message_a: str | None
+    status_message_b: str | None
+    exception_type_a: str | None
+    exception_type_b: str | None
+    duration_ms_a: float | None
+    duration_ms_b: float | None
+    duration_ratio: float | None
+    attributes: dict[str, list[Any]] | None
+    differences: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class TraceExplanation:
+    """A difference between a trace and most of its healthy neighbours (`Client.explain_trace`), best first.
+
+    `kind`: 'failed', 'only here', 'missing here', 'slower', 'faster' or
+    'attribute'; it holds in `holds_in` of the `compared` comparisons;
+    `description` says it in a few words.
+    """
+
+    rank: int
+    holds_in: int
+    compared: int
+    kind: str
+    service: str | None
+    name: str
+    path: list[str]
+    span_id: str | None
+    attribute: str | None
+    value_here: Any
+    value_elsewhere: Any
+    duration_ratio: float | None
+    exception_type: str | None
+    status_message: str | None
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class SuspectAttribute:
+    """An attribute value over-represented in failing spans (`Client.suspect_attributes`), best first.
+
+    `score`: the log odds ratio of the value in failing against other spans
+    (½ added to every count) over its standard error.
+    """
+
+    key: str
+    value: str
+    failing: int
+    others: int
+    failing_share: float
+    others_share: float | None
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
 class LogRecord:
     """A log record: of a trace (`Client.trace_logs`, with attributes) or found by `Client.search_logs` (with rank)."""
 

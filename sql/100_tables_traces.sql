@@ -52,3 +52,5 @@ comment on table otel.trace_summaries is
     'One row per trace, kept by the flush as spans arrive: time span, root service and operation, span and error counts, services involved';
 
 create index trace_summaries_start_time_idx on otel.trace_summaries (start_time desc);
+-- The traces of one root operation near a time, for otel.explain_trace().
+create index trace_summaries_root_operation_idx on otel.trace_summaries (root_service, root_name, start_time);
