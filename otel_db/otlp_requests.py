@@ -53,6 +53,7 @@ class Signal:
     resources: str  # the request's top-level field, camelCase: resourceSpans, …
     scopes: str
     records: str  # spans, logRecords, metrics (whose data points are counted)
+    grpc_service: str  # the collector service's full name
 
     @property
     def path(self) -> str:
@@ -67,6 +68,7 @@ TRACES = Signal(
     "resourceSpans",
     "scopeSpans",
     "spans",
+    trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"].full_name,
 )
 LOGS = Signal(
     "logs",
@@ -76,6 +78,7 @@ LOGS = Signal(
     "resourceLogs",
     "scopeLogs",
     "logRecords",
+    logs_service_pb2.DESCRIPTOR.services_by_name["LogsService"].full_name,
 )
 METRICS = Signal(
     "metrics",
@@ -85,6 +88,7 @@ METRICS = Signal(
     "resourceMetrics",
     "scopeMetrics",
     "metrics",
+    metrics_service_pb2.DESCRIPTOR.services_by_name["MetricsService"].full_name,
 )
 SIGNALS = (TRACES, LOGS, METRICS)
 

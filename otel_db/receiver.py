@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
 from otel_db.otlp_requests import Signal, StagingRecord
@@ -85,6 +85,18 @@ class Receiver:
             yield hold
         finally:
             self.writer.give_back(hold.size)
+
+    @contextlib.asynccontextmanager
+    async def holding_received(self, size: int, patience: float) -> AsyncIterator[None]:
+        """`holding` for a request already received whole: waits up to `patience` seconds for room in flight."""
+        try:
+            await self.writer.take_when_room(size, patience)
+        except Unavailable as exc:
+            raise self.refused(exc) from None
+        try:
+            yield
+        finally:
+            self.writer.give_back(size)
 
     def refused(self, exc: Unavailable) -> Unavailable:
         """Count the refusal; the caller raises it."""

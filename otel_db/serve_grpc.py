@@ -1,9 +1,13 @@
 """OTLP/gRPC for `otel-db serve`: the Export method of the three collector services.
 
-grpcio's asyncio server (`grpc.aio`) with the service definitions that the
-`opentelemetry-proto` package generates, so the wire contract is the
+grpcio's asyncio server (`grpc.aio`), serving the methods the
+`opentelemetry-proto` package describes, so the wire contract is the
 Collector's. gRPC itself decompresses gzip and enforces the message size
-limit (after decompression); the request arrives decoded.
+limit (after decompression). The request arrives as bytes and is decoded
+as an HTTP body is: counted in flight first (a received request waits for
+room rather than being refused and sent again), at most two decoded at a
+time (`Receiver`), so that many large requests at once cannot take memory
+without bound (decoded as they arrived, 32 requests of 4 MiB took 4 GB).
 
 A request that was not stored ends with UNAVAILABLE and a RetryInfo, which
 the SDKs' exporters honour by retrying after its delay; without the bearer
@@ -19,31 +23,24 @@ import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
-from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
-from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
 from otel_db.otlp_requests import (
-    LOGS,
-    METRICS,
-    TRACES,
+    SIGNALS,
+    MalformedRequest,
     RequestTooLarge,
     Signal,
-    record_from_message,
+    record_from_protobuf,
     response_message,
 )
 from otel_db.receiver import Receiver
 from otel_db.staging_writer import Unavailable
 
-_ADD_SERVICE = {
-    TRACES: trace_service_pb2_grpc.add_TraceServiceServicer_to_server,
-    LOGS: logs_service_pb2_grpc.add_LogsServiceServicer_to_server,
-    METRICS: metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server,
-}
-
 # RPCs beyond this many at once are refused by gRPC (RESOURCE_EXHAUSTED, which clients retry):
-# each holds a whole decoded request before admission can look at it.
-MAX_CONCURRENT_RPCS = 256
+# each holds its whole request (at most --max-body) before admission can look at it.
+MAX_CONCURRENT_RPCS = 64
+# How long a received request waits for room in flight before it is refused (UNAVAILABLE):
+# refused at once, its client would send all of it again a second later, and again.
+RECEIVED_PATIENCE = 30.0
 
 
 def build_server(receiver: Receiver, max_body: int) -> grpc.aio.Server:
@@ -53,32 +50,38 @@ def build_server(receiver: Receiver, max_body: int) -> grpc.aio.Server:
         options=[("grpc.max_receive_message_length", max_body), ("grpc.so_reuseport", 0)],
         maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
     )
-    for signal, add_service in _ADD_SERVICE.items():
-        add_service(ExportService(signal, receiver), server)
+    for signal in SIGNALS:
+        export = ExportService(signal, receiver).Export
+        # No request_deserializer: the method gets the request's bytes.
+        handler: grpc.RpcMethodHandler = grpc.unary_unary_rpc_method_handler(
+            export, response_serializer=signal.response_type.SerializeToString
+        )
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(signal.grpc_service, {"Export": handler}),)
+        )
     return server
 
 
 class ExportService:
-    """One collector service; the generated `add_*Servicer_to_server` needs only its `Export` method."""
+    """The Export method of one collector service."""
 
     def __init__(self, signal: Signal, receiver: Receiver) -> None:
         self.signal = signal
         self.receiver = receiver
 
-    async def Export(self, request: Message, context: grpc.aio.ServicerContext) -> Message:
+    async def Export(self, body: bytes, context: grpc.aio.ServicerContext) -> Message:
         metadata = dict(context.invocation_metadata() or ())
         try:
             if not self.receiver.authorized(_text(metadata.get("authorization"))):
                 raise _Abort(grpc.StatusCode.UNAUTHENTICATED, "a bearer token is required")
-            size = request.ByteSize()
-            self.receiver.metrics.received_bytes.labels(self.signal.name, "grpc").inc(size)
-            with self.receiver.holding(size):
+            self.receiver.metrics.received_bytes.labels(self.signal.name, "grpc").inc(len(body))
+            async with self.receiver.holding_received(len(body), RECEIVED_PATIENCE):
                 receipt = await self.receiver.store(
-                    self.signal, partial(record_from_message, self.signal, request), size
+                    self.signal, partial(record_from_protobuf, self.signal, body), len(body)
                 )
         except Unavailable as exc:
             await self._abort(context, _Abort(grpc.StatusCode.UNAVAILABLE, str(exc), exc.retry_after))
-        except RequestTooLarge as exc:  # not retryable, unlike gRPC's own RESOURCE_EXHAUSTED
+        except (RequestTooLarge, MalformedRequest) as exc:  # not retryable, unlike gRPC's own RESOURCE_EXHAUSTED
             await self._abort(context, _Abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc)))
         except _Abort as abort:
             await self._abort(context, abort)

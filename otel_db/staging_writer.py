@@ -124,6 +124,7 @@ class StagingWriter:
         self._arrived = asyncio.Event()
         self._batch_full = asyncio.Event()
         self._committing = 0  # writers between taking a batch and settling it
+        self._room = asyncio.Event()  # set whenever bytes in flight are given back
         self._closing = False
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -179,13 +180,40 @@ class StagingWriter:
 
     def give_back(self, size: int) -> None:
         self.inflight_bytes -= size
+        self._room.set()
+
+    async def take_when_room(self, size: int, patience: float) -> None:
+        """`take`, waiting up to `patience` seconds while the bytes in flight leave no room for `size` more.
+
+        For a request whose bytes are in memory already (gRPC hands over
+        whole messages): refusing it would only make its client send all of
+        it again a second later.
+        """
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                self.take(size)
+                return
+            except Unavailable as exc:
+                if exc.reason != "overloaded" or time.monotonic() >= deadline:
+                    raise
+            self._room.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(deadline - time.monotonic()):
+                    await self._room.wait()
 
     async def stage(self, line: bytes, *, typed: bool = False) -> str | None:
         """Queue the line and wait until it is committed; raises Unavailable when it was not taken or not stored.
 
         `typed`: the "line" is rows of otel.traces_staging in COPY text format.
+        The line's bytes are counted in flight but never refused for lack of
+        room: its request was admitted with its body's bytes counted
+        (`take`), and refusing the line would make the requests waiting for
+        room take that room, decode, and be refused in turn, for ever.
         """
-        self.take(len(line))
+        if self._closing:
+            raise Unavailable("stopping", "the server is stopping")
+        self.inflight_bytes += len(line)
         queued = _Queued(line, typed, time.monotonic())
         self._queue.append(queued)
         self._queued_bytes += len(line)

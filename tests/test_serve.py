@@ -4,6 +4,7 @@ import base64
 import gzip
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -16,6 +17,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 import psycopg
@@ -44,7 +46,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Link, SpanKind, StatusCode
 
 from tests.helpers import flush, scalar
-from tests.otlp import attribute, log_record, logs_request, span, traces_request
+from tests.otlp import attribute, log_record, logs_request, random_spans, span, traces_request
 
 ROOT = Path(__file__).resolve().parent.parent
 BIG = 2**63 - 1
@@ -276,6 +278,18 @@ def test_with_the_model_serve_embeds_new_signatures(serve, conn):
 # --------------------------------------------------------------------------- the SDK's own exporters
 
 
+def record_results(exporter: Any, results: list[str]) -> None:
+    """Make the exporter append the name of each export's result (SUCCESS, FAILURE) to `results`."""
+    export = exporter.export
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        result = export(*args, **kwargs)
+        results.append(result.name)
+        return result
+
+    exporter.export = recording
+
+
 @pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
 def test_the_sdk_exporters_land_traces_logs_and_metrics_exactly(protocol, serve, conn):
     server = serve("--no-flush")
@@ -290,6 +304,10 @@ def test_the_sdk_exporters_land_traces_logs_and_metrics_exactly(protocol, serve,
         span_exporter = HttpSpanExporter(endpoint=f"{server.url}/v1/traces", compression=HttpCompression.Gzip)
         log_exporter = HttpLogExporter(endpoint=f"{server.url}/v1/logs")
         metric_exporter = HttpMetricExporter(endpoint=f"{server.url}/v1/metrics")
+
+    results: list[str] = []
+    for exporter in (span_exporter, log_exporter, metric_exporter):
+        record_results(exporter, results)
 
     memory = InMemorySpanExporter()
     tracer_provider = TracerProvider(resource=RESOURCE)
@@ -327,6 +345,7 @@ def test_the_sdk_exporters_land_traces_logs_and_metrics_exactly(protocol, serve,
     tracer_provider.shutdown()
     logger_provider.shutdown()
     meter_provider.shutdown()
+    assert len(results) >= 3 and set(results) == {"SUCCESS"}, results  # every export answered as stored
 
     assert scalar(conn, "select count(*) from otel.otlp_staging") > 0
     run = flush(conn)
@@ -656,6 +675,35 @@ class Load:
                 self.acknowledged.append(marker)
             if not self.running:
                 return
+
+
+def test_grpc_requests_over_max_inflight_wait_for_room_and_all_land(serve, conn):
+    """A gRPC request arrives whole: it waits for room in flight instead of being refused and sent again."""
+    server = serve("--no-flush", "--max-inflight", "1MiB")
+    rng = random.Random(5)
+    requests = [
+        trace_service_pb2.ExportTraceServiceRequest.FromString(
+            protobuf_request(traces_request(*random_spans(rng, 4000)), trace_service_pb2.ExportTraceServiceRequest)
+        )
+        for _ in range(8)
+    ]
+    assert all(request.ByteSize() > 300_000 for request in requests)  # three at once fill 1 MiB
+    errors: list[grpc.RpcError] = []
+
+    def send(request: trace_service_pb2.ExportTraceServiceRequest) -> None:
+        with grpc.insecure_channel(server.grpc_target) as channel:
+            try:
+                trace_service_pb2_grpc.TraceServiceStub(channel).Export(request, timeout=60)
+            except grpc.RpcError as exc:  # no retry here: a refusal is a failure
+                errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(request,)) for request in requests]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [error.code() for error in errors] == []
+    assert scalar(conn, "select count(*) from otel.traces_staging") == 8 * 4000
 
 
 def test_sigterm_under_load_keeps_every_acknowledged_request(serve, conn):
