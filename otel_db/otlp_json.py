@@ -296,7 +296,7 @@ def _value(value: Any) -> dict[str, Any]:
             return {"intValue": str(value)}
         raise ValueError(f"integer {value} is out of the int64 range")
     if kind is float:
-        return {"doubleValue": value if math.isfinite(value) else _float_name(value)}
+        return {"doubleValue": value if math.isfinite(value) else float_name(value)}
     return _other_value(value)
 
 
@@ -322,7 +322,8 @@ def _other_value(value: Any) -> dict[str, Any]:
     raise TypeError(f"invalid type {type(value).__name__} of value {value!r}")
 
 
-def _float_name(value: float) -> str:
+def float_name(value: float) -> str:
+    """NaN and the infinities as OTLP/JSON writes them."""
     if math.isnan(value):
         return "NaN"
     return "Infinity" if value > 0 else "-Infinity"

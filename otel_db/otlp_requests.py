@@ -153,6 +153,11 @@ class BoundedBody:
         except zlib.error as exc:
             raise MalformedRequest(f"the body is not valid gzip: {exc}") from None
 
+    @property
+    def size(self) -> int:
+        """The bytes kept so far (inflated)."""
+        return self._size
+
     def finish(self) -> bytes:
         if self._gzip and self.raw_size and not self._inflater.eof:
             raise MalformedRequest("the gzip body ends before its end marker")
@@ -186,7 +191,7 @@ def record_from_protobuf(signal: Signal, body: bytes) -> StagingRecord:
 
 
 def record_from_message(signal: Signal, message: Message) -> StagingRecord:
-    """A decoded request (gRPC hands these over) as its staging rows: typed spans, else an OTLP/JSON line."""
+    """A decoded request as its staging rows: typed spans, else an OTLP/JSON line."""
     if signal is TRACES and (spans := typed_spans(cast(ExportTraceServiceRequest, message))) is not None:
         rows, count = spans
         return StagingRecord(rows or None, count, typed=True)

@@ -290,7 +290,10 @@ class Flusher:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.interval):
                         await stop.wait()
-                await self.flush_once()
+                if not stop.is_set():
+                    await self.flush_once()
+            # `stop` is set once the drain has committed everything: this flush takes all of it.
+            await self.flush_once()
         finally:
             if self._conn is not None:
                 await self._conn.close()

@@ -5,9 +5,11 @@ grpcio's asyncio server (`grpc.aio`), serving the methods the
 Collector's. gRPC itself decompresses gzip and enforces the message size
 limit (after decompression). The request arrives as bytes and is decoded
 as an HTTP body is: counted in flight first (a received request waits for
-room rather than being refused and sent again), at most two decoded at a
-time (`Receiver`), so that many large requests at once cannot take memory
-without bound (decoded as they arrived, 32 requests of 4 MiB took 4 GB).
+room rather than being refused and sent again), large ones decoded at most
+two at a time (`Receiver`). Memory is bounded by --max-inflight plus the
+requests gRPC has received and that wait for room (at most
+MAX_CONCURRENT_RPCS of them); decoded as they arrived, 32 requests of 4 MiB
+took 1.8 to 4 GB.
 
 A request that was not stored ends with UNAVAILABLE and a RetryInfo, which
 the SDKs' exporters honour by retrying after its delay; without the bearer
@@ -38,8 +40,9 @@ from otel_db.staging_writer import Unavailable
 # RPCs beyond this many at once are refused by gRPC (RESOURCE_EXHAUSTED, which clients retry):
 # each holds its whole request (at most --max-body) before admission can look at it.
 MAX_CONCURRENT_RPCS = 64
-# How long a received request waits for room in flight before it is refused (UNAVAILABLE):
-# refused at once, its client would send all of it again a second later, and again.
+# How long a received request waits for room in flight before it is refused (UNAVAILABLE), at most
+# (less when its deadline is nearer): refused at once, its client would send all of it again a second
+# later, and again.
 RECEIVED_PATIENCE = 30.0
 
 
@@ -75,7 +78,8 @@ class ExportService:
             if not self.receiver.authorized(_text(metadata.get("authorization"))):
                 raise _Abort(grpc.StatusCode.UNAUTHENTICATED, "a bearer token is required")
             self.receiver.metrics.received_bytes.labels(self.signal.name, "grpc").inc(len(body))
-            async with self.receiver.holding_received(len(body), RECEIVED_PATIENCE):
+            patience = min(RECEIVED_PATIENCE, context.time_remaining() or RECEIVED_PATIENCE)
+            async with self.receiver.holding_received(len(body), patience):
                 receipt = await self.receiver.store(
                     self.signal, partial(record_from_protobuf, self.signal, body), len(body)
                 )

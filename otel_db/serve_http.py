@@ -113,6 +113,8 @@ async def _export(receiver: Receiver, max_body: int, signal: Signal, request: we
             try:
                 async for piece in request.content.iter_any():
                     body.feed(piece)
+                    # A gzip or chunked body counts as it grows, not as announced.
+                    hold.resize(max(hold.size, body.size))
             finally:
                 receiver.metrics.received_bytes.labels(signal.name, "http").inc(body.raw_size)
             data = body.finish()

@@ -143,34 +143,26 @@ class StagingWriter:
             asyncio.create_task(self._write(conn), name=f"staging writer {i}") for i, conn in enumerate(connections)
         ]
 
-    def refusal(self) -> Unavailable | None:
-        """Why a request would be refused now (before its body is read), or None."""
+    def take(self, size: int, *, held: int = 0) -> None:
+        """Count `size` more bytes in flight, or raise Unavailable (stopping, behind, or no room for them).
+
+        Bytes taken this way (a request body being read and decoded) are
+        given back with `give_back`; a staged line's are given back when its
+        batch is settled. `held`: bytes the caller has in flight already (a
+        body growing as it is inflated). Bytes larger than `max_inflight`
+        on their own are taken when nothing else is in flight, so that they
+        are not refused for ever.
+        """
+        others = self.inflight_bytes - held
         if self._closing:
-            return Unavailable("stopping", "the server is stopping")
-        if self.inflight_bytes >= self.max_inflight:
-            return Unavailable(
-                "overloaded", f"{self.inflight_bytes} bytes of requests are being stored (limit {self.max_inflight})"
-            )
+            raise Unavailable("stopping", "the server is stopping")
         if self.max_backlog and self.backlog_bytes > self.max_backlog:
-            return Unavailable(
+            raise Unavailable(
                 "backlog",
                 f"the staging tables hold {self.backlog_bytes} bytes waiting for otel.flush()"
                 f" (limit {self.max_backlog})",
             )
-        return None
-
-    def take(self, size: int) -> None:
-        """Count `size` more bytes in flight, or raise Unavailable when they would pass `max_inflight`.
-
-        Bytes taken this way (a request body being read and decoded) are
-        given back with `give_back`; a staged line's are given back when its
-        batch is settled. Bytes larger than `max_inflight` on their own are
-        taken when nothing else is in flight, so that they are not refused
-        for ever.
-        """
-        if (refused := self.refusal()) is not None:
-            raise refused
-        if self.inflight_bytes and self.inflight_bytes + size > self.max_inflight:
+        if others and self.inflight_bytes + size > self.max_inflight:
             raise Unavailable(
                 "overloaded",
                 f"{self.inflight_bytes} bytes of requests are being stored; {size} more would pass the limit"

@@ -30,7 +30,7 @@ from typing import Any
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from otel_db.otlp_json import dumps
+from otel_db.otlp_json import dumps, float_name
 
 TYPED_SPAN_COLUMNS = (
     "trace_id, span_id, parent_span_id, trace_state, flags, name, kind, start_time, end_time,"
@@ -43,7 +43,6 @@ NULL = "\\N"
 # COPY text format: these four characters are written as escapes in a field.
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
 
 
 def typed_spans(request: ExportTraceServiceRequest) -> tuple[bytes, int] | None:
@@ -134,9 +133,7 @@ def value(any_value: AnyValue) -> Any:
             return any_value.bool_value
         case "double_value":
             number = any_value.double_value
-            if math.isfinite(number):
-                return number
-            return "NaN" if math.isnan(number) else _NON_FINITE[number]
+            return number if math.isfinite(number) else float_name(number)
         case "bytes_value":
             return base64.b64encode(any_value.bytes_value).decode()
         case "array_value":
@@ -185,7 +182,12 @@ def _links(links: Any) -> str | None:
 
 
 def _service_name(service: Any) -> str | None:
-    """What `->> 'service.name'` gives on the resource's JSON attributes."""
+    """What `->> 'service.name'` gives on the resource's JSON attributes, for a string, integer or boolean.
+
+    A double, array or kvlist service name (which no SDK sends) is written
+    as Python writes it: `1e+20` where PostgreSQL writes
+    `100000000000000000000`, no space after a comma.
+    """
     return service if service is None or isinstance(service, str) else dumps(service)
 
 

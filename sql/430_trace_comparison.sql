@@ -169,7 +169,8 @@ as $$
                     then 'slower' end,
                case when c.duration_ms_b <= c.duration_ms_a / 2 and c.duration_ms_a - c.duration_ms_b >= 1
                     then 'faster' end,
-               case when c.differing_attributes is not null then 'attributes' end
+               case when c.span_id_a is not null and c.span_id_b is not null
+                     and c.differing_attributes is not null then 'attributes' end
            ], null),
            c.start_time
       from compared as c

@@ -347,7 +347,8 @@ def test_the_sdk_exporters_land_traces_logs_and_metrics_exactly(protocol, serve,
     meter_provider.shutdown()
     assert len(results) >= 3 and set(results) == {"SUCCESS"}, results  # every export answered as stored
 
-    assert scalar(conn, "select count(*) from otel.otlp_staging") > 0
+    assert scalar(conn, "select count(*) from otel.traces_staging") == 40  # protobuf spans: typed rows
+    assert scalar(conn, "select count(*) from otel.otlp_staging") > 0  # logs and metrics: OTLP/JSON lines
     run = flush(conn)
     assert (run["spans"], run["logs"], run["metric_points"], run["dead_lettered"]) == (40, 20, 3, 0)
 

@@ -128,7 +128,7 @@ def checkout(
     ]
     if retry:
         frontend.append(a_span(trace, 8, 1, "retry payment", start, (91, 99)))
-        frontend.append(a_span(trace, 9, 8, "POST", start, (92, 98), kind=CLIENT))
+        frontend.append(a_span(trace, 9, 8, "POST", start, (92, 98), kind=CLIENT, attributes={"retry": 1}))
     payment = [
         a_span(
             trace,
