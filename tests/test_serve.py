@@ -728,6 +728,54 @@ def test_sigterm_under_load_keeps_every_acknowledged_request(serve, conn):
     assert "stopping: no new requests" in output and "stopped:" in output
 
 
+def test_sigkill_while_flushing_loses_no_acknowledged_span(serve, conn):
+    """Acknowledged means stored: kill -9 in the middle of receiving and flushing, then look for every span."""
+    server = serve("--flush-interval", "0.5")
+    acknowledged: list[str] = []
+    sending = threading.Event()
+    sending.set()
+
+    def client(seed: int) -> None:
+        rng = random.Random(seed)
+        while sending.is_set():
+            request = traces_request(*random_spans(rng, 50))
+            try:
+                answer = post(
+                    f"{server.url}/v1/traces",
+                    protobuf_request(request, trace_service_pb2.ExportTraceServiceRequest),
+                    PROTOBUF,
+                )
+            except OSError:  # the server is gone
+                return
+            if answer.status == 200:
+                acknowledged.extend(s["spanId"] for s in request["resourceSpans"][0]["scopeSpans"][0]["spans"])
+
+    threads = [threading.Thread(target=client, args=(seed,)) for seed in range(4)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 30
+    while (len(acknowledged) < 5000 or not scalar(conn, "select count(*) from otel.flush_runs")) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.05)
+    server.process.kill()
+    server.process.wait()
+    sending.clear()
+    for thread in threads:
+        thread.join()
+
+    stored = {
+        row[0]
+        for row in conn.execute(
+            "select span_id from otel.traces union all select span_id from otel.traces_staging"
+            " union all select span_id from otel.claimed_traces"
+        )
+    }
+    assert scalar(conn, "select count(*) from otel.flush_runs") > 0  # killed while flushing went on
+    assert len(acknowledged) >= 5000
+    assert set(acknowledged) <= stored
+
+
 def test_the_stop_flushes_what_it_committed(serve, conn):
     server = serve("--flush-interval", "3600")
     request = traces_request(span(), span())
