@@ -15,7 +15,8 @@ import json
 import os
 import stat
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,15 @@ class CommandError(Exception):
     def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
         super().__init__(message)
         self.code = code
+
+
+@contextmanager
+def _arguments_refused() -> Iterator[None]:
+    """An argument the client or the server refused (ValueError, InvalidArgument) as a one-line failure."""
+    try:
+        yield
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -523,10 +533,8 @@ def _heading(title: str) -> None:
 
 
 def cmd_similar(client: Client, args: argparse.Namespace) -> int:
-    try:
+    with _arguments_refused():
         results = client.similar_traces(args.query, k=args.k, min_similarity=args.min_similarity, service=args.service)
-    except ValueError as exc:
-        raise CommandError(str(exc)) from None
     if not results:
         print("no similar traces (is everything embedded? try `otel-db embed`, or a lower --min-similarity)")
         return EXIT_OK
@@ -542,10 +550,8 @@ def cmd_similar(client: Client, args: argparse.Namespace) -> int:
 
 
 def cmd_root_cause(client: Client, args: argparse.Namespace) -> int:
-    try:
+    with _arguments_refused():
         causes = client.root_cause(args.trace_id)
-    except ValueError as exc:
-        raise CommandError(str(exc)) from None
     if not causes:
         print(f"no failing spans in trace {args.trace_id.strip()} (or no such trace)")
         return EXIT_OK
@@ -570,10 +576,8 @@ def cmd_root_cause(client: Client, args: argparse.Namespace) -> int:
 
 
 def cmd_compare(client: Client, args: argparse.Namespace) -> int:
-    try:
+    with _arguments_refused():
         differences = client.compare_traces(args.a, args.b)
-    except ValueError as exc:
-        raise CommandError(str(exc)) from None
     if not differences:
         print(f"nothing to compare: trace {args.a.strip()} or {args.b.strip()} is not stored")
         return EXIT_OK
@@ -601,10 +605,8 @@ def cmd_compare(client: Client, args: argparse.Namespace) -> int:
 
 
 def cmd_explain(client: Client, args: argparse.Namespace) -> int:
-    try:
+    with _arguments_refused():
         explanations = client.explain_trace(args.trace_id, k=args.k)
-    except ValueError as exc:
-        raise CommandError(str(exc)) from None
     if not explanations:
         print(
             f"no difference holds in most comparisons for trace {args.trace_id.strip()} (or no healthy trace of"
