@@ -63,18 +63,23 @@ def released_routine(revision: str, routine: str, part: str = "UPGRADE") -> str:
     """The definition of `routine` (say "otel.flush_process") in a released revision's UPGRADE or DOWNGRADE.
 
     Its `create or replace` statement and the `comment on` after it, for a
-    later revision's downgrade to restore. Released revisions never change
-    (migrations/released.sha256), so the text is the one that revision left.
+    later revision's downgrade to restore. An overloaded routine is named
+    with its argument types as its comment gives them, say
+    "otel.similar_traces(text, integer, double precision, text, timestamptz)"
+    (types with parentheses of their own, numeric(10,2), are not supported).
+    Released revisions never change (migrations/released.sha256), so the
+    text is the one that revision left.
     """
     scripts = op.get_context().script
     assert scripts is not None  # Alembic's commands always give the context their script directory
     module = scripts.get_revision(revision).module
-    name = re.escape(routine)
-    definition = re.search(
-        rf"^create or replace (function|procedure) {name}\(.*?^comment on \1 {name}\(.*?';$",
+    name, _, arguments = routine.partition("(")
+    name = re.escape(name)
+    for definition in re.finditer(
+        rf"^create or replace (function|procedure) {name}\(.*?^comment on \1 {name}\((?P<arguments>[^)]*)\).*?';$",
         getattr(module, part),
         re.MULTILINE | re.DOTALL,
-    )
-    if definition is None:
-        raise LookupError(f"revision {revision} defines no {routine} in its {part}")
-    return definition.group(0)
+    ):
+        if not arguments or definition["arguments"] == arguments.removesuffix(")"):
+            return definition.group(0)
+    raise LookupError(f"revision {revision} defines no {routine} in its {part}")

@@ -132,7 +132,7 @@ def test_a_trace_finds_traces_like_it_never_itself(conn, catalogue):
     assert {r[0] for r in rows} == set(others)
 
 
-def test_a_failing_trace_is_searched_by_its_error_spans(conn):
+def test_a_failing_trace_without_an_exception_is_searched_by_its_error_span(conn):
     trace_id = hex_id(32)
     root = span(traceId=trace_id, name="checkout cart")
     failing = span(traceId=trace_id, name="charge card", parentSpanId=root["spanId"], status={"code": 2})
@@ -144,6 +144,74 @@ def test_a_failing_trace_is_searched_by_its_error_spans(conn):
     found = {r[0] for r in conn.execute("select trace_id from otel.similar_traces(%s, 10, 0.9)", (trace_id,))}
     assert found == set(declined)
     assert not found & set(carts)
+
+
+def propagated(conn, raised: str, exception: str, start: int) -> tuple[str, str]:
+    """A gateway answers 502 because a checkout call answered 500 because `raised` raised `exception`.
+
+    Returns the trace id and the id of the span that raised.
+    """
+    trace_id = hex_id(32)
+    started = 1_764_000_000_000_000_000 + start * 1_000_000_000
+    times = {"startTimeUnixNano": str(started), "endTimeUnixNano": str(started + 250_000_000)}
+
+    def http(code: int) -> list[dict]:
+        return [{"key": "http.response.status_code", "value": {"intValue": str(code)}}]
+
+    gateway = span(traceId=trace_id, name="POST /orders", status={"code": 2}, attributes=http(502), **times)
+    call = span(
+        traceId=trace_id,
+        name="POST",
+        kind=3,
+        parentSpanId=gateway["spanId"],
+        status={"code": 2},
+        attributes=http(500),
+        **times,
+    )
+    server = span(
+        traceId=trace_id,
+        name="POST /charge",
+        parentSpanId=call["spanId"],
+        status={"code": 2},
+        attributes=http(500),
+        **times,
+    )
+    cause = span(
+        traceId=trace_id,
+        name=raised,
+        kind=1,
+        parentSpanId=server["spanId"],
+        status={"code": 2, "message": f"{exception}: no"},
+        attributes=[],
+        events=[{"name": "exception", "attributes": [{"key": "exception.type", "value": {"stringValue": exception}}]}],
+        **times,
+    )
+    stage_otlp(conn, [traces_request(gateway, call, server, cause)])
+    return trace_id, cause["spanId"]
+
+
+def test_a_failing_trace_is_searched_by_where_its_failure_began(conn):
+    """Three generic error spans (502, 500, 500) above the one that raised must not decide the answer."""
+    query, _ = propagated(conn, "authorize card", "CardDeclined", 0)
+    same = [propagated(conn, "authorize card", "CardDeclined", i) for i in range(1, 3)]
+    other = [propagated(conn, "reserve stock", "OutOfStock", i) for i in range(3, 6)]
+    flush(conn)
+    embed_by_name(
+        conn,
+        {
+            "| internal authorize card": axis_vector((5, 1)),
+            "| internal reserve stock": axis_vector((7, 1)),
+            "POST": axis_vector((6, 1)),  # the gateway's, the call's and the server's spans
+        },
+    )
+    rows = conn.execute(
+        "select trace_id, span_id, similarity from otel.similar_traces(%s, 10, 0.5)", (query,)
+    ).fetchall()
+    # each like trace once, by the span that raised, and nothing else: the
+    # mean of the four error spans would have found the OutOfStock traces too
+    assert sorted((t, s) for t, s, _ in rows) == sorted(same)
+    assert [round(v, 6) for _, _, v in rows] == [1.0, 1.0]
+    assert not {t for t, _, _ in rows} & {t for t, _ in other}
 
 
 def test_unknown_or_unembedded_traces_give_nothing(conn, catalogue):
