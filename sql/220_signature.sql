@@ -44,6 +44,44 @@ as $$
 $$;
 comment on function otel.http_reason(text) is 'The reason phrase of an HTTP status code, null for unusual codes';
 
+create or replace function otel.grpc_status_name(code text)
+returns text
+language sql immutable parallel safe
+as $$
+    select case code
+        when '0' then 'ok' when '1' then 'cancelled' when '2' then 'unknown' when '3' then 'invalid argument'
+        when '4' then 'deadline exceeded' when '5' then 'not found' when '6' then 'already exists'
+        when '7' then 'permission denied' when '8' then 'resource exhausted' when '9' then 'failed precondition'
+        when '10' then 'aborted' when '11' then 'out of range' when '12' then 'unimplemented'
+        when '13' then 'internal' when '14' then 'unavailable' when '15' then 'data loss'
+        when '16' then 'unauthenticated'
+    end
+$$;
+comment on function otel.grpc_status_name(text) is
+    'The name of a gRPC status code in words (14: unavailable), null for codes outside 0-16';
+
+create or replace function otel.identifier_words(identifier text)
+returns text
+language sql immutable parallel safe
+as $$
+    -- The last part of a qualified name (psycopg.errors.QueryCanceled,
+    -- java.net.SocketTimeoutException, *errors.errorString), cut where the
+    -- case changes: a model reads "query canceled" better than one token
+    -- soup. Acronyms stay whole (HTTPError: "http error"). Null when the
+    -- name is a single word already.
+    select nullif(words, lower(last_part))
+      from (select regexp_replace(identifier, '^.*[.$:/\\]', '') as last_part) as l
+     cross join lateral (
+         select trim(regexp_replace(lower(regexp_replace(regexp_replace(
+                    l.last_part,
+                    '([A-Z]+)([A-Z][a-z])', '\1 \2', 'g'),
+                    '([a-z0-9])([A-Z])', '\1 \2', 'g')),
+                    '[^a-z0-9]+', ' ', 'g')) as words
+     ) as w
+$$;
+comment on function otel.identifier_words(text) is
+    'The last part of a qualified class name in lower-case words (psycopg.errors.QueryCanceled: "query canceled"), null when it is one word';
+
 create or replace function otel.exception_event_attributes(events jsonb)
 returns jsonb
 language sql immutable parallel safe
@@ -81,7 +119,7 @@ as $$
     -- from an empty one. Error messages count with every digit but 0 read
     -- as 1: otel.normalize_text() tells those apart nowhere, so messages
     -- that differ only in them (ids, counts) normalise the same, and one of
-    -- them stands for all. 64 bits, chained over 15 fields: two of a flush's
+    -- them stands for all. 64 bits, chained over 16 fields: two of a flush's
     -- distinct inputs share a hash with odds of about 1 in 10^9 at 30,000
     -- inputs, and then only the signature label of their spans is affected.
     select hashtextextended(coalesce(service_name, e'\x02'),
@@ -100,7 +138,8 @@ as $$
            hashtextextended(coalesce(attributes ->> 'db.collection.name', attributes ->> 'db.sql.table', e'\x02'),
            hashtextextended(coalesce(attributes ->> 'messaging.system', e'\x02'),
            hashtextextended(coalesce(attributes ->> 'messaging.operation.type', attributes ->> 'messaging.operation', e'\x02'),
-           hashtextextended(coalesce(attributes ->> 'messaging.destination.name', e'\x02'), 0)))))))))))))))
+           hashtextextended(coalesce(attributes ->> 'messaging.destination.name', e'\x02'),
+           hashtextextended(coalesce(attributes ->> 'rpc.grpc.status_code', e'\x02'), 0))))))))))))))))
 $$;
 comment on function otel.signature_input(text, text, text, text, text, jsonb, jsonb) is
     'A hash of the span fields otel.span_signature() reads: spans with equal hashes share a signature';
@@ -112,15 +151,14 @@ returns text
 language plpgsql immutable parallel safe
 as $$
 -- Reads the same fields as otel.signature_input(): change both together.
--- PL/pgSQL for its variables: the exception event is looked up once, and an
--- exception message equal to the status message (the usual case) is
--- normalised once.
+-- PL/pgSQL for its variables: the exception event is looked up once.
 declare
     exception_attributes jsonb;
     exception_type text;
     exception_message text;
     error_message text;
     http_status text := coalesce(attributes ->> 'http.response.status_code', attributes ->> 'http.status_code');
+    grpc_status text := attributes ->> 'rpc.grpc.status_code';
 begin
     exception_attributes := otel.exception_event_attributes(events);
     exception_type := exception_attributes ->> 'exception.type';
@@ -128,14 +166,25 @@ begin
     if status_code = 'ERROR' then
         error_message := otel.normalize_text(status_message);
     end if;
+    -- The exception's message is left out where the error message already
+    -- says it (SDKs set the status to "Type: message"): repeated, it would
+    -- weigh twice in the embedding and push the rest of the text aside.
+    if status_code = 'ERROR' and exception_message = status_message then
+        exception_message := null;
+    else
+        exception_message := otel.normalize_text(exception_message);
+        if position(exception_message in error_message) > 0 then
+            exception_message := null;
+        end if;
+    end if;
     return left(concat_ws(' | ',
         service_name,
         lower(kind) || ' ' || otel.normalize_text(name),
         case when status_code = 'ERROR' then concat_ws(': ', 'error', error_message) end,
         case when exception_type is not null or exception_message is not null
-             then concat_ws(': ', 'exception ' || exception_type,
-                            case when status_code = 'ERROR' and exception_message = status_message then error_message
-                                 else otel.normalize_text(exception_message) end) end,
+             then concat_ws(': ', 'exception ' || exception_type
+                                           || coalesce(' (' || otel.identifier_words(exception_type) || ')', ''),
+                            exception_message) end,
         nullif(concat_ws(' ',
             coalesce(attributes ->> 'http.request.method', attributes ->> 'http.method'),
             otel.normalize_text(coalesce(attributes ->> 'http.route', attributes ->> 'url.template')),
@@ -147,9 +196,10 @@ begin
         nullif(concat_ws(' ',
             attributes ->> 'messaging.system',
             coalesce(attributes ->> 'messaging.operation.type', attributes ->> 'messaging.operation'),
-            otel.normalize_text(attributes ->> 'messaging.destination.name')), '')
+            otel.normalize_text(attributes ->> 'messaging.destination.name')), ''),
+        'grpc ' || left(grpc_status, 40) || coalesce(' ' || otel.grpc_status_name(grpc_status), '')
     ), 1000);
 end
 $$;
 comment on function otel.span_signature(text, text, text, text, text, jsonb, jsonb) is
-    'The normalised text a span is embedded by: service, kind and name, error status and message, exception type and message, HTTP method, route and status with its reason phrase, database system and operation, messaging destination';
+    'The normalised text a span is embedded by: service, kind and name, error status and message, exception type (and its name in words) and message (unless the error message says it), HTTP method, route and status with its reason phrase, database system and operation, messaging destination, gRPC status code with its name';

@@ -40,7 +40,9 @@ grant select on otel.traces, otel.trace_summaries, otel.logs, otel.metrics, otel
                 otel.flush_runs to otel_reader;
 
 grant select, insert, update, delete, truncate on all tables in schema otel to otel_admin;
-grant execute on procedure otel.flush(), otel.retry_dlq(integer), otel.maintain(integer) to otel_admin;
+grant execute on procedure otel.flush(), otel.retry_dlq(integer), otel.maintain(integer), otel.resign_spans(timestamptz)
+    to otel_admin;
+grant execute on function otel.resign_signatures(date), otel.resign_partition(date) to otel_admin;
 grant execute on function otel.flush_claim(), otel.flush_process(timestamptz, text[]) to otel_admin;
 grant execute on function otel.schedule_flush(text), otel.unschedule_flush(), otel.dead_letter(text, text, text, text, text)
     to otel_admin;
@@ -68,7 +70,7 @@ grant execute on function
     otel.align_traces(text, text[]),
     otel.compare_traces(text, text),
     otel.explain_trace(text, integer),
-    otel.suspect_attributes(text, text, timestamptz, timestamptz),
+    otel.suspect_attributes(text, text, timestamptz, timestamptz, double precision),
     otel.search_logs(text, timestamptz, timestamptz, text, integer, integer),
     otel.metric_series(text, interval, timestamptz, timestamptz, jsonb, text),
     otel.check_metric_series_arguments(text, interval, timestamptz, timestamptz, jsonb, text),

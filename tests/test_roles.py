@@ -62,6 +62,7 @@ def test_admin_runs_the_pipeline(conn, login_role):
     stage_otlp(conn, [traces_request(span())])
     admin.execute("call otel.flush()")
     admin.execute("call otel.retry_dlq()")
+    admin.execute("call otel.resign_spans()")
     assert scalar(admin, "select count(*) from otel.traces") == 1
 
 

@@ -146,7 +146,65 @@ def test_an_http_error_span_reads_as_a_person_would_search_it(conn):
     )
     assert signature_of(conn, body) == (
         "checkout | server POST /orders/<num> | error: payment for order <num> declined"
-        " | exception CardDeclined: card <num> declined | POST /orders/{id} 402 Payment Required"
+        " | exception CardDeclined (card declined): card <num> declined | POST /orders/{id} 402 Payment Required"
+    )
+
+
+@pytest.mark.parametrize(
+    ("class_name", "words"),
+    [
+        ("psycopg.errors.QueryCanceled", "query canceled"),
+        ("java.net.SocketTimeoutException", "socket timeout exception"),
+        ("HTTPError", "http error"),
+        ("System.IO.IOException", "io exception"),
+        ("*errors.errorString", "error string"),
+        ("Foo::BarBaz", "bar baz"),
+        ("shop$OutOfStock", "out of stock"),
+        ("my_custom_error", "my custom error"),
+        ("Exception", None),  # one word already
+        ("timeout", None),
+        (None, None),
+    ],
+)
+def test_exception_class_names_are_spelled_out_in_words(conn, class_name, words):
+    assert scalar(conn, "select otel.identifier_words(%s)", (class_name,)) == words
+
+
+def grpc_call(code: int | str) -> dict:
+    value = {"intValue": str(code)} if isinstance(code, int) else string(code)
+    return span(
+        name="shop.Shipping/Quote",
+        kind=3,
+        attributes=[attribute("rpc.system", string("grpc")), attribute("rpc.grpc.status_code", value)],
+    )
+
+
+def test_a_grpc_span_carries_its_status_code_and_name(conn):
+    assert signature_of(conn, grpc_call(14)) == "checkout | client shop.Shipping/Quote | grpc 14 unavailable"
+    assert signature_of(conn, grpc_call(4)) == "checkout | client shop.Shipping/Quote | grpc 4 deadline exceeded"
+    assert signature_of(conn, grpc_call(99)) == "checkout | client shop.Shipping/Quote | grpc 99"
+    assert signature_of(conn, grpc_call("UNAVAILABLE")) == "checkout | client shop.Shipping/Quote | grpc UNAVAILABLE"
+    assert scalar(conn, "select count(*) from otel.span_signatures") == 4
+
+
+def test_an_exception_message_the_error_message_holds_is_said_once(conn):
+    body = span(
+        name="SELECT shop.orders",
+        kind=3,
+        status={"code": 2, "message": "QueryCanceled: canceling statement due to statement timeout"},
+        events=[
+            {
+                "name": "exception",
+                "attributes": [
+                    attribute("exception.type", string("psycopg.errors.QueryCanceled")),
+                    attribute("exception.message", string("canceling statement due to statement timeout")),
+                ],
+            }
+        ],
+    )
+    assert signature_of(conn, body) == (
+        "checkout | client SELECT shop.orders | error: QueryCanceled: canceling statement due to statement timeout"
+        " | exception psycopg.errors.QueryCanceled (query canceled) | GET"
     )
 
 
