@@ -217,10 +217,16 @@ class AsyncClient(BaseClient):
         return await self._fetch(queries.explain_trace(trace_id, k))
 
     async def suspect_attributes(
-        self, service: str, operation: str | None = None, *, since: datetime, until: datetime | None = None
+        self,
+        service: str,
+        operation: str | None = None,
+        *,
+        since: datetime,
+        until: datetime | None = None,
+        slower_than_percentile: float | None = None,
     ) -> list[SuspectAttribute]:
-        """Attribute values over-represented in failing spans; see `Client.suspect_attributes`."""
-        return await self._fetch(queries.suspect_attributes(service, operation, since, until))
+        """Attribute values over-represented in failing (or slow) spans; see `Client.suspect_attributes`."""
+        return await self._fetch(queries.suspect_attributes(service, operation, since, until, slower_than_percentile))
 
     async def trace_logs(self, trace_id: str) -> list[LogRecord]:
         """The log records of a trace, by time; see `Client.trace_logs`."""

@@ -12,12 +12,14 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import math
 import os
 import stat
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +28,8 @@ from psycopg import errors, sql
 from tabulate import tabulate
 from tqdm import tqdm
 
-from otel_db.client import Client
-from otel_db.embed import embed_pending, pending_count, watch
+from otel_db.client import Client, is_trace_id
+from otel_db.embed import EmbedReport, embed_pending, pending_count, watch
 from otel_db.ingest import (
     SIGNALS,
     IngestError,
@@ -71,10 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="""examples:
   otel-db ingest app.jsonl                 load OTLP/JSON lines and flush
   otel-db embed --watch                    keep the span signatures embedded
-  otel-db similar "card declined" --min-similarity 0.3
+  otel-db similar "customers could not pay"
   otel-db similar 5b8efff798038103d269b633813fc60c
   otel-db root-cause 5b8efff798038103d269b633813fc60c
   otel-db explain 5b8efff798038103d269b633813fc60c
+  otel-db suspects payment "POST /charge" --since 6h
   otel-db stats
   otel-db serve                            receive OTLP (HTTP :4318, gRPC :4317), flush and embed
 
@@ -128,7 +131,9 @@ settings: OTEL_STORAGE_* environment variables (see the README).""",
     )
     embed.add_argument("--watch", action="store_true", help="keep going: wait for new signatures (LISTEN)")
     embed.add_argument("--batch-size", type=_positive_int, metavar="N", help="signatures per transaction")
-    embed.add_argument("--progress", action="store_true", help="show the progress bar even when not on a TTY")
+    embed.add_argument(
+        "--progress", action="store_true", help="show the progress bar even when not on a TTY (not with --watch)"
+    )
     embed.set_defaults(run=cmd_embed)
 
     similar = commands.add_parser(
@@ -139,7 +144,13 @@ settings: OTEL_STORAGE_* environment variables (see the README).""",
     )
     similar.add_argument("query", metavar="QUERY")
     similar.add_argument("-k", type=_positive_int, default=10, help="how many traces (default 10, at most 1000)")
-    similar.add_argument("--min-similarity", type=float, metavar="X", help="cosine similarity floor (default 0.85)")
+    similar.add_argument(
+        "--min-similarity",
+        type=float,
+        metavar="X",
+        help="cosine similarity floor (default: 0.2 for text, 0.85 for a trace id; "
+        "OTEL_STORAGE_TEXT_SIMILARITY_THRESHOLD, OTEL_STORAGE_SIMILARITY_THRESHOLD)",
+    )
     similar.add_argument("--service", help="only spans of this service")
     similar.set_defaults(run=cmd_similar)
 
@@ -178,6 +189,28 @@ settings: OTEL_STORAGE_* environment variables (see the README).""",
     )
     explain.set_defaults(run=cmd_explain)
 
+    suspects = commands.add_parser(
+        "suspects",
+        help="attribute values that failing (or slow) spans of a service share",
+        description="Show the attribute values over-represented in the failing spans of SERVICE (and "
+        "OPERATION) against its other spans in a time window (otel.suspect_attributes()), best first; "
+        "with --slow P, in its spans slower than the P percentile instead.",
+    )
+    suspects.add_argument("service", metavar="SERVICE")
+    suspects.add_argument("operation", metavar="OPERATION", nargs="?", help="a span name (default: all)")
+    suspects.add_argument(
+        "--since",
+        type=_time_ago,
+        default="1h",
+        metavar="WHEN",
+        help="start of the window: an age (30m, 6h, 2d) or a timestamp (default 1h; at most 31 days)",
+    )
+    suspects.add_argument("--until", type=_time_ago, metavar="WHEN", help="end of the window (default now)")
+    suspects.add_argument(
+        "--slow", type=float, metavar="P", help="look at the spans slower than the P percentile (0.95, say)"
+    )
+    suspects.set_defaults(run=cmd_suspects)
+
     demo = commands.add_parser(
         "demo",
         help="run an instrumented shop through the exporters, then query what landed",
@@ -209,6 +242,21 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
+
+
+_AGE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def _time_ago(text: str) -> datetime:
+    """An age (30m, 6h, 2d: that long before now) or an ISO 8601 timestamp (UTC unless it says otherwise)."""
+    value = text.strip()
+    if value[:-1].isdigit() and value[-1:] in _AGE_UNITS:
+        return datetime.now(UTC) - timedelta(**{_AGE_UNITS[value[-1]]: int(value[:-1])})
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an age (30m, 6h, 2d) or a timestamp, got {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -417,14 +465,26 @@ def cmd_embed(client: Client, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     batch_size = args.batch_size or client.settings.batch_size
+    if args.watch:
+        print(
+            f"embed: watching for new span signatures ({pending_count(conn):,} pending), embedding with "
+            f"{embedder}; Ctrl-C stops",
+            flush=True,
+        )
+
+        def say(done: EmbedReport, seconds: float) -> None:
+            print(
+                f"{datetime.now():%Y-%m-%d %H:%M:%S} embedded {done.embedded:,} signatures in {seconds:.1f} s"
+                f"{done.failures()}; {pending_count(conn):,} pending",
+                flush=True,
+            )
+
+        watch(conn, embedder, batch_size, on_round=say)  # until interrupted
+        return EXIT_OK
     show = args.progress or sys.stderr.isatty()
     with tqdm(total=pending_count(conn), unit="sig", file=sys.stderr, disable=not show, dynamic_ncols=True) as bar:
-        if args.watch:
-            report = watch(conn, embedder, batch_size, progress=bar.update)
-        else:
-            report = embed_pending(conn, embedder, batch_size, progress=bar.update)
-    failed = f", {report.failed:,} failed (see otel.embedding_status)" if report.failed else ""
-    print(f"embed: {report.embedded:,} signatures embedded with {embedder}{failed}")
+        report = embed_pending(conn, embedder, batch_size, progress=bar.update)
+    print(f"embed: {report.embedded:,} signatures embedded with {embedder}{report.failures()}")
     return EXIT_OK
 
 
@@ -446,7 +506,7 @@ def cmd_demo(client: Client, args: argparse.Namespace) -> int:
     print(f"embed: {report.embedded:,} new signatures embedded with {client.embedder()}")
 
     _heading(f'similar traces: "{_DEMO_QUESTION}"')
-    results = client.similar_traces(_DEMO_QUESTION, k=5, min_similarity=0.3)
+    results = client.similar_traces(_DEMO_QUESTION, k=5)
     print(
         _render(
             ["trace", "service", "span", "status", "message", "similarity"],
@@ -536,7 +596,7 @@ def cmd_similar(client: Client, args: argparse.Namespace) -> int:
     with _arguments_refused():
         results = client.similar_traces(args.query, k=args.k, min_similarity=args.min_similarity, service=args.service)
     if not results:
-        print("no similar traces (is everything embedded? try `otel-db embed`, or a lower --min-similarity)")
+        print(_nothing_similar(client, args))
         return EXIT_OK
     rows = [
         (r.trace_id, r.service or "", r.name, r.status, f"{r.duration_ms:,.1f} ms", f"{r.similarity:.3f}")
@@ -544,6 +604,33 @@ def cmd_similar(client: Client, args: argparse.Namespace) -> int:
     ]
     print(_render(["trace", "service", "span", "status", "duration", "similarity"], rows))
     return EXIT_OK
+
+
+def _nothing_similar(client: Client, args: argparse.Namespace) -> str:
+    """Why `similar` found nothing, and what to try: the closest trace below the floor, or what is missing."""
+    by_trace = is_trace_id(args.query)
+    floor = args.min_similarity
+    if floor is None:
+        floor = client.settings.similarity_threshold if by_trace else client.settings.text_similarity_threshold
+    pending = (client.connection().execute("select pending from otel.embedding_status").fetchone() or (0,))[0]
+    waiting = f"; {pending:,} span signatures wait to be embedded (`otel-db embed`)" if pending else ""
+    closest = client.similar_traces(args.query, k=1, min_similarity=-1.0, service=args.service)
+    if closest:
+        best = closest[0]
+        lower = max(-1.0, math.floor(best.similarity * 20) / 20)
+        return (
+            f"no trace scores {floor:.2f} or more; the closest is trace {best.trace_id} "
+            f"({best.service or '?'}: {best.name}) at {best.similarity:.3f}: try --min-similarity {lower:.2f}"
+            + ("" if by_trace else ", or other words")
+            + waiting
+        )
+    if by_trace:
+        return (
+            f"nothing to compare with: trace {args.query.strip()} is not stored, or its spans are not embedded yet"
+            + (waiting or " (`otel-db embed`)")
+        )
+    scope = f" of service {args.service}" if args.service else ""
+    return f"no span{scope} is embedded yet" + (waiting or ": store some traces, then run `otel-db embed`")
 
 
 # --------------------------------------------------------------------------- root-cause
@@ -615,6 +702,32 @@ def cmd_explain(client: Client, args: argparse.Namespace) -> int:
         return EXIT_OK
     rows = [(e.rank, f"{e.holds_in}/{e.compared}", e.kind, e.span_id or "", e.description) for e in explanations]
     print(_render(["rank", "holds", "kind", "span id", "difference"], rows))
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- suspects
+
+
+def cmd_suspects(client: Client, args: argparse.Namespace) -> int:
+    with _arguments_refused():
+        found = client.suspect_attributes(
+            args.service, args.operation, since=args.since, until=args.until, slower_than_percentile=args.slow
+        )
+    flagged = "slow" if args.slow is not None else "failing"
+    if not found:
+        print(f"no attribute value is more common in {flagged} spans of {args.service} than in the others")
+        return EXIT_OK
+    rows = [
+        (
+            s.key,
+            s.value,
+            f"{s.failing:,} ({s.failing_share:.0%})",
+            f"{s.others:,} ({s.others_share or 0:.0%})",
+            f"{s.score:.1f}",
+        )
+        for s in found
+    ]
+    print(_render(["attribute", "value", flagged, "others", "score"], rows))
     return EXIT_OK
 
 

@@ -64,6 +64,12 @@ T = TypeVar("T")
 # A query string that is a trace id asks for traces like that trace.
 _TRACE_ID = re.compile(r"\s*[0-9a-fA-F]{32}\s*")
 
+
+def is_trace_id(query: str) -> bool:
+    """True for 32 hex digits (white space around allowed): `similar_traces` takes such a query as a trace id."""
+    return _TRACE_ID.fullmatch(query) is not None
+
+
 # Connection parameters the client sets unless the DSN says otherwise.
 _CONNECT_DEFAULTS = {"application_name": "otel_db", "connect_timeout": "10"}
 
@@ -307,8 +313,10 @@ class BaseClient:
         if isinstance(query, str):
             if not query.strip():
                 raise ValueError("query is empty: give some text, a trace id or a vector")
-            if _TRACE_ID.fullmatch(query):
+            if is_trace_id(query):
                 return queries.similar_traces_by_trace(query, k, threshold, service, since)
+            if min_similarity is None:
+                threshold = self.settings.text_similarity_threshold
             embedder = self.embedder()
             vector = embedder.embed([query])[0]
             model = model or embedder.model_name
@@ -494,14 +502,22 @@ class Client(BaseClient):
         return self._fetch(queries.explain_trace(trace_id, k))
 
     def suspect_attributes(
-        self, service: str, operation: str | None = None, *, since: datetime, until: datetime | None = None
+        self,
+        service: str,
+        operation: str | None = None,
+        *,
+        since: datetime,
+        until: datetime | None = None,
+        slower_than_percentile: float | None = None,
     ) -> list[SuspectAttribute]:
         """Attribute values over-represented in the failing spans of a service (and operation), best first.
 
-        Spans started in [since, until) (until: now; at most 31 days), at most
-        50 values; see `SuspectAttribute.score`. Naive datetimes are UTC.
+        With `slower_than_percentile` p (0.95, say), in its slow spans instead:
+        those longer than the p percentile of the window's. Spans started in
+        [since, until) (until: now; at most 31 days; the newest 200,000), at
+        most 50 values; see `SuspectAttribute.score`. Naive datetimes are UTC.
         """
-        return self._fetch(queries.suspect_attributes(service, operation, since, until))
+        return self._fetch(queries.suspect_attributes(service, operation, since, until, slower_than_percentile))
 
     def trace_logs(self, trace_id: str) -> list[LogRecord]:
         """The log records correlated to a trace, by time."""
@@ -600,7 +616,10 @@ class Client(BaseClient):
         `query` is free text (embedded here), a trace id (32 hex digits: traces
         that fail, or run, like that one; never itself) or an embedding of
         384 floats made by `model` (default: this client's embedder).
-        `min_similarity` defaults to the similarity_threshold setting.
+        `min_similarity` defaults to the text_similarity_threshold setting
+        (0.2) for free text, which scores lower against span signatures than
+        they score against each other, and to similarity_threshold (0.85)
+        for a trace id or a vector.
         """
         return self._fetch(self._similar_call(query, k, min_similarity, service, since, model))
 

@@ -11,6 +11,7 @@ and waits (30 s, doubling, at most an hour) while the worker goes on.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -44,6 +45,10 @@ class EmbedReport:
     embedded: int = 0
     failed: int = 0
     batches: int = 0
+
+    def failures(self) -> str:
+        """ ", N failed (see otel.embedding_status)" when some failed, else nothing: for the end of a report line."""
+        return f", {self.failed:,} failed (see otel.embedding_status)" if self.failed else ""
 
     def add(self, other: EmbedReport) -> None:
         self.embedded += other.embedded
@@ -121,16 +126,21 @@ def watch(
     embedder: TextEmbedder,
     batch_size: int,
     poll_seconds: float = 30.0,
-    progress: Callable[[int], object] | None = None,
     keep_going: Callable[[], bool] = lambda: True,
+    on_round: Callable[[EmbedReport, float], object] | None = None,
 ) -> EmbedReport:
     """Embed what is pending, then wait for otel.flush() to add signatures
     (LISTEN), or poll_seconds for retries that come due; until keep_going()
-    turns false."""
+    turns false. After each round that embedded or failed something,
+    on_round(what it did, seconds it took)."""
     report = EmbedReport()
     conn.execute(f"listen {NOTIFY_CHANNEL}")
     while keep_going():
-        report.add(embed_pending(conn, embedder, batch_size, progress))
+        started = time.perf_counter()
+        done = embed_pending(conn, embedder, batch_size)
+        report.add(done)
+        if on_round is not None and (done.embedded or done.failed):
+            on_round(done, time.perf_counter() - started)
         for _ in conn.notifies(timeout=poll_seconds, stop_after=1):
             pass
     return report

@@ -96,9 +96,15 @@ def explain_trace(trace_id: str, k: int) -> Call[TraceExplanation]:
 
 
 def suspect_attributes(
-    service: str, operation: str | None, since: datetime, until: datetime | None
+    service: str, operation: str | None, since: datetime, until: datetime | None, slower_than_percentile: float | None
 ) -> Call[SuspectAttribute]:
-    params = {"service": service, "operation": operation, "since": utc(since), "until": utc(until)}
+    params = {
+        "service": service,
+        "operation": operation,
+        "since": utc(since),
+        "until": utc(until),
+        "slower_than_percentile": slower_than_percentile,
+    }
     return Call(QUERIES["suspect_attributes"], params, class_row(SuspectAttribute))
 
 

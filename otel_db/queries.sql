@@ -38,10 +38,10 @@ select rank, holds_in, compared, kind, service_name as service, name, path, span
   from otel.explain_trace(%(trace_id)s::text, %(k)s::integer)
 
 -- suspect_attributes --
--- Attribute values over-represented in a service's failing spans; until null means now.
+-- Attribute values over-represented in a service's failing (or slow) spans; until null means now.
 select key, value, failing, others, failing_share, others_share, score
   from otel.suspect_attributes(%(service)s::text, %(operation)s::text, %(since)s::timestamptz,
-                               coalesce(%(until)s::timestamptz, now()))
+                               coalesce(%(until)s::timestamptz, now()), %(slower_than_percentile)s::float8)
 
 -- trace_logs --
 -- The log records of one trace by time, with the trace id as stored.

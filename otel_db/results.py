@@ -154,8 +154,10 @@ class TraceExplanation:
 class SuspectAttribute:
     """An attribute value over-represented in failing spans (`Client.suspect_attributes`), best first.
 
-    `score`: the log odds ratio of the value in failing against other spans
-    (½ added to every count) over its standard error.
+    With `slower_than_percentile`, `failing` and `failing_share` count the
+    slow spans instead. `score`: the log odds ratio of the value in failing
+    (or slow) against other spans (½ added to every count) over its
+    standard error.
     """
 
     key: str

@@ -352,6 +352,9 @@ class EmbeddingThread:
                         self.settings.batch_size,
                         poll_seconds=EMBED_POLL_SECONDS,
                         keep_going=lambda: not self._stopping.is_set(),
+                        on_round=lambda done, seconds: log.info(
+                            "embedded %d span signatures in %.1f s%s", done.embedded, seconds, done.failures()
+                        ),
                     )
             except psycopg.Error as exc:
                 log.warning("embedding paused for %g s: %s", EMBED_RETRY_SECONDS, one_line(exc))

@@ -29,6 +29,14 @@ DIMENSION = 384
 # takes the server's own default, which is this where pg_cron can run it.
 DEFAULT_FLUSH_INTERVAL = 5.0
 
+# min_similarity for free-text questions. A question and a span signature
+# are different kinds of text: a right answer scores 0.2-0.55 with
+# all-MiniLM-L6-v2, far under the 0.85 that suits signature against
+# signature. Calibrated by `python -m bench search_quality`: there, the
+# best span of a right trace scored 0.23 to 0.54 for each of 30 questions,
+# and no span scored more than 0.15 for questions about nothing stored.
+DEFAULT_TEXT_SIMILARITY_THRESHOLD = 0.2
+
 # The embedding model's variants that `make model` installs; the first is the default.
 MODEL_PRECISIONS = ("fp32", "int8")
 
@@ -70,6 +78,7 @@ class Settings:
     embedding_dimension: int = DIMENSION
     cache_size: int = 1000
     similarity_threshold: float = 0.85
+    text_similarity_threshold: float = DEFAULT_TEXT_SIMILARITY_THRESHOLD
     batch_size: int = 100
     flush_interval: float = DEFAULT_FLUSH_INTERVAL
     max_retries: int = 3
@@ -94,8 +103,9 @@ class Settings:
             fail("embedding_dimension", f"{DIMENSION}, the width of otel.span_signatures.embedding")
         if self.cache_size < 0:
             fail("cache_size", "an integer >= 0 (0 disables the cache)")
-        if not (math.isfinite(self.similarity_threshold) and 0 <= self.similarity_threshold <= 1):
-            fail("similarity_threshold", "a number between 0 and 1")
+        for threshold in ("similarity_threshold", "text_similarity_threshold"):
+            if not (math.isfinite(getattr(self, threshold)) and 0 <= getattr(self, threshold) <= 1):
+                fail(threshold, "a number between 0 and 1")
         if self.batch_size < 1:
             fail("batch_size", "an integer >= 1")
         if not (math.isfinite(self.flush_interval) and self.flush_interval > 0):

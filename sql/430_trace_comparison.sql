@@ -446,7 +446,8 @@ comment on function otel.explain_trace(text, integer) is
     'What sets a failing (or, when it did not fail, slow) trace apart: it is compared (otel.align_traces, as otel.compare_traces) with the k (1..100) traces of the same root service and root span name without an ERROR span (and, for a trace that did not fail, shorter), the nearest in time with the most similar shape; returns the differences that hold in more than half of the comparisons (failed, only here, missing here, slower, faster, attribute), with in how many, ranked by that, then by kind, the root cause''s failures first; no rows when there is nothing to compare with; 22023 unless trace_id is 32 hex digits';
 
 create or replace function otel.suspect_attributes(
-    service text, operation text, since timestamptz, until timestamptz default now())
+    service text, operation text, since timestamptz, until timestamptz default now(),
+    slower_than_percentile double precision default null)
 returns table (
     key text, value text, failing bigint, others bigint, failing_share double precision,
     others_share double precision, score double precision)
@@ -454,15 +455,18 @@ language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
 -- The spans of the service (and operation: span name, null for all)
--- started in [since, until), read through the (service_name, start_time)
--- index; failing means status ERROR. Every scalar attribute value (string,
--- number, boolean; grouped by its text) is counted in failing spans (f of
--- F) and in the others (o of O). The score is the log odds ratio of the
--- value in failing against other spans with ½ added to every cell
--- (Haldane-Anscombe, so that a value never seen in the others is finite),
--- divided by its standard error: a value in 90 % of failures and 5 % of the
--- rest scores high; one seen once (an id) does not, however rare it is
--- elsewhere. Values at least as common in the others are left out.
+-- started in [since, until), at most the newest 200,000 (read through the
+-- (service_name, start_time) index), are split in two: failing (status
+-- ERROR), or, with slower_than_percentile p, slow (longer than the p
+-- percentile of their durations), against the others. Every scalar
+-- attribute value (string, number, boolean; grouped by its text) is
+-- counted in the flagged spans (f of F) and in the others (o of O). The
+-- score is the log odds ratio of the value in flagged against other spans
+-- with ½ added to every cell (Haldane-Anscombe, so that a value never seen
+-- in the others is finite), divided by its standard error: a value in 90 %
+-- of failures and 5 % of the rest scores high; one seen once (an id) does
+-- not, however rare it is elsewhere. Values at least as common in the
+-- others are left out.
 begin
     if service is null then
         raise exception 'service must be a service name, got null' using errcode = 'invalid_parameter_value';
@@ -472,13 +476,31 @@ begin
         raise exception 'the window from since to until must be at most 31 days, got %', until - since
             using errcode = 'invalid_parameter_value';
     end if;
+    if slower_than_percentile <= 0 or slower_than_percentile >= 1 then  -- NaN counts as above 1
+        raise exception 'slower_than_percentile must be between 0 and 1 (0.95 for the slowest 5 %%), got %',
+                        slower_than_percentile
+            using errcode = 'invalid_parameter_value';
+    end if;
     return query
-        with spans as materialized (
-            select t.status_code = 'ERROR' as failing, t.attributes
+        with window_spans as materialized (
+            select t.status_code = 'ERROR' as failed, t.duration_ms, t.attributes
               from otel.traces as t
              where t.service_name = suspect_attributes.service
                and (suspect_attributes.operation is null or t.name = suspect_attributes.operation)
                and t.start_time >= since and t.start_time < until
+             order by t.start_time desc
+             limit 200000
+        ),
+        slow as (
+            select percentile_cont(slower_than_percentile) within group (order by w.duration_ms) as ms
+              from window_spans as w
+             where slower_than_percentile is not null
+        ),
+        spans as (
+            select case when slower_than_percentile is null then w.failed
+                        else w.duration_ms > (select ms from slow) end as failing,
+                   w.attributes
+              from window_spans as w
         ),
         totals as (
             select count(*) filter (where s.failing)::float8 as f, count(*) filter (where not s.failing)::float8 as o
@@ -508,5 +530,5 @@ begin
          limit 50;
 end
 $$;
-comment on function otel.suspect_attributes(text, text, timestamptz, timestamptz) is
-    'Attribute values over-represented in failing (status ERROR) spans of a service (and operation, null for all) started in [since, until): key, value (scalars only), counts and shares in failing and other spans, and a score, the log odds ratio with ½ added to every count divided by its standard error (high for a value common in failures and rare elsewhere, low for values seen a few times); best first, at most 50; 22023 for a null service or since, since after until, or a window over 31 days';
+comment on function otel.suspect_attributes(text, text, timestamptz, timestamptz, double precision) is
+    'Attribute values over-represented in failing (status ERROR) spans of a service (and operation, null for all) started in [since, until), or with slower_than_percentile p in its slow spans (longer than the p percentile); the newest 200,000 spans at most: key, value (scalars only), counts and shares in failing (or slow) and other spans, and a score, the log odds ratio with ½ added to every count divided by its standard error (high for a value common in failures and rare elsewhere, low for values seen a few times); best first, at most 50; 22023 for a null service or since, since after until, a window over 31 days, or a percentile outside (0, 1)';

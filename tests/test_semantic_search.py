@@ -177,8 +177,21 @@ def test_a_database_timeout_trace_finds_the_other_timeouts(client):
     assert {r.trace_id for r in results} == {s["traceId"] for s in timeouts[1:]}
 
 
-def test_the_default_threshold_keeps_unrelated_traces_out(client):
-    """0.85 (the similarity_threshold setting) suits queries shaped like signatures."""
-    results = client.similar_traces("payment | server POST /charge | error: card declined: insufficient funds", k=10)
+def test_the_signature_threshold_keeps_unrelated_traces_out(client):
+    """0.85 (the similarity_threshold setting) suits queries shaped like signatures, and trace ids."""
+    results = client.similar_traces(
+        "payment | server POST /charge | error: card declined: insufficient funds",
+        k=10,
+        min_similarity=client.settings.similarity_threshold,
+    )
     assert results
     assert {label_of(r.trace_id) for r in results} == {"payment"}
+
+
+def test_free_text_has_a_lower_default_threshold_that_drops_questions_about_other_things(client):
+    """0.2 (the text_similarity_threshold setting): a plain question finds its traces, an unrelated one nothing."""
+    question = client.similar_traces("why was the customer's credit card rejected?", k=3)
+    assert [label_of(r.trace_id) for r in question] == ["payment"] * 3
+    assert all(r.similarity >= client.settings.text_similarity_threshold for r in question)
+    assert max(r.similarity for r in question) < client.settings.similarity_threshold  # 0.85 would drop them all
+    assert client.similar_traces("who won the football world cup", k=3) == []

@@ -19,6 +19,7 @@ def test_settings_defaults_match_the_seed_design():
         circuit_breaker_threshold=5,
     )
     assert (settings.spool_dir, settings.spool_max_bytes) == (None, 256 * 2**20)  # no spool unless asked for
+    assert settings.text_similarity_threshold == 0.2  # free-text questions score lower (bench search_quality)
 
 
 def test_settings_read_every_variable():
@@ -28,6 +29,7 @@ def test_settings_read_every_variable():
         "OTEL_STORAGE_EMBEDDING_DIMENSION": "384",
         "OTEL_STORAGE_CACHE_SIZE": "0",
         "OTEL_STORAGE_SIMILARITY_THRESHOLD": "0.5",
+        "OTEL_STORAGE_TEXT_SIMILARITY_THRESHOLD": "0.35",
         "OTEL_STORAGE_BATCH_SIZE": "500",
         "OTEL_STORAGE_FLUSH_INTERVAL": "1.5",
         "OTEL_STORAGE_MAX_RETRIES": "0",
@@ -43,6 +45,7 @@ def test_settings_read_every_variable():
     assert settings.embedding_dimension == 384
     assert settings.cache_size == 0
     assert settings.similarity_threshold == 0.5
+    assert settings.text_similarity_threshold == 0.35
     assert settings.batch_size == 500
     assert settings.flush_interval == 1.5
     assert settings.max_retries == 0
@@ -84,6 +87,7 @@ def test_settings_refuse_conflicting_flush_interval_variables():
         ("OTEL_STORAGE_CACHE_SIZE", "-1"),
         ("OTEL_STORAGE_SIMILARITY_THRESHOLD", "1.2"),
         ("OTEL_STORAGE_SIMILARITY_THRESHOLD", "nan"),
+        ("OTEL_STORAGE_TEXT_SIMILARITY_THRESHOLD", "-0.1"),
         ("OTEL_STORAGE_FLUSH_INTERVAL", "0"),
         ("OTEL_STORAGE_BATCH_INTERVAL_SECONDS", "soon"),
         ("OTEL_STORAGE_MAX_RETRIES", "-3"),

@@ -497,6 +497,42 @@ def test_suspect_attributes_of_all_operations_and_an_empty_window(conn, planted)
     assert suspects(conn, "nobody", None, T0 - timedelta(hours=1), T0 + timedelta(hours=1)) == []
 
 
+def slow_quotes(conn) -> None:
+    """shipping's GET /quote: 10 of 100 spans take 500 ms, 9 of them with cache=miss; 5 of the 90 fast ones miss."""
+    spans = [
+        a_span(
+            trace_id(3000 + n),
+            1,
+            None,
+            "GET /quote",
+            T0 + timedelta(seconds=n),
+            (0, 500 if n < 10 else 10),
+            kind=SERVER,
+            attributes={"cache": "miss" if n < 9 or 10 <= n < 15 else "hit", "request.id": f"q-{n}"},
+        )
+        for n in range(100)
+    ]
+    load(conn, [request("shipping", *spans)])
+
+
+def test_suspect_attributes_of_slow_spans(conn):
+    slow_quotes(conn)
+    window = (T0 - timedelta(hours=1), T0 + timedelta(hours=1))
+    result = rows(conn, "select * from otel.suspect_attributes('shipping', 'GET /quote', %s, %s, 0.9)", window)
+    first = result[0]
+    assert (first["key"], first["value"], first["failing"], first["others"]) == ("cache", "miss", 9, 5)
+    assert first["score"] > 3
+    # none of them failed: by status there is nothing to find
+    assert rows(conn, "select * from otel.suspect_attributes('shipping', 'GET /quote', %s, %s)", window) == []
+
+
+@pytest.mark.parametrize("percentile", [0, 1, -0.5, 1.5, float("nan")])
+def test_suspect_attributes_refuses_a_percentile_outside_0_to_1(conn, percentile):
+    with pytest.raises(psycopg.errors.InvalidParameterValue) as caught:
+        conn.execute("select * from otel.suspect_attributes('a', null, now(), now(), %s)", (percentile,))
+    assert caught.value.diag.message_primary.startswith("slower_than_percentile must be between 0 and 1")
+
+
 @pytest.mark.parametrize(
     ("service", "since", "until", "message"),
     [
@@ -545,7 +581,7 @@ def test_otel_reader_may_call_all_three_and_public_may_not(conn, declined_among_
     for routine in (
         "otel.compare_traces(text, text)",
         "otel.explain_trace(text, integer)",
-        "otel.suspect_attributes(text, text, timestamptz, timestamptz)",
+        "otel.suspect_attributes(text, text, timestamptz, timestamptz, double precision)",
     ):
         assert scalar(conn, "select has_function_privilege('public', %s, 'execute')", (routine,)) is False
 
@@ -728,3 +764,26 @@ def test_cli_explain_with_nothing_to_compare_with_says_so(dsn):
     done = otel_db("explain", "xyz", dsn=dsn)
     assert done.returncode == 1
     assert done.stderr.decode().strip() == "otel-db: error: trace_id must be 32 hex digits, got 'xyz'"
+
+
+def test_cli_suspects_prints_the_values_failing_or_slow_spans_share(dsn, conn, planted):
+    slow_quotes(conn)
+    window = ["--since", (T0 - timedelta(hours=1)).isoformat(), "--until", (T0 + timedelta(hours=1)).isoformat()]
+    done = otel_db("suspects", "payment", "POST /charge", *window, dsn=dsn)
+    assert done.returncode == 0, done.stderr.decode()
+    lines = done.stdout.decode().splitlines()
+    assert lines[0].split() == ["attribute", "value", "failing", "others", "score"]
+    assert lines[2].split()[:6] == ["payment.provider", "acme", "18", "(90%)", "5", "(5%)"]
+    slow = otel_db("suspects", "shipping", "--slow", "0.9", *window, dsn=dsn).stdout.decode().splitlines()
+    assert slow[0].split() == ["attribute", "value", "slow", "others", "score"]
+    assert slow[2].split()[:6] == ["cache", "miss", "9", "(90%)", "5", "(6%)"]
+    nothing = otel_db("suspects", "shipping", *window, dsn=dsn)
+    assert (
+        nothing.stdout.decode() == "no attribute value is more common in failing spans of shipping than in the others\n"
+    )
+    refused = otel_db("suspects", "shipping", "--since", "40d", dsn=dsn)
+    assert refused.returncode == 1
+    assert "the window from since to until must be at most 31 days" in refused.stderr.decode()
+    bad_age = otel_db("suspects", "shipping", "--since", "yesterday", dsn=dsn)
+    assert bad_age.returncode == 2
+    assert "expected an age (30m, 6h, 2d) or a timestamp, got 'yesterday'" in bad_age.stderr.decode()
