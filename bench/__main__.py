@@ -2,7 +2,7 @@
 
 OTEL_DB_BENCH_SPANS sets the span count of the flush benchmark (default 1,000,000),
 OTEL_DB_BENCH_SERVE_SPANS that of serve_throughput (default 200,000), OTEL_DB_BENCH_SPANS_EXPLAIN that of
-explain_latency (default 1,000,000).
+explain_latency and OTEL_DB_BENCH_SPANS_SEARCH that of trace_search (default 1,000,000 each).
 """
 
 import os
@@ -24,6 +24,7 @@ from bench import (
     similar_recall,
     staging_modes,
     staging_space,
+    trace_search,
 )
 from bench.common import save
 
@@ -43,6 +44,7 @@ BENCHMARKS = {
     "serve_throughput": serve_throughput.run,
     "explain_latency": explain_latency.run,
     "search_quality": search_quality.run,
+    "trace_search": trace_search.run,
 }
 
 

@@ -54,3 +54,15 @@ comment on table otel.trace_summaries is
 create index trace_summaries_start_time_idx on otel.trace_summaries (start_time desc);
 -- The traces of one root operation near a time, for otel.explain_trace().
 create index trace_summaries_root_operation_idx on otel.trace_summaries (root_service, root_name, start_time);
+
+create table otel.operation_catalog (
+    service_name text not null,
+    name text not null,
+    span_kind text not null,
+    first_seen timestamptz not null,
+    last_seen timestamptz not null,
+    resource_keys text[] not null default '{}',
+    primary key (service_name, name, span_kind)
+);
+comment on table otel.operation_catalog is
+    'Every service, span name and kind stored, with the start of its first and last span and the resource attribute keys seen with it: kept by the flush, pruned with the spans by retention; read by otel.services(), otel.operations() and otel.find_traces()';

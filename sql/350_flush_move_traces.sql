@@ -86,7 +86,8 @@ begin
     -- span of each of the few distinct inputs by its position rather than
     -- reading every span again.
     create temp table otel_signature_inputs on commit drop as
-    select signature_input, min(ctid) as first_span, count(*) as spans
+    select signature_input, min(ctid) as first_span, count(*) as spans,
+           min(start_time) as first_start, max(start_time) as last_start
       from pg_temp.otel_traces where err is null group by signature_input;
     analyze pg_temp.otel_signature_inputs;
     with signed as (
@@ -116,6 +117,39 @@ end
 $$;
 comment on function otel.sign_spans() is
     'Upserts one signature per distinct signature input of the spans of a flush; internal to otel.flush()';
+
+create or replace function otel.catalog_operations()
+returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+-- Service, span name and kind are part of the signature input, so the
+-- distinct inputs otel.sign_spans() grouped (a few hundred for a million
+-- spans) give the flush's operations without reading the spans again; the
+-- resource attribute keys come from the first span of each input (a
+-- service's resources share their keys, hosts differ in values), and
+-- tell otel.find_traces() which attributes may be a resource's. Rows
+-- change only when the flush widens their time range or adds keys.
+begin
+    insert into otel.operation_catalog as c (service_name, name, span_kind, first_seen, last_seen, resource_keys)
+    select t.service_name, t.name, t.kind, min(i.first_start), max(i.last_start),
+           array_remove(array_agg(distinct k.key order by k.key), null)
+      from pg_temp.otel_signature_inputs as i
+      join pg_temp.otel_traces as t on t.ctid = i.first_span
+      left join lateral jsonb_object_keys(t.resource_attributes) as k (key) on true
+     where t.service_name is not null
+     group by 1, 2, 3
+    on conflict (service_name, name, span_kind) do update
+        set first_seen = least(c.first_seen, excluded.first_seen),
+            last_seen = greatest(c.last_seen, excluded.last_seen),
+            resource_keys = array(select distinct x from unnest(c.resource_keys || excluded.resource_keys) as x
+                                   order by x)
+        where excluded.first_seen < c.first_seen or excluded.last_seen > c.last_seen
+           or not excluded.resource_keys <@ c.resource_keys;
+end
+$$;
+comment on function otel.catalog_operations() is
+    'Adds the services, span names and kinds of a flush, and their resource attribute keys, to otel.operation_catalog; internal to otel.flush()';
 
 create or replace function otel.summarize_traces()
 returns void
@@ -189,7 +223,7 @@ set search_path = pg_catalog, pg_temp
 set default_statistics_target = 30
 as $$
 -- Valid spans into otel.traces: drop repeated ones, sign them, add them to
--- the trace summaries, insert them.
+-- the catalog of operations and the trace summaries, insert them.
 begin
     -- Row counts and the statistics of the columns the statements below
     -- join, group and filter on; sampling the JSON columns too would cost
@@ -197,6 +231,7 @@ begin
     analyze pg_temp.otel_traces (err, trace_id, span_id, parent_span_id, start_time, signature_input, span_key);
     duplicates := otel.drop_repeated_spans();
     perform otel.sign_spans();
+    perform otel.catalog_operations();
     perform otel.summarize_traces();
     insert into otel.traces (
         trace_id, span_id, parent_span_id, trace_state, flags, name, kind, start_time, end_time,

@@ -136,7 +136,10 @@ begin
     delete from otel.trace_summaries as s
      using otel.retention as r
      where r.kind = 'traces' and s.end_time < now() - r.keep - interval '1 day';
+    delete from otel.operation_catalog as c
+     using otel.retention as r
+     where r.kind = 'traces' and c.last_seen < now() - r.keep - interval '1 day';
 end
 $$;
 comment on function otel.drop_expired_partitions() is
-    'Drops the daily partitions of otel.traces, otel.logs and otel.metrics past their retention (otel.retention); returns their names';
+    'Drops the daily partitions of otel.traces, otel.logs and otel.metrics past their retention (otel.retention), and the trace summaries and catalogued operations last seen before it; returns the partitions'' names';

@@ -36,8 +36,8 @@ grant usage on schema otel to otel_writer, otel_reader, otel_admin;
 grant insert on otel.traces_staging, otel.logs_staging, otel.metrics_staging, otel.otlp_staging to otel_writer;
 grant execute on function otel.dead_letter(text, text, text, text, text) to otel_writer;
 
-grant select on otel.traces, otel.trace_summaries, otel.logs, otel.metrics, otel.span_signatures,
-                otel.flush_runs to otel_reader;
+grant select on otel.traces, otel.trace_summaries, otel.operation_catalog, otel.logs, otel.metrics,
+                otel.span_signatures, otel.flush_runs to otel_reader;
 
 grant select, insert, update, delete, truncate on all tables in schema otel to otel_admin;
 grant execute on procedure otel.flush(), otel.retry_dlq(integer), otel.maintain(integer), otel.resign_spans(timestamptz)
@@ -71,6 +71,10 @@ grant execute on function
     otel.compare_traces(text, text),
     otel.explain_trace(text, integer),
     otel.suspect_attributes(text, text, timestamptz, timestamptz, double precision),
+    otel.services(timestamptz, timestamptz),
+    otel.operations(text, text, timestamptz, timestamptz),
+    otel.find_traces(text, text, jsonb, interval, interval, text, timestamptz, timestamptz, integer),
+    otel.service_dependencies(timestamptz, timestamptz),
     otel.search_logs(text, timestamptz, timestamptz, text, integer, integer),
     otel.metric_series(text, interval, timestamptz, timestamptz, jsonb, text),
     otel.check_metric_series_arguments(text, interval, timestamptz, timestamptz, jsonb, text),

@@ -15,7 +15,8 @@ from alembic import command
 from alembic.script import ScriptDirectory
 
 from tests.conftest import ROOT, alembic_config
-from tests.helpers import scalar
+from tests.helpers import flush, scalar, stage_otlp
+from tests.otlp import span, traces_request
 
 MIGRATIONS = ROOT / "migrations"
 RELEASED = MIGRATIONS / "released.sha256"
@@ -274,3 +275,29 @@ def test_upgrading_to_0007_keeps_retentions_as_whole_days_and_drops_unsafe_ones(
     with psycopg.connect(empty_database) as conn:
         kept = dict(conn.execute("select kind, keep::text from otel.retention").fetchall())
     assert kept == {"traces": "7 days", "logs": "30 days"}
+
+
+def test_upgrading_to_0022_catalogs_the_operations_already_stored(empty_database):
+    config = alembic_config(empty_database)
+    command.upgrade(config, "0021")
+    with psycopg.connect(empty_database, autocommit=True) as conn:
+        stage_otlp(
+            conn,
+            [
+                traces_request(span(name="GET /a"), span(name="GET /a", kind=3), service="web"),
+                traces_request(span(name="charge"), service="payment"),
+            ],
+        )
+        flush(conn)
+    command.upgrade(config, "0022")
+    with psycopg.connect(empty_database) as conn:
+        catalog = conn.execute(
+            "select service_name, name, span_kind, first_seen, resource_keys"
+            " from otel.operation_catalog order by 1, 2, 3"
+        ).fetchall()
+        first = conn.execute("select min(start_time) from otel.traces").fetchone()[0]
+    assert catalog == [
+        ("payment", "charge", "SERVER", first, ["service.name"]),
+        ("web", "GET /a", "CLIENT", first, ["service.name"]),
+        ("web", "GET /a", "SERVER", first, ["service.name"]),
+    ]
