@@ -10,13 +10,17 @@ from otel_db.results import (
     ErrorSpan,
     LogRecord,
     MetricPoint,
+    OperationSummary,
     RootCause,
+    ServiceCall,
+    ServiceSummary,
     SpanNode,
     SuspectAttribute,
     TraceContext,
     TraceDifference,
     TraceExplanation,
     TraceResult,
+    TraceSummary,
 )
 from otel_db.settings import Settings
 
@@ -29,10 +33,13 @@ __all__ = [
     "InvalidArgument",
     "LogRecord",
     "MetricPoint",
+    "OperationSummary",
     "OtelDbError",
     "QueryTimeout",
     "ReadOnlyQueryError",
     "RootCause",
+    "ServiceCall",
+    "ServiceSummary",
     "Settings",
     "SpanNode",
     "SuspectAttribute",
@@ -41,4 +48,5 @@ __all__ = [
     "TraceDifference",
     "TraceExplanation",
     "TraceResult",
+    "TraceSummary",
 ]

@@ -48,13 +48,17 @@ from otel_db.results import (
     ErrorSpan,
     LogRecord,
     MetricPoint,
+    OperationSummary,
     RootCause,
+    ServiceCall,
+    ServiceSummary,
     SpanNode,
     SuspectAttribute,
     TraceContext,
     TraceDifference,
     TraceExplanation,
     TraceResult,
+    TraceSummary,
 )
 from otel_db.settings import Settings
 
@@ -259,6 +263,43 @@ class AsyncClient(BaseClient):
     ) -> list[MetricPoint]:
         """One metric aggregated in buckets; see `Client.metric_series`."""
         return await self._fetch(queries.metric_series(name, bucket, since, until, labels, agg))
+
+    async def services(self, since: datetime | None = None, until: datetime | None = None) -> list[ServiceSummary]:
+        """The services with stored spans, by name; see `Client.services`."""
+        return await self._fetch(queries.services(since, until))
+
+    async def operations(
+        self,
+        service: str,
+        span_kind: str | None = None,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[OperationSummary]:
+        """The operations (span names, with their kind) of a service; see `Client.operations`."""
+        return await self._fetch(queries.operations(service, span_kind, since, until))
+
+    async def find_traces(
+        self,
+        service: str | None = None,
+        operation: str | None = None,
+        *,
+        attributes: Mapping[str, str | int | float | bool] | None = None,
+        min_duration: timedelta | None = None,
+        max_duration: timedelta | None = None,
+        status: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 20,
+    ) -> list[TraceSummary]:
+        """The newest traces with a span that matches every criterion (a Jaeger search); see `Client.find_traces`."""
+        return await self._fetch(
+            queries.find_traces(service, operation, attributes, min_duration, max_duration, status, since, until, limit)
+        )
+
+    async def service_dependencies(self, since: datetime, until: datetime | None = None) -> list[ServiceCall]:
+        """Calls between services in [since, until), most calls first; see `Client.service_dependencies`."""
+        return await self._fetch(queries.service_dependencies(since, until))
 
     async def sql(
         self,

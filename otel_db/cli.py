@@ -14,14 +14,15 @@ import errno
 import json
 import math
 import os
+import re
 import stat
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 from psycopg import errors, sql
@@ -37,8 +38,12 @@ from otel_db.ingest import (
     ingest_csv_file,
     ingest_otlp_file,
 )
+from otel_db.results import LogRecord, SpanNode
 from otel_db.serve_options import add_serve_arguments, options_from_args, positive_float
 from otel_db.settings import Settings
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -72,7 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="""examples:
   otel-db ingest app.jsonl                 load OTLP/JSON lines and flush
+  otel-db flush                            move what is staged into the tables now
   otel-db embed --watch                    keep the span signatures embedded
+  otel-db services --since 1d
+  otel-db find --service payment --tag http.response.status_code=503
+  otel-db find --operation "POST /charge" --min-duration 2s --since 6h --json
+  otel-db find --tag error=true --limit 5
+  otel-db trace 5b8efff798038103d269b633813fc60c
+  otel-db logs card declined --service payment --since 6h
   otel-db similar "customers could not pay"
   otel-db similar 5b8efff798038103d269b633813fc60c
   otel-db root-cause 5b8efff798038103d269b633813fc60c
@@ -119,6 +131,15 @@ settings: OTEL_STORAGE_* environment variables (see the README).""",
     ingest.add_argument("--progress", action="store_true", help="show the progress bar even when not on a TTY")
     ingest.set_defaults(run=cmd_ingest)
 
+    flush = commands.add_parser(
+        "flush",
+        help="move the staged rows into the tables now",
+        description="Call otel.flush() once: parse, validate and move what is staged into the typed tables "
+        "(what pg_cron or `otel-db serve` otherwise do periodically), and print the counters of the run.",
+    )
+    _add_json_argument(flush, "the otel.flush_runs row of the run (its duration in seconds)")
+    flush.set_defaults(run=cmd_flush)
+
     stats = commands.add_parser("stats", help="row counts, staging backlog, DLQ, embeddings, recent flushes")
     stats.set_defaults(run=cmd_stats)
 
@@ -135,6 +156,73 @@ settings: OTEL_STORAGE_* environment variables (see the README).""",
         "--progress", action="store_true", help="show the progress bar even when not on a TTY (not with --watch)"
     )
     embed.set_defaults(run=cmd_embed)
+
+    services = commands.add_parser(
+        "services",
+        help="the services with stored spans",
+        description="List the services with stored spans, with their number of operations and their first and "
+        "last span start (otel.services(), from the catalog the flush keeps); --since and --until keep the "
+        "services seen in that window.",
+    )
+    _add_window_arguments(services, since=None)
+    _add_json_argument(services, "the services")
+    services.set_defaults(run=cmd_services)
+
+    find = commands.add_parser(
+        "find",
+        help="traces by service, operation, tags, duration and status, as a Jaeger search",
+        description="Find the newest traces with a span started in the window that matches every criterion at "
+        "once (otel.find_traces()): service, operation (span name), tags (the span's attributes or its "
+        "resource's, equal to the value or to the number or boolean it spells; error=true for failing spans), "
+        "duration and status.",
+    )
+    find.add_argument("--service", help="a span of this service")
+    find.add_argument("--operation", help="a span of this name")
+    find.add_argument(
+        "--tag",
+        dest="tags",
+        type=_tag,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an attribute value of the span or its resource (repeatable; error=true: failing spans)",
+    )
+    find.add_argument(
+        "--min-duration", type=_duration, metavar="DURATION", help="a span at least this long (250ms, 1.5s, 1m, 1h)"
+    )
+    find.add_argument("--max-duration", type=_duration, metavar="DURATION", help="a span at most this long")
+    find.add_argument("--status", help="a span of this status: error, ok or unset")
+    _add_window_arguments(find, since="1h")
+    find.add_argument(
+        "--limit", type=_positive_int, default=20, metavar="N", help="how many traces (default 20, at most 10000)"
+    )
+    _add_json_argument(find, "the traces")
+    find.set_defaults(run=cmd_find)
+
+    trace = commands.add_parser(
+        "trace",
+        help="the span tree and the logs of a trace",
+        description="Show trace TRACE_ID: its spans as a tree (otel.trace_spans()) with their service, duration "
+        "and status, failing spans marked, then its log records (otel.trace_logs()).",
+    )
+    trace.add_argument("trace_id", metavar="TRACE_ID")
+    _add_json_argument(trace, "the trace: an object of trace_id, spans and logs")
+    trace.set_defaults(run=cmd_trace)
+
+    logs = commands.add_parser(
+        "logs",
+        help="log records whose body matches some words",
+        description="Search the log bodies for WORDS (otel.search_logs(): full text, web-search syntax: words, "
+        '"a phrase", or, -word), best ranked first, then newest.',
+    )
+    logs.add_argument("words", nargs="+", metavar="WORDS")
+    _add_window_arguments(logs, since=None)
+    logs.add_argument("--service", help="only records of this service")
+    logs.add_argument(
+        "--limit", type=_positive_int, default=20, metavar="N", help="how many records (default 20, at most 10000)"
+    )
+    _add_json_argument(logs, "the records")
+    logs.set_defaults(run=cmd_logs)
 
     similar = commands.add_parser(
         "similar",
@@ -198,14 +286,7 @@ settings: OTEL_STORAGE_* environment variables (see the README).""",
     )
     suspects.add_argument("service", metavar="SERVICE")
     suspects.add_argument("operation", metavar="OPERATION", nargs="?", help="a span name (default: all)")
-    suspects.add_argument(
-        "--since",
-        type=_time_ago,
-        default="1h",
-        metavar="WHEN",
-        help="start of the window: an age (30m, 6h, 2d) or a timestamp (default 1h; at most 31 days)",
-    )
-    suspects.add_argument("--until", type=_time_ago, metavar="WHEN", help="end of the window (default now)")
+    _add_window_arguments(suspects, since="1h", limit="; at most 31 days")
     suspects.add_argument(
         "--slow", type=float, metavar="P", help="look at the spans slower than the P percentile (0.95, say)"
     )
@@ -234,6 +315,25 @@ settings: OTEL_STORAGE_* environment variables (see the README).""",
     return parser
 
 
+def _add_window_arguments(command: argparse.ArgumentParser, since: str | None, limit: str = "") -> None:
+    """--since and --until, each an age or a timestamp; `since` is the default start, None for none."""
+    default = f"default {since}" if since else "default: no start"
+    command.add_argument(
+        "--since",
+        type=_time_ago,
+        default=since,
+        metavar="WHEN",
+        help=f"start of the window: an age (30m, 6h, 2d) or a timestamp ({default}{limit})",
+    )
+    command.add_argument("--until", type=_time_ago, metavar="WHEN", help="end of the window (default now)")
+
+
+def _add_json_argument(command: argparse.ArgumentParser, what: str) -> None:
+    command.add_argument(
+        "--json", action="store_true", help=f"print {what} as one JSON document (times in ISO 8601), for scripts"
+    )
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -257,6 +357,26 @@ def _time_ago(text: str) -> datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an age (30m, 6h, 2d) or a timestamp, got {text!r}") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+_DURATION_UNITS = {"ms": "milliseconds", **_AGE_UNITS}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(" + "|".join(_DURATION_UNITS) + ")")
+
+
+def _duration(text: str) -> timedelta:
+    """A number and a unit: 250ms, 2s, 1.5s, 1m, 1h (or d)."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"expected a duration such as 250ms, 2s, 1.5s, 1m or 1h, got {text!r}")
+    return timedelta(**{_DURATION_UNITS[match[2]]: float(match[1])})
+
+
+def _tag(text: str) -> tuple[str, str]:
+    """KEY=VALUE; the value stays text (find_traces also matches the number or boolean it spells)."""
+    key, equals, value = text.partition("=")
+    if not equals or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (http.response.status_code=503, say), got {text!r}")
+    return key.strip(), value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -305,14 +425,27 @@ def cmd_ingest(client: Client, args: argparse.Namespace) -> int:
             report = _ingest_one(conn, path, args.signal, args.commit_interval, bar.update)
             bar.write(_report_line(report, args.signal), file=sys.stdout)
     if not args.no_flush:
-        try:
-            run = client.flush()
-        except psycopg.OperationalError:
-            raise
-        except psycopg.Error as exc:
-            raise CommandError(f"flush failed: {_one_line(exc)}") from None
+        print(_flush_line(_flush(client)))
+    return EXIT_OK
+
+
+def cmd_flush(client: Client, args: argparse.Namespace) -> int:
+    run = _flush(client)
+    if args.json:
+        _print_json(run)
+    else:
         print(_flush_line(run))
     return EXIT_OK
+
+
+def _flush(client: Client) -> dict[str, Any]:
+    """`client.flush()`, a refusal of the database reported as a failed flush."""
+    try:
+        return client.flush()
+    except psycopg.OperationalError:
+        raise
+    except psycopg.Error as exc:
+        raise CommandError(f"flush failed: {_one_line(exc)}") from None
 
 
 def _readable_size(path: str) -> int | None:
@@ -599,7 +732,7 @@ def cmd_similar(client: Client, args: argparse.Namespace) -> int:
         print(_nothing_similar(client, args))
         return EXIT_OK
     rows = [
-        (r.trace_id, r.service or "", r.name, r.status, f"{r.duration_ms:,.1f} ms", f"{r.similarity:.3f}")
+        (r.trace_id, r.service or "", r.name, r.status, _milliseconds(r.duration_ms), f"{r.similarity:.3f}")
         for r in results
     ]
     print(_render(["trace", "service", "span", "status", "duration", "similarity"], rows))
@@ -731,6 +864,142 @@ def cmd_suspects(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --------------------------------------------------------------------------- services, find, trace, logs
+
+
+def cmd_services(client: Client, args: argparse.Namespace) -> int:
+    with _arguments_refused():
+        services = client.services(args.since, args.until)
+    window = " in that window" if args.since or args.until else ""
+    return _print_results(
+        args.json,
+        services,
+        ["service", "operations", "first seen", "last seen"],
+        lambda s: (s.service, s.operations, _when(s.first_seen), _when(s.last_seen)),
+        nothing=f"no service has spans stored{window}",
+    )
+
+
+def cmd_find(client: Client, args: argparse.Namespace) -> int:
+    with _arguments_refused():
+        traces = client.find_traces(
+            args.service,
+            args.operation,
+            attributes=dict(args.tags) or None,
+            min_duration=args.min_duration,
+            max_duration=args.max_duration,
+            status=args.status,
+            since=args.since,
+            until=args.until,
+            limit=args.limit,
+        )
+    return _print_results(
+        args.json,
+        traces,
+        ["trace", "root service", "root span", "start", "duration", "spans", "errors", "services"],
+        lambda t: (
+            t.trace_id,
+            t.root_service,
+            t.root_name,
+            _when(t.start_time),
+            _milliseconds(t.duration_ms),
+            t.span_count,
+            t.error_count,
+            ", ".join(t.services),
+        ),
+        nothing="no trace has a span started in the window that matches",
+    )
+
+
+def cmd_trace(client: Client, args: argparse.Namespace) -> int:
+    with _arguments_refused():
+        trace = client.trace_context(args.trace_id)
+    if args.json:
+        _print_json(asdict(trace))
+        return EXIT_OK
+    if not trace.spans and not trace.logs:
+        print(f"nothing stored of trace {args.trace_id.strip()}")
+        return EXIT_OK
+    # Dots, not spaces, mark the depth: tables strip the white space a cell starts with.
+    spans = [("· " * s.depth + s.name, s.service, _milliseconds(s.duration_ms), _span_status(s)) for s in trace.spans]
+    print(_render(["span", "service", "duration", "status"], spans, empty="(no spans stored, only logs)"))
+    print()
+    print("logs:")
+    print(_render(["time", "severity", "service", "body"], [_log_row(r) for r in trace.logs], empty="  (none)"))
+    return EXIT_OK
+
+
+def _span_status(span: SpanNode) -> str:
+    if span.status != "ERROR":
+        return span.status or ""
+    return "✗ ERROR" + (f": {span.status_message}" if span.status_message else "")
+
+
+def cmd_logs(client: Client, args: argparse.Namespace) -> int:
+    query = " ".join(args.words)
+    with _arguments_refused():
+        records = client.search_logs(query, args.since, args.until, args.service, limit=args.limit)
+    return _print_results(
+        args.json,
+        records,
+        ["time", "severity", "service", "body"],
+        _log_row,
+        nothing=f"no log record matches {query!r}",
+    )
+
+
+def _log_row(record: LogRecord) -> tuple[object, ...]:
+    return (_when(record.time), record.severity_text or record.severity_number, record.service, _shorten(record.body))
+
+
+Result = TypeVar("Result", bound="DataclassInstance")
+
+
+def _print_results(
+    as_json: bool,
+    results: Sequence[Result],
+    headers: Sequence[str],
+    row: Callable[[Result], Sequence[object]],
+    nothing: str,
+) -> int:
+    """As one JSON list, or as a table of `row` of each (`nothing` when there are none)."""
+    if as_json:
+        _print_json([asdict(r) for r in results])
+    elif results:
+        print(_render(headers, [row(r) for r in results]))
+    else:
+        print(nothing)
+    return EXIT_OK
+
+
+def _print_json(document: object) -> None:
+    print(json.dumps(document, indent=2, default=_json_value))
+
+
+def _json_value(value: object) -> object:
+    """Datetimes in ISO 8601, durations in seconds."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def _when(moment: datetime) -> str:
+    """UTC to the millisecond, in a form --since and --until take back."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
+
+
+def _milliseconds(duration_ms: float | None) -> str:
+    return "" if duration_ms is None else f"{duration_ms:,.1f} ms"
+
+
+def _shorten(text: str | None, width: int = 80) -> str:
+    """On one line (white space collapsed), cut to `width` characters."""
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
 def _status(status: str | None, exception_type: str | None) -> str:
     return " ".join(part for part in (status, exception_type) if part)
 
@@ -755,6 +1024,7 @@ def _render(names: Sequence[str], rows: Sequence[Sequence[object]], empty: str =
         headers=list(names),
         colalign=["right" if n else "left" for n in numeric],
         disable_numparse=True,  # text that looks like a number ('1.10') stays as it is
+        preserve_whitespace=True,  # the indentation of span trees
     )
 
 

@@ -44,13 +44,17 @@ from otel_db.results import (
     ErrorSpan,
     LogRecord,
     MetricPoint,
+    OperationSummary,
     RootCause,
+    ServiceCall,
+    ServiceSummary,
     SpanNode,
     SuspectAttribute,
     TraceContext,
     TraceDifference,
     TraceExplanation,
     TraceResult,
+    TraceSummary,
 )
 from otel_db.settings import DEFAULT_FLUSH_INTERVAL, EMBEDDING_EXTRA_HINT, Settings, libpq_dsn
 
@@ -561,6 +565,66 @@ class Client(BaseClient):
         p99 (from histogram buckets).
         """
         return self._fetch(queries.metric_series(name, bucket, since, until, labels, agg))
+
+    def services(self, since: datetime | None = None, until: datetime | None = None) -> list[ServiceSummary]:
+        """The services with stored spans, by name, with their number of operations and first and last span start.
+
+        Read from the catalog the flush keeps, however many spans are
+        stored. `since` and `until` (either may be None) keep the services
+        with an operation seen in that window. Naive datetimes are UTC.
+        """
+        return self._fetch(queries.services(since, until))
+
+    def operations(
+        self,
+        service: str,
+        span_kind: str | None = None,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[OperationSummary]:
+        """The operations (span names, with their kind) of a service, by name; empty for an unknown service.
+
+        `span_kind` (server, client, producer, consumer, internal,
+        unspecified; any case) keeps one kind; `since` and `until` keep the
+        operations seen in that window. Naive datetimes are UTC.
+        """
+        return self._fetch(queries.operations(service, span_kind, since, until))
+
+    def find_traces(
+        self,
+        service: str | None = None,
+        operation: str | None = None,
+        *,
+        attributes: Mapping[str, str | int | float | bool] | None = None,
+        min_duration: timedelta | None = None,
+        max_duration: timedelta | None = None,
+        status: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 20,
+    ) -> list[TraceSummary]:
+        """The newest `limit` (1..10000) traces with a span started in [since, until) that matches every criterion.
+
+        As a Jaeger search: one span must have the `service`, the
+        `operation` (span name), each of the `attributes` (its own or its
+        resource's, equal to the value or the number or boolean it spells;
+        `error=True` asks for failing spans),
+        a duration within `min_duration` and `max_duration`, and the
+        `status` (ERROR, OK or UNSET, any case). `since` defaults to an hour
+        before `until`, `until` to now; naive datetimes are UTC. Newest first.
+        """
+        return self._fetch(
+            queries.find_traces(service, operation, attributes, min_duration, max_duration, status, since, until, limit)
+        )
+
+    def service_dependencies(self, since: datetime, until: datetime | None = None) -> list[ServiceCall]:
+        """Calls between services in [since, until) (until: now; at most 31 days), most calls first.
+
+        A call is a span whose parent span belongs to another service.
+        Naive datetimes are UTC.
+        """
+        return self._fetch(queries.service_dependencies(since, until))
 
     def sql(
         self,

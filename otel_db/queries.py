@@ -23,12 +23,16 @@ from otel_db.results import (
     ErrorSpan,
     LogRecord,
     MetricPoint,
+    OperationSummary,
     RootCause,
+    ServiceCall,
+    ServiceSummary,
     SpanNode,
     SuspectAttribute,
     TraceDifference,
     TraceExplanation,
     TraceResult,
+    TraceSummary,
 )
 
 if TYPE_CHECKING:
@@ -148,6 +152,47 @@ def metric_series(
         "agg": agg,
     }
     return Call(QUERIES["metric_series"], params, class_row(MetricPoint))
+
+
+def services(since: datetime | None, until: datetime | None) -> Call[ServiceSummary]:
+    return Call(QUERIES["services"], {"since": utc(since), "until": utc(until)}, class_row(ServiceSummary))
+
+
+def operations(
+    service: str, span_kind: str | None, since: datetime | None, until: datetime | None
+) -> Call[OperationSummary]:
+    params = {"service": service, "span_kind": span_kind, "since": utc(since), "until": utc(until)}
+    return Call(QUERIES["operations"], params, class_row(OperationSummary))
+
+
+def find_traces(
+    service: str | None,
+    operation: str | None,
+    attributes: Mapping[str, str | int | float | bool] | None,
+    min_duration: timedelta | None,
+    max_duration: timedelta | None,
+    status: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+) -> Call[TraceSummary]:
+    params = {
+        "service": service,
+        "operation": operation,
+        "attributes": None if attributes is None else Jsonb(attributes),
+        "min_duration": min_duration,
+        "max_duration": max_duration,
+        "status": status,
+        # the hour before until, as the SQL's default is the hour before now
+        "since": utc(until - timedelta(hours=1) if since is None and until is not None else since),
+        "until": utc(until),
+        "lim": limit,
+    }
+    return Call(QUERIES["find_traces"], params, class_row(TraceSummary))
+
+
+def service_dependencies(since: datetime, until: datetime | None) -> Call[ServiceCall]:
+    return Call(QUERIES["service_dependencies"], {"since": utc(since), "until": utc(until)}, class_row(ServiceCall))
 
 
 def similar_traces_by_trace(

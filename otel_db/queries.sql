@@ -61,6 +61,29 @@ select bucket_start, value
   from otel.metric_series(%(name)s::text, %(bucket)s::interval, %(since)s::timestamptz,
                           coalesce(%(until)s::timestamptz, now()), %(labels)s::jsonb, %(agg)s::text)
 
+-- services --
+-- The services with stored spans, from the operation catalog; since/until (either may be null) keep those seen then.
+select service_name as service, operations, first_seen, last_seen
+  from otel.services(%(since)s::timestamptz, %(until)s::timestamptz)
+
+-- operations --
+-- The operations (span name and kind) of one service, from the operation catalog; kind, since and until may be null.
+select name, kind, first_seen, last_seen
+  from otel.operations(%(service)s::text, %(span_kind)s::text, %(since)s::timestamptz, %(until)s::timestamptz)
+
+-- find_traces --
+-- Traces with a span matching every criterion, newest first; since null means an hour before until, until null now.
+select trace_id, root_service, root_name, start_time, duration_ms, span_count, error_count, services
+  from otel.find_traces(%(service)s::text, %(operation)s::text, %(attributes)s::jsonb, %(min_duration)s::interval,
+                        %(max_duration)s::interval, %(status)s::text,
+                        coalesce(%(since)s::timestamptz, now() - interval '1 hour'),
+                        coalesce(%(until)s::timestamptz, now()), %(lim)s::integer)
+
+-- service_dependencies --
+-- Calls between services in [since, until), most calls first; until null means now.
+select parent, child, call_count
+  from otel.service_dependencies(%(since)s::timestamptz, coalesce(%(until)s::timestamptz, now()))
+
 -- similar_traces_by_vector --
 -- Traces whose spans are nearest to an embedding made by model.
 select trace_id, span_id, service_name as service, name, status_code as status, status_message, duration_ms,

@@ -199,3 +199,49 @@ class TraceContext:
     trace_id: str
     spans: list[SpanNode]
     logs: list[LogRecord]
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSummary:
+    """A service with stored spans (`Client.services`): its number of operations, its first and last span start."""
+
+    service: str
+    operations: int
+    first_seen: datetime
+    last_seen: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OperationSummary:
+    """An operation of a service (`Client.operations`): span name and kind, its first and last span start."""
+
+    name: str
+    kind: str
+    first_seen: datetime
+    last_seen: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TraceSummary:
+    """A trace found by `Client.find_traces`: its root span, start, duration, span and error counts, services.
+
+    `root_service` and `root_name` are None while the root span is not stored.
+    """
+
+    trace_id: str
+    root_service: str | None
+    root_name: str | None
+    start_time: datetime
+    duration_ms: float
+    span_count: int
+    error_count: int
+    services: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceCall:
+    """Calls from one service to another (`Client.service_dependencies`): spans of `child` under `parent`'s."""
+
+    parent: str
+    child: str
+    call_count: int
