@@ -94,7 +94,7 @@ def serving(url: str, *options: str) -> Iterator[Server]:
     command = [
         *(sys.executable, "-c", "import sys; from otel_db.cli import main; sys.exit(main(sys.argv[1:]))"),
         *("--dsn", url, "serve", "--http", f"127.0.0.1:{port}", "--grpc", f"127.0.0.1:{grpc_port}"),
-        *("--no-embed", "--max-backlog", "0", *options),
+        *("--no-embed", "--no-query", "--max-backlog", "0", *options),
     ]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     server = Server(process, port, grpc_port)

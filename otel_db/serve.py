@@ -16,6 +16,8 @@ One asyncio process:
   and skips a round while another process's flush holds the flush lock, so
   that several servers on one database do not queue flushes behind each
   other.
+- The Jaeger-compatible query API (`otel_db.jaeger`, aiohttp) reads
+  through the SQL functions as otel_reader, on connections of its own.
 - A thread embeds new span signatures (`otel_db.embed.watch`), when the
   embedding extra and the model are installed.
 
@@ -38,8 +40,10 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import psycopg
+from aiohttp import web
 
 from otel_db.embed import watch
+from otel_db.jaeger import ReaderConnections, build_query_app
 from otel_db.receiver import Receiver
 from otel_db.serve_grpc import build_server
 from otel_db.serve_http import build_app, listen, runner, stop_listening
@@ -111,6 +115,8 @@ class Service:
         self.watcher = DatabaseWatcher(dsn, self.writer, self.metrics)
         self.http = runner(build_app(self.receiver, options.max_body, self.watcher.health))
         self.grpc = build_server(self.receiver, options.max_body)
+        self.readers = ReaderConnections(dsn)
+        self.query = runner(build_query_app(self.readers, self.receiver.authorized)) if options.query else None
         self.flusher = Flusher(dsn, options.flush_interval) if options.flush else None
         self.embedding = EmbeddingThread(dsn, settings) if options.embed else None
         self._stop = asyncio.Event()
@@ -122,6 +128,8 @@ class Service:
         await self.writer.open()
         http_host, http_port = self.options.http
         await listen(self.http, http_host, http_port)
+        if self.query is not None and self.options.query is not None:
+            await listen(self.query, *self.options.query)
         grpc_host, grpc_port = self.options.grpc
         try:
             grpc_port = self.grpc.add_insecure_port(_host_port(grpc_host, grpc_port))
@@ -134,12 +142,13 @@ class Service:
             self._tasks.append(asyncio.create_task(self.flusher.run(self._stop), name="flusher"))
         if self.embedding is not None:
             self.embedding.start()
-        http_addresses = ", ".join(f"http://{_host_port(*a[:2])}" for a in self.http.addresses)
         log.info(
             "listening: OTLP/HTTP on %s (/v1/traces, /v1/logs, /v1/metrics, /healthz, /metrics), OTLP/gRPC on %s;"
-            " flush %s; embedding %s; bearer token %s; max body %d bytes, max in flight %d bytes, max backlog %s",
-            http_addresses,
+            " Jaeger query API %s; flush %s; embedding %s; bearer token %s; max body %d bytes, max in flight %d bytes,"
+            " max backlog %s",
+            _urls(self.http),
             _host_port(grpc_host, grpc_port),
+            f"on {_urls(self.query)} (/api/...)" if self.query else "off",
             f"every {self.options.flush_interval:g} s" if self.flusher else "off",
             "on" if self.embedding else "off",
             "required" if self.options.token else "not required",
@@ -153,9 +162,12 @@ class Service:
         if self._listening:
             log.info("stopping: no new requests; committing those received (at most %g s)", DRAIN_SECONDS)
         await stop_listening(self.http)
+        if self.query is not None:
+            await stop_listening(self.query)
         grpc_stopped = asyncio.create_task(self.grpc.stop(DRAIN_SECONDS))
         await self.receiver.drained(DRAIN_SECONDS)
-        await asyncio.gather(self.http.cleanup(), grpc_stopped)
+        await asyncio.gather(self.http.cleanup(), grpc_stopped, *([self.query.cleanup()] if self.query else []))
+        await self.readers.close()
         await self.writer.close()
         self._stop.set()
         for task in self._tasks:
@@ -173,6 +185,10 @@ class Service:
 
     def _total(self, name: str) -> int:
         return int(sum(s.value for metric in self.metrics.registry.collect() for s in metric.samples if s.name == name))
+
+
+def _urls(http_runner: web.AppRunner) -> str:
+    return ", ".join(f"http://{_host_port(*a[:2])}" for a in http_runner.addresses)
 
 
 def _host_port(host: str, port: int) -> str:

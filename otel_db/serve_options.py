@@ -21,6 +21,7 @@ TOKEN_VARIABLE = PREFIX + "SERVE_TOKEN"
 MiB = 2**20
 DEFAULT_HTTP = ("127.0.0.1", 4318)
 DEFAULT_GRPC = ("127.0.0.1", 4317)
+DEFAULT_QUERY = ("127.0.0.1", 16686)
 DEFAULT_MAX_BODY = 20 * MiB
 DEFAULT_MAX_INFLIGHT = 64 * MiB
 DEFAULT_MAX_BACKLOG = 1024 * MiB
@@ -33,6 +34,7 @@ _UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30}
 class ServeOptions:
     http: tuple[str, int] = DEFAULT_HTTP
     grpc: tuple[str, int] = DEFAULT_GRPC
+    query: tuple[str, int] | None = DEFAULT_QUERY  # None: no query API
     max_body: int = DEFAULT_MAX_BODY
     max_inflight: int = DEFAULT_MAX_INFLIGHT
     max_backlog: int = DEFAULT_MAX_BACKLOG  # 0: no limit
@@ -49,6 +51,14 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--grpc", type=address, default=DEFAULT_GRPC, metavar="HOST:PORT", help="OTLP/gRPC (default 127.0.0.1:4317)"
     )
+    parser.add_argument(
+        "--query",
+        type=address,
+        default=DEFAULT_QUERY,
+        metavar="HOST:PORT",
+        help="the Jaeger-compatible query API, read-only (default 127.0.0.1:16686)",
+    )
+    parser.add_argument("--no-query", action="store_true", help="do not serve the query API")
     parser.add_argument(
         "--max-body",
         type=positive_size,
@@ -80,7 +90,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-embed", action="store_true", help="do not embed new span signatures")
     parser.add_argument(
         "--token",
-        help=f"require `Authorization: Bearer TOKEN` (default {TOKEN_VARIABLE}; /healthz stays open)",
+        help=f"require `Authorization: Bearer TOKEN` here and on the query API (default {TOKEN_VARIABLE});"
+        " /healthz stays open",
     )
 
 
@@ -91,6 +102,7 @@ def options_from_args(
     return ServeOptions(
         http=args.http,
         grpc=args.grpc,
+        query=None if args.no_query else args.query,
         max_body=args.max_body,
         max_inflight=args.max_inflight,
         max_backlog=args.max_backlog,

@@ -63,6 +63,7 @@ grant execute on function
 grant execute on function
     otel.traces_by_error(timestamptz, timestamptz, text, integer),
     otel.trace_spans(text),
+    otel.trace_export(text),
     otel.trace_logs(text),
     otel.root_cause(text),
     otel.normalize_text(text),

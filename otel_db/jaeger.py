@@ -1,0 +1,479 @@
+"""The Jaeger-compatible query API of `otel-db serve`, for Grafana's Jaeger data source and the Jaeger UI.
+
+The endpoints and parameters are those of Jaeger's HTTP handler
+(`cmd/query/app/http_handler.go`, `query_parser.go`), the JSON that of its
+`model/json`, and spans become Jaeger spans as the OpenTelemetry Collector's
+OTLP-to-Jaeger translator makes them: resource attributes become a process,
+kind, status and scope become tags, events logs, the parent a CHILD_OF and
+links FOLLOWS_FROM references.
+
+Rows become JSON in pure functions (`jaeger_traces`, `trace_query`, ...);
+the aiohttp app at the end reads through the SQL functions, each request in
+a read-only transaction as otel_reader (`set local role`, as
+`Client.sql()`), rolled back, so that even a superuser's DSN cannot write
+through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any, TypeVar
+
+import psycopg
+from aiohttp import web
+from multidict import MultiMapping
+from psycopg.rows import dict_row
+
+from otel_db import queries
+from otel_db.client import DEFAULT_SQL_TIMEOUT
+from otel_db.queries import Call
+from otel_db.staging_writer import connection_params, one_line
+
+log = logging.getLogger("otel_db.serve.query")
+
+T = TypeVar("T")
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+# Jaeger's defaults: a search without `start` looks two days back for at most 100 traces; dependencies one day.
+DEFAULT_SEARCH_LOOKBACK = timedelta(days=2)
+DEFAULT_SEARCH_LIMIT = 100
+DEFAULT_DEPENDENCIES_LOOKBACK = timedelta(days=1)
+# What the Collector's translator names a process whose resource has no service.name.
+EMPTY_SERVICE_NAME = "OTLP_EMPTY_SERVICE_NAME"
+READER_CONNECTIONS = 4
+
+SPAN_KIND_TAGS = {
+    "SERVER": "server",
+    "CLIENT": "client",
+    "PRODUCER": "producer",
+    "CONSUMER": "consumer",
+    "INTERNAL": "internal",
+}
+
+# Every stored column of the spans of some traces, by trace and start time.
+TRACE_EXPORT_SQL = """
+select t.*
+  from unnest(%(trace_ids)s::text[]) with ordinality as wanted(trace_id, position)
+ cross join lateral otel.trace_export(wanted.trace_id) as t
+ order by wanted.position
+"""
+
+_GO_DURATION = re.compile(r"([0-9]*\.?[0-9]+)(ns|us|µs|μs|ms|s|m|h)")
+_GO_UNIT_NANOSECONDS = {
+    "ns": 1,
+    "us": 1_000,
+    "µs": 1_000,
+    "μs": 1_000,
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "m": 60_000_000_000,
+    "h": 3_600_000_000_000,
+}
+_LOOKBACK = re.compile(r"([0-9]+)([smhdw])")
+_LOOKBACK_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_HEX = re.compile(r"[0-9a-fA-F]{1,32}")
+
+
+class BadParameter(ValueError):
+    """A query parameter Jaeger would refuse with 400."""
+
+
+# ---------------------------------------------------------------- JSON model
+
+
+def envelope(data: Any, errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Jaeger's structuredResponse; `total` counts the items of a list."""
+    total = len(data) if isinstance(data, list) else 0
+    return {"data": data, "total": total, "limit": 0, "offset": 0, "errors": errors or None}
+
+
+def error_envelope(code: int, message: str) -> dict[str, Any]:
+    return envelope(None, [{"code": code, "msg": message}])
+
+
+def microseconds(moment: datetime) -> int:
+    return (moment - EPOCH) // MICROSECOND
+
+
+def tag(key: str, value: Any) -> dict[str, Any]:
+    """A typed Jaeger key-value; arrays and maps as their JSON text, as the Collector's translator does."""
+    if isinstance(value, bool):
+        return {"key": key, "type": "bool", "value": value}
+    if isinstance(value, int):
+        return {"key": key, "type": "int64", "value": value}
+    if isinstance(value, float):
+        return {"key": key, "type": "float64", "value": value}
+    if isinstance(value, str):
+        return {"key": key, "type": "string", "value": value}
+    text = "" if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return {"key": key, "type": "string", "value": text}
+
+
+def tags(attributes: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    return [tag(key, value) for key, value in (attributes or {}).items()]
+
+
+def span_tags(row: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The span's attributes, then what the translator adds: scope, kind, status, trace state."""
+    status = row["status_code"]
+    added = [
+        ("otel.scope.name", row["scope_name"]),
+        ("otel.scope.version", row["scope_version"]),
+        ("span.kind", SPAN_KIND_TAGS.get(row["kind"])),
+        ("otel.status_code", None if status == "UNSET" else status),
+        ("error", True if status == "ERROR" else None),
+        ("otel.status_description", row["status_message"]),
+        ("w3c.tracestate", row["trace_state"]),
+    ]
+    return tags(row["attributes"]) + [tag(key, value) for key, value in added if value not in (None, "")]
+
+
+def span_logs(events: Iterable[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
+    """Events as logs: the event's name as the field `event`, then its attributes."""
+    logs = []
+    for event in events or ():
+        fields = [tag("event", event["name"])] if event.get("name") else []
+        logs.append(
+            {
+                "timestamp": microseconds(datetime.fromisoformat(event["time"])),
+                "fields": fields + tags(event.get("attributes")),
+            }
+        )
+    return logs
+
+
+def span_references(row: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The parent as CHILD_OF, then each link as FOLLOWS_FROM."""
+    references = []
+    parent = row["parent_span_id"]
+    if parent and parent != row["span_id"]:
+        references.append({"refType": "CHILD_OF", "traceID": row["trace_id"], "spanID": parent})
+    for link in row["links"] or ():
+        references.append({"refType": "FOLLOWS_FROM", "traceID": link["trace_id"], "spanID": link["span_id"]})
+    return references
+
+
+def process(row: Mapping[str, Any]) -> dict[str, Any]:
+    resource = {key: value for key, value in (row["resource_attributes"] or {}).items() if key != "service.name"}
+    return {"serviceName": row["service_name"] or EMPTY_SERVICE_NAME, "tags": tags(resource)}
+
+
+def jaeger_span(row: Mapping[str, Any], process_id: str) -> dict[str, Any]:
+    return {
+        "traceID": row["trace_id"],
+        "spanID": row["span_id"],
+        "operationName": row["name"],
+        "references": span_references(row),
+        "startTime": microseconds(row["start_time"]),
+        "duration": (row["end_time"] - row["start_time"]) // MICROSECOND,
+        "tags": span_tags(row),
+        "logs": span_logs(row["events"]),
+        "processID": process_id,
+        "warnings": None,
+        "flags": (row["flags"] or 0) & 0xFF,  # the W3C trace flags; the bits above are OTLP's own
+    }
+
+
+def jaeger_trace(trace_id: str, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One Jaeger trace from the rows of otel.trace_export(): one process per distinct service and resource."""
+    processes: dict[str, dict[str, Any]] = {}
+    process_ids: dict[str, str] = {}
+    spans = []
+    for row in rows:
+        found = process(row)
+        identity = json.dumps(found, sort_keys=True)
+        if identity not in process_ids:
+            process_ids[identity] = f"p{len(process_ids) + 1}"
+            processes[process_ids[identity]] = found
+        spans.append(jaeger_span(row, process_ids[identity]))
+    return {"traceID": trace_id, "spans": spans, "processes": processes, "warnings": None}
+
+
+def jaeger_traces(trace_ids: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The traces among `trace_ids` that have rows, in that order."""
+    by_trace: dict[str, list[Mapping[str, Any]]] = {trace_id: [] for trace_id in trace_ids}
+    for row in rows:
+        by_trace[row["trace_id"]].append(row)
+    return [jaeger_trace(trace_id, spans) for trace_id, spans in by_trace.items() if spans]
+
+
+# ---------------------------------------------------------------- parameters
+
+
+def go_duration(text: str) -> timedelta:
+    """A Go duration such as 1.2s, 500ms, 1h30m (Go's time.ParseDuration, without a sign)."""
+    if text == "0":
+        return timedelta(0)
+    parts = _GO_DURATION.findall(text)
+    if not parts or "".join(number + unit for number, unit in parts) != text:
+        raise BadParameter(f"expected a duration such as 1.2s or 500ms, got {text!r}")
+    nanoseconds = sum(float(number) * _GO_UNIT_NANOSECONDS[unit] for number, unit in parts)
+    return timedelta(microseconds=nanoseconds / 1000)
+
+
+def lookback(text: str) -> timedelta:
+    """The Jaeger UI's lookback: 1h, 12h, 2d, 1w."""
+    match = _LOOKBACK.fullmatch(text)
+    if match is None:
+        raise BadParameter(f"unable to parse param 'lookback': expected 1h, 2d or the like, got {text!r}")
+    return timedelta(**{_LOOKBACK_UNITS[match[2]]: int(match[1])})
+
+
+def trace_id(text: str) -> str:
+    """A trace id as stored: up to 32 hex digits, left-padded with zeros as Jaeger does for 64-bit ids."""
+    if _HEX.fullmatch(text) is None:
+        raise BadParameter(f"cannot parse traceID param: expected up to 32 hex digits, got {text!r}")
+    return text.lower().zfill(32)
+
+
+def _integer(query: MultiMapping[str], name: str) -> int | None:
+    text = query.get(name, "")
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise BadParameter(f"unable to parse param '{name}': expected an integer, got {text!r}") from None
+
+
+def _duration(query: MultiMapping[str], name: str) -> timedelta | None:
+    text = query.get(name, "")
+    try:
+        return go_duration(text) if text else None
+    except BadParameter as exc:
+        raise BadParameter(f"unable to parse param '{name}': {exc}") from None
+
+
+def _epoch(value: int, unit: timedelta) -> datetime:
+    try:
+        return EPOCH + value * unit
+    except OverflowError:
+        raise BadParameter(f"a time out of range: {value}") from None
+
+
+def search_tags(query: MultiMapping[str]) -> dict[str, str]:
+    """`tag=key:value` (repeated) and `tags={"key": "value"}` (the Jaeger UI's), as Jaeger merges them."""
+    found: dict[str, str] = {}
+    for text in query.getall("tag", []):
+        key, colon, value = text.partition(":")
+        if not colon:
+            raise BadParameter(f"malformed 'tag' parameter, expecting key:value, received: {text}")
+        found[key] = value
+    for text in query.getall("tags", []):
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise BadParameter(f"malformed 'tags' parameter, cannot unmarshal JSON: {exc}") from None
+        if not isinstance(document, dict) or not all(isinstance(v, str) for v in document.values()):
+            raise BadParameter("malformed 'tags' parameter: expected a JSON object of strings")
+        found.update(document)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class TraceQuery:
+    """A search of /api/traces; with `trace_ids`, those traces instead."""
+
+    service: str | None
+    operation: str | None
+    attributes: dict[str, str]
+    min_duration: timedelta | None
+    max_duration: timedelta | None
+    since: datetime
+    until: datetime
+    limit: int
+    trace_ids: list[str] = field(default_factory=list)
+
+
+def trace_query(query: MultiMapping[str], now: datetime) -> TraceQuery:
+    """The parameters of /api/traces as Jaeger's query parser reads them; `lookback` stands in for `start`."""
+    trace_ids = [trace_id(text) for text in query.getall("traceID", [])]
+    service = query.get("service") or None
+    if service is None and not trace_ids:
+        raise BadParameter("parameter 'service' is required")
+    end = _integer(query, "end")
+    until = now if end is None else _epoch(end, MICROSECOND)
+    start = _integer(query, "start")
+    if start is not None:
+        since = _epoch(start, MICROSECOND)
+    elif query.get("lookback", "custom") != "custom":
+        since = until - lookback(query["lookback"])
+    else:
+        since = until - DEFAULT_SEARCH_LOOKBACK
+    min_duration, max_duration = _duration(query, "minDuration"), _duration(query, "maxDuration")
+    if min_duration and max_duration and max_duration < min_duration:
+        raise BadParameter("'maxDuration' should be greater than 'minDuration'")
+    limit = _integer(query, "limit")
+    return TraceQuery(
+        service=service,
+        operation=query.get("operation") or None,
+        attributes=search_tags(query),
+        min_duration=min_duration,
+        max_duration=max_duration,
+        since=since,
+        until=until,
+        limit=DEFAULT_SEARCH_LIMIT if limit is None or limit <= 0 else limit,
+        trace_ids=trace_ids,
+    )
+
+
+def dependencies_window(query: MultiMapping[str], now: datetime) -> tuple[datetime, datetime]:
+    """/api/dependencies: `endTs` (default now) and `lookback` (default a day), both in milliseconds."""
+    end, back = _integer(query, "endTs"), _integer(query, "lookback")
+    until = now if end is None else _epoch(end, timedelta(milliseconds=1))
+    return until - (DEFAULT_DEPENDENCIES_LOOKBACK if back is None else timedelta(milliseconds=back)), until
+
+
+# ---------------------------------------------------------------- the server
+
+
+class ReaderConnections:
+    """A few connections on which each request reads in a read-only transaction as otel_reader, rolled back."""
+
+    def __init__(self, dsn: str, size: int = READER_CONNECTIONS, timeout: float = DEFAULT_SQL_TIMEOUT) -> None:
+        self.dsn = dsn
+        self._setup = queries.read_only_transaction(timeout)
+        self._slots = asyncio.Semaphore(size)
+        self._idle: list[psycopg.AsyncConnection] = []
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[psycopg.AsyncConnection]:
+        async with self._slots:
+            if self._idle:
+                conn = self._idle.pop()
+            else:
+                conn = await psycopg.AsyncConnection.connect(**connection_params(self.dsn, "query"))
+            try:
+                async with conn.transaction(force_rollback=True):
+                    await conn.execute(self._setup.sql, self._setup.params)
+                    yield conn
+            finally:
+                if conn.broken or conn.closed:
+                    await conn.close()
+                else:
+                    self._idle.append(conn)
+
+    async def close(self) -> None:
+        while self._idle:
+            await self._idle.pop().close()
+
+
+async def _fetch(conn: psycopg.AsyncConnection, call: Call[T]) -> list[T]:
+    async with conn.cursor(row_factory=call.row_factory) as cur:
+        await cur.execute(call.sql, call.params)
+        return await cur.fetchall()
+
+
+async def _export(conn: psycopg.AsyncConnection, trace_ids: list[str]) -> list[dict[str, Any]]:
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(TRACE_EXPORT_SQL, {"trace_ids": trace_ids})
+        return jaeger_traces(trace_ids, await cur.fetchall())
+
+
+def _answer(document: dict[str, Any], status: int = 200) -> web.Response:
+    return web.json_response(document, status=status, dumps=partial(json.dumps, ensure_ascii=False))
+
+
+Handler = Callable[[psycopg.AsyncConnection, web.Request], Awaitable[web.Response]]
+
+
+async def _services(conn: psycopg.AsyncConnection, request: web.Request) -> web.Response:
+    return _answer(envelope([s.service for s in await _fetch(conn, queries.services(None, None))]))
+
+
+async def _service_operations(conn: psycopg.AsyncConnection, request: web.Request) -> web.Response:
+    found = await _fetch(conn, queries.operations(request.match_info["service"], None, None, None))
+    return _answer(envelope(sorted({operation.name for operation in found})))
+
+
+async def _operations(conn: psycopg.AsyncConnection, request: web.Request) -> web.Response:
+    service = request.query.get("service")
+    if not service:
+        raise BadParameter("parameter 'service' is required")
+    found = await _fetch(conn, queries.operations(service, request.query.get("spanKind") or None, None, None))
+    return _answer(envelope([{"name": o.name, "spanKind": SPAN_KIND_TAGS.get(o.kind, "")} for o in found]))
+
+
+async def _traces(conn: psycopg.AsyncConnection, request: web.Request) -> web.Response:
+    search = trace_query(request.query, datetime.now(UTC))
+    if search.trace_ids:
+        traces = await _export(conn, search.trace_ids)
+        found = {trace["traceID"] for trace in traces}
+        missing = [
+            {"code": 404, "msg": "trace not found", "traceID": trace_id}
+            for trace_id in search.trace_ids
+            if trace_id not in found
+        ]
+        return _answer(envelope(traces, missing))
+    summaries = await _fetch(
+        conn,
+        queries.find_traces(
+            search.service,
+            search.operation,
+            search.attributes,
+            search.min_duration,
+            search.max_duration,
+            None,
+            search.since,
+            search.until,
+            search.limit,
+        ),
+    )
+    return _answer(envelope(await _export(conn, [summary.trace_id for summary in summaries])))
+
+
+async def _trace(conn: psycopg.AsyncConnection, request: web.Request) -> web.Response:
+    traces = await _export(conn, [trace_id(request.match_info["trace_id"])])
+    if not traces:
+        return _answer(error_envelope(404, "trace not found"), 404)
+    return _answer(envelope(traces))
+
+
+async def _dependencies(conn: psycopg.AsyncConnection, request: web.Request) -> web.Response:
+    since, until = dependencies_window(request.query, datetime.now(UTC))
+    calls = await _fetch(conn, queries.service_dependencies(since, until))
+    return _answer(envelope([{"parent": c.parent, "child": c.child, "callCount": c.call_count} for c in calls]))
+
+
+ROUTES: dict[str, Handler] = {
+    "/api/services": _services,
+    "/api/services/{service}/operations": _service_operations,
+    "/api/operations": _operations,
+    "/api/traces": _traces,
+    "/api/traces/{trace_id}": _trace,
+    "/api/dependencies": _dependencies,
+}
+
+
+def build_query_app(connections: ReaderConnections, authorized: Callable[[str | None], bool]) -> web.Application:
+    """The Jaeger query API; every route needs the bearer token when one is set."""
+
+    async def handle(handler: Handler, request: web.Request) -> web.Response:
+        if not authorized(request.headers.get("Authorization")):
+            response = _answer(error_envelope(401, "a bearer token is required"), 401)
+            response.headers["WWW-Authenticate"] = "Bearer"
+            return response
+        try:
+            async with connections.reading() as conn:
+                return await handler(conn, request)
+        except BadParameter as exc:
+            return _answer(error_envelope(400, str(exc)), 400)
+        except psycopg.errors.InvalidParameterValue as exc:
+            return _answer(error_envelope(400, one_line(exc)), 400)
+        except psycopg.Error as exc:
+            log.warning("query API: %s failed: %s", request.path, one_line(exc))
+            return _answer(error_envelope(503, f"the database failed: {one_line(exc)}"), 503)
+
+    app = web.Application()
+    for path, handler in ROUTES.items():
+        app.router.add_get(path, partial(handle, handler))
+    return app
