@@ -137,16 +137,22 @@ def span_tags(row: Mapping[str, Any]) -> list[dict[str, Any]]:
     return tags(row["attributes"]) + [tag(key, value) for key, value in added if value not in (None, "")]
 
 
-def span_logs(events: Iterable[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
-    """Events as logs: the event's name as the field `event`, then its attributes."""
+def span_logs(events: Iterable[Any] | None) -> list[dict[str, Any]]:
+    """Events as logs: the event's name as the field `event`, then its attributes.
+
+    Typed staging only checks that events are an array: an entry that is
+    not an object with a time is left out rather than failing the trace.
+    """
     logs = []
     for event in events or ():
+        try:
+            timestamp = microseconds(datetime.fromisoformat(event["time"]))
+        except (TypeError, KeyError, ValueError):
+            continue
         fields = [tag("event", event["name"])] if event.get("name") else []
+        attributes = event.get("attributes")
         logs.append(
-            {
-                "timestamp": microseconds(datetime.fromisoformat(event["time"])),
-                "fields": fields + tags(event.get("attributes")),
-            }
+            {"timestamp": timestamp, "fields": fields + tags(attributes if isinstance(attributes, dict) else {})}
         )
     return logs
 
@@ -158,7 +164,8 @@ def span_references(row: Mapping[str, Any]) -> list[dict[str, Any]]:
     if parent and parent != row["span_id"]:
         references.append({"refType": "CHILD_OF", "traceID": row["trace_id"], "spanID": parent})
     for link in row["links"] or ():
-        references.append({"refType": "FOLLOWS_FROM", "traceID": link["trace_id"], "spanID": link["span_id"]})
+        if isinstance(link, dict) and link.get("trace_id") and link.get("span_id"):  # as span_logs: no failing trace
+            references.append({"refType": "FOLLOWS_FROM", "traceID": link["trace_id"], "spanID": link["span_id"]})
     return references
 
 
@@ -217,7 +224,10 @@ def go_duration(text: str) -> timedelta:
     if not parts or "".join(number + unit for number, unit in parts) != text:
         raise BadParameter(f"expected a duration such as 1.2s or 500ms, got {text!r}")
     nanoseconds = sum(float(number) * _GO_UNIT_NANOSECONDS[unit] for number, unit in parts)
-    return timedelta(microseconds=nanoseconds / 1000)
+    try:
+        return timedelta(microseconds=nanoseconds / 1000)
+    except OverflowError:
+        raise BadParameter(f"a duration out of range: {text!r}") from None
 
 
 def lookback(text: str) -> timedelta:
@@ -225,7 +235,10 @@ def lookback(text: str) -> timedelta:
     match = _LOOKBACK.fullmatch(text)
     if match is None:
         raise BadParameter(f"unable to parse param 'lookback': expected 1h, 2d or the like, got {text!r}")
-    return timedelta(**{_LOOKBACK_UNITS[match[2]]: int(match[1])})
+    try:
+        return timedelta(**{_LOOKBACK_UNITS[match[2]]: int(match[1])})
+    except OverflowError:
+        raise BadParameter(f"unable to parse param 'lookback': out of range, got {text!r}") from None
 
 
 def trace_id(text: str) -> str:
@@ -296,7 +309,7 @@ class TraceQuery:
 
 def trace_query(query: MultiMapping[str], now: datetime) -> TraceQuery:
     """The parameters of /api/traces as Jaeger's query parser reads them; `lookback` stands in for `start`."""
-    trace_ids = [trace_id(text) for text in query.getall("traceID", [])]
+    trace_ids = list(dict.fromkeys(trace_id(text) for text in query.getall("traceID", [])))
     service = query.get("service") or None
     if service is None and not trace_ids:
         raise BadParameter("parameter 'service' is required")
@@ -305,14 +318,18 @@ def trace_query(query: MultiMapping[str], now: datetime) -> TraceQuery:
     start = _integer(query, "start")
     if start is not None:
         since = _epoch(start, MICROSECOND)
-    elif query.get("lookback", "custom") != "custom":
-        since = until - lookback(query["lookback"])
     else:
-        since = until - DEFAULT_SEARCH_LOOKBACK
+        back = lookback(query["lookback"]) if query.get("lookback", "custom") != "custom" else DEFAULT_SEARCH_LOOKBACK
+        try:
+            since = until - back
+        except OverflowError:
+            raise BadParameter("unable to parse param 'lookback': it reaches before year 1") from None
     min_duration, max_duration = _duration(query, "minDuration"), _duration(query, "maxDuration")
     if min_duration and max_duration and max_duration < min_duration:
         raise BadParameter("'maxDuration' should be greater than 'minDuration'")
     limit = _integer(query, "limit")
+    if limit is not None and limit > 2**31 - 1:  # Jaeger reads it as a 32-bit integer
+        raise BadParameter(f"unable to parse param 'limit': out of range, got {limit}")
     return TraceQuery(
         service=service,
         operation=query.get("operation") or None,
@@ -330,7 +347,10 @@ def dependencies_window(query: MultiMapping[str], now: datetime) -> tuple[dateti
     """/api/dependencies: `endTs` (default now) and `lookback` (default a day), both in milliseconds."""
     end, back = _integer(query, "endTs"), _integer(query, "lookback")
     until = now if end is None else _epoch(end, timedelta(milliseconds=1))
-    return until - (DEFAULT_DEPENDENCIES_LOOKBACK if back is None else timedelta(milliseconds=back)), until
+    try:
+        return until - (DEFAULT_DEPENDENCIES_LOOKBACK if back is None else timedelta(milliseconds=back)), until
+    except OverflowError:
+        raise BadParameter(f"unable to parse param 'lookback': out of range, got {back}") from None
 
 
 # ---------------------------------------------------------------- the server
@@ -357,7 +377,7 @@ class ReaderConnections:
                     await conn.execute(self._setup.sql, self._setup.params)
                     yield conn
             finally:
-                if conn.broken or conn.closed:
+                if conn.broken or conn.closed or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                     await conn.close()
                 else:
                     self._idle.append(conn)
@@ -414,15 +434,18 @@ async def _traces(conn: psycopg.AsyncConnection, request: web.Request) -> web.Re
             if trace_id not in found
         ]
         return _answer(envelope(traces, missing))
+    # The status is a tag of the spans it returns (otel.status_code), a column in storage.
+    attributes = dict(search.attributes)
+    status = attributes.pop("otel.status_code", None)
     summaries = await _fetch(
         conn,
         queries.find_traces(
             search.service,
             search.operation,
-            search.attributes,
+            attributes,
             search.min_duration,
             search.max_duration,
-            None,
+            status,
             search.since,
             search.until,
             search.limit,
@@ -470,8 +493,12 @@ def build_query_app(connections: ReaderConnections, authorized: Callable[[str | 
         except psycopg.errors.InvalidParameterValue as exc:
             return _answer(error_envelope(400, one_line(exc)), 400)
         except psycopg.Error as exc:
+            # The details (a host, a role) are for the server's log, not for whoever asks.
             log.warning("query API: %s failed: %s", request.path, one_line(exc))
-            return _answer(error_envelope(503, f"the database failed: {one_line(exc)}"), 503)
+            return _answer(error_envelope(503, "the database did not answer; see the server's log"), 503)
+        except Exception:
+            log.exception("query API: %s failed", request.path)
+            return _answer(error_envelope(500, "internal error; see the server's log"), 500)
 
     app = web.Application()
     for path, handler in ROUTES.items():

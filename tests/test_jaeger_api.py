@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
+from otel_db import jaeger
 from otel_db.jaeger import BadParameter, ReaderConnections, go_duration, lookback, search_tags, trace_id
 from tests.helpers import flush
 from tests.test_serve import free_port, get, serve  # noqa: F401 (serve is a fixture)
@@ -351,6 +352,16 @@ def test_search_window_in_microseconds_or_lookback(shop):
     assert search(shop, service="checkout", lookback="5m") == []
 
 
+def test_search_by_the_status_tag_jaeger_spans_carry(shop):
+    assert search(shop, service="payment", tag="otel.status_code:ERROR") == [shop.trace_id]
+    assert search(shop, service="checkout", tag="otel.status_code:ERROR") == []
+
+
+def test_search_by_a_repeated_trace_id_returns_it_once(shop):
+    found = shop.api.data(f"/api/traces?traceID={shop.warm_trace_id}&traceID={shop.warm_trace_id.upper()}")
+    assert [trace["traceID"] for trace in found] == [shop.warm_trace_id]
+
+
 def test_search_by_trace_ids_names_the_missing_ones(shop):
     missing = "cd" * 16
     status, document = shop.api.answer(f"/api/traces?traceID={shop.warm_trace_id}&traceID={missing}")
@@ -373,6 +384,10 @@ def test_search_by_trace_ids_names_the_missing_ones(shop):
         ("service=checkout&tags={", "malformed 'tags' parameter, cannot unmarshal JSON"),
         ("service=checkout&tag=nocolon", "malformed 'tag' parameter, expecting key:value"),
         ("traceID=xyz", "cannot parse traceID param"),
+        ("service=checkout&limit=99999999999", "unable to parse param 'limit': out of range"),
+        ("service=checkout&lookback=99999999999d", "unable to parse param 'lookback'"),
+        ("service=checkout&minDuration=9999999999999h", "a duration out of range"),
+        ("service=checkout&start=99999999999999999999", "a time out of range"),
     ],
 )
 def test_search_refuses_bad_parameters_with_400(shop, query, message):
@@ -401,7 +416,9 @@ def test_dependencies_window_is_in_milliseconds(shop):
 
 def test_a_token_is_required_when_set(query_api):
     api = query_api(env={"OTEL_STORAGE_SERVE_TOKEN": TOKEN})
-    for path in ("/api/services", "/api/traces/" + "ab" * 16, "/api/dependencies"):
+    paths = [route.replace("{service}", "checkout").replace("{trace_id}", "ab" * 16) for route in jaeger.ROUTES]
+    assert len(paths) == 6
+    for path in paths:
         status, document = api.answer(path)
         assert status == 401
         assert document["errors"] == [{"code": 401, "msg": "a bearer token is required"}]
@@ -462,3 +479,11 @@ def test_lookbacks_and_trace_ids():
 def test_tag_parameters_merge_with_tags_json_last():
     query = MultiDict([("tag", "a:1"), ("tag", "url:http://x"), ("tags", '{"a": "2", "b": "3"}')])
     assert search_tags(query) == {"a": "2", "url": "http://x", "b": "3"}
+
+
+def test_events_and_links_that_are_not_objects_are_left_out():
+    assert jaeger.span_logs([{"name": "ok", "time": "2026-12-01T00:00:00+00:00"}, {"name": "no time"}, 7, None]) == [
+        {"timestamp": 1796083200000000, "fields": [{"key": "event", "type": "string", "value": "ok"}]}
+    ]
+    row = {"parent_span_id": None, "span_id": "a" * 16, "trace_id": "b" * 32, "links": [{"trace_id": "c" * 32}, 3]}
+    assert jaeger.span_references(row) == []
