@@ -213,6 +213,121 @@ def jaeger_traces(trace_ids: Sequence[str], rows: Iterable[Mapping[str, Any]]) -
     return [jaeger_trace(trace_id, spans) for trace_id, spans in by_trace.items() if spans]
 
 
+# ---------------------------------------------------------------- OTLP/JSON (/api/v3)
+
+OTLP_SPAN_KINDS = {"UNSPECIFIED": 0, "INTERNAL": 1, "SERVER": 2, "CLIENT": 3, "PRODUCER": 4, "CONSUMER": 5}
+OTLP_STATUS_CODES = {"UNSET": 0, "OK": 1, "ERROR": 2}
+
+
+def any_value(value: Any) -> dict[str, Any]:
+    """A stored attribute value as an OTLP/JSON AnyValue: objects are key-value lists, arrays arrays."""
+    if isinstance(value, bool):
+        return {"boolValue": value}
+    if isinstance(value, int):
+        return {"intValue": str(value)}  # 64-bit integers are strings in OTLP/JSON
+    if isinstance(value, float):
+        return {"doubleValue": value}
+    if isinstance(value, str):
+        return {"stringValue": value}
+    if isinstance(value, list):
+        return {"arrayValue": {"values": [any_value(v) for v in value]}}
+    if isinstance(value, dict):
+        return {"kvlistValue": {"values": key_values(value)}}
+    return {}
+
+
+def key_values(attributes: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    return [{"key": key, "value": any_value(value)} for key, value in (attributes or {}).items()]
+
+
+def nanoseconds(moment: datetime) -> str:
+    return str(microseconds(moment) * 1000)
+
+
+def otlp_span(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored span as OTLP/JSON; empty fields left out, as the protobuf JSON mapping does."""
+    span: dict[str, Any] = {
+        "traceId": row["trace_id"],
+        "spanId": row["span_id"],
+        "parentSpanId": row["parent_span_id"],
+        "traceState": row["trace_state"],
+        "flags": row["flags"],
+        "name": row["name"],
+        "kind": OTLP_SPAN_KINDS.get(row["kind"], 0),
+        "startTimeUnixNano": nanoseconds(row["start_time"]),
+        "endTimeUnixNano": nanoseconds(row["end_time"]),
+        "attributes": key_values(row["attributes"]),
+        "events": otlp_events(row["events"]),
+        "links": otlp_links(row["links"]),
+        "status": {"code": OTLP_STATUS_CODES.get(row["status_code"], 0), "message": row["status_message"]},
+    }
+    return _without_empty(span)
+
+
+def otlp_events(events: Iterable[Any] | None) -> list[dict[str, Any]]:
+    """The events span_logs() keeps (objects with a time), in OTLP/JSON."""
+    found = []
+    for event in events or ():
+        logs = span_logs([event])
+        if logs:
+            attributes = event.get("attributes")
+            found.append(
+                _without_empty(
+                    {
+                        "timeUnixNano": str(logs[0]["timestamp"] * 1000),
+                        "name": event.get("name"),
+                        "attributes": key_values(attributes if isinstance(attributes, dict) else {}),
+                    }
+                )
+            )
+    return found
+
+
+def otlp_links(links: Iterable[Any] | None) -> list[dict[str, Any]]:
+    """The links span_references() keeps (objects with both ids), in OTLP/JSON."""
+    return [
+        _without_empty(
+            {
+                "traceId": link["trace_id"],
+                "spanId": link["span_id"],
+                "traceState": link.get("trace_state"),
+                "attributes": key_values(link["attributes"] if isinstance(link.get("attributes"), dict) else {}),
+            }
+        )
+        for link in links or ()
+        if isinstance(link, dict) and link.get("trace_id") and link.get("span_id")
+    ]
+
+
+def _without_empty(document: dict[str, Any]) -> dict[str, Any]:
+    """The fields that say something: no null, empty text or list, zero flags or status code, empty object."""
+    cleaned = {key: _without_empty(value) if isinstance(value, dict) else value for key, value in document.items()}
+    return {
+        key: value
+        for key, value in cleaned.items()
+        if value not in (None, "", [], {}) and not (key in ("flags", "code") and value == 0)
+    }
+
+
+def otlp_traces(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Rows of otel.trace_export() as OTLP/JSON TracesData: spans grouped by resource, then by scope."""
+    resources: dict[str, dict[str, dict[str, Any]]] = {}
+    documents: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        resource = json.dumps(row["resource_attributes"] or {}, sort_keys=True)
+        scope = json.dumps([row["scope_name"], row["scope_version"]])
+        if resource not in documents:
+            documents[resource] = {"resource": {"attributes": key_values(row["resource_attributes"])}, "scopeSpans": []}
+            resources[resource] = {}
+        scopes = resources[resource]
+        if scope not in scopes:
+            scopes[scope] = _without_empty({"scope": {"name": row["scope_name"], "version": row["scope_version"]}})
+            scopes[scope]["spans"] = []
+            documents[resource]["scopeSpans"].append(scopes[scope])
+        scopes[scope]["spans"].append(otlp_span(row))
+    return {"resourceSpans": list(documents.values())}
+
+
 # ---------------------------------------------------------------- parameters
 
 
@@ -393,10 +508,14 @@ async def _fetch(conn: psycopg.AsyncConnection, call: Call[T]) -> list[T]:
         return await cur.fetchall()
 
 
-async def _export(conn: psycopg.AsyncConnection, trace_ids: list[str]) -> list[dict[str, Any]]:
+async def _export_rows(conn: psycopg.AsyncConnection, trace_ids: list[str]) -> list[dict[str, Any]]:
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(TRACE_EXPORT_SQL, {"trace_ids": trace_ids})
-        return jaeger_traces(trace_ids, await cur.fetchall())
+        return await cur.fetchall()
+
+
+async def _export(conn: psycopg.AsyncConnection, trace_ids: list[str]) -> list[dict[str, Any]]:
+    return jaeger_traces(trace_ids, await _export_rows(conn, trace_ids))
 
 
 def _answer(document: dict[str, Any], status: int = 200) -> web.Response:
@@ -461,6 +580,14 @@ async def _trace(conn: psycopg.AsyncConnection, request: web.Request) -> web.Res
     return _answer(envelope(traces))
 
 
+async def _otlp_trace(conn: psycopg.AsyncConnection, request: web.Request) -> web.Response:
+    """Jaeger's API v3: the trace as OTLP/JSON in its gRPC gateway's `result` wrapper."""
+    rows = await _export_rows(conn, [trace_id(request.match_info["trace_id"])])
+    if not rows:
+        return _answer({"error": {"httpCode": 404, "message": "trace not found"}}, 404)
+    return _answer({"result": otlp_traces(rows)})
+
+
 async def _dependencies(conn: psycopg.AsyncConnection, request: web.Request) -> web.Response:
     since, until = dependencies_window(request.query, datetime.now(UTC))
     calls = await _fetch(conn, queries.service_dependencies(since, until))
@@ -474,6 +601,7 @@ ROUTES: dict[str, Handler] = {
     "/api/traces": _traces,
     "/api/traces/{trace_id}": _trace,
     "/api/dependencies": _dependencies,
+    "/api/v3/traces/{trace_id}": _otlp_trace,
 }
 
 

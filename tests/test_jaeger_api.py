@@ -394,6 +394,82 @@ def test_search_refuses_bad_parameters_with_400(shop, query, message):
     assert message in shop.api.refused(f"/api/traces?{query}", 400)
 
 
+# --------------------------------------------------------------------------- API v3 (OTLP/JSON)
+
+
+def otlp_trace(shop: Shop, trace: str) -> tuple[int, dict]:
+    answer = get(f"{shop.api.url}/api/v3/traces/{trace}")
+    assert answer.headers["Content-Type"].startswith("application/json")
+    return answer.status, json.loads(answer.body)
+
+
+def test_api_v3_gives_the_trace_as_otlp_json_grouped_by_resource_and_scope(shop):
+    status, document = otlp_trace(shop, shop.trace_id.upper())
+    assert status == 200 and set(document) == {"result"}
+    resources = {
+        next(a["value"]["stringValue"] for a in r["resource"]["attributes"] if a["key"] == "service.name"): r
+        for r in document["result"]["resourceSpans"]
+    }
+    assert set(resources) == {"checkout", "payment"}
+    [checkout_scope] = resources["checkout"]["scopeSpans"]
+    assert checkout_scope["scope"] == {"name": "shop.checkout", "version": "1.2.3"}
+    spans = {span["name"]: span for r in resources.values() for scope in r["scopeSpans"] for span in scope["spans"]}
+    assert set(spans) == {"POST /checkout", "POST", "POST /charges"}
+    ids = shop.span_ids
+    root, call, charge = spans["POST /checkout"], spans["POST"], spans["POST /charges"]
+    assert (root["traceId"], root["spanId"], root["kind"]) == (shop.trace_id, ids["POST /checkout"], 2)
+    assert "parentSpanId" not in root and (call["parentSpanId"], call["kind"]) == (ids["POST /checkout"], 3)
+    assert root["startTimeUnixNano"] == str(shop.start_ns)
+    assert root["endTimeUnixNano"] == str(shop.start_ns + 7_250_000)
+    assert {a["key"]: a["value"] for a in root["attributes"]} == {
+        "http.request.method": {"stringValue": "POST"},
+        "http.response.status_code": {"intValue": "502"},
+        "ratio": {"doubleValue": 0.25},
+        "retry": {"boolValue": False},
+        "items": {"arrayValue": {"values": [{"stringValue": "a"}, {"stringValue": "b"}]}},
+    }
+    assert root["links"] == [
+        {
+            "traceId": shop.warm_trace_id,
+            "spanId": ids["warm cache"],
+            "attributes": [{"key": "why", "value": {"stringValue": "cache"}}],
+        }
+    ]
+    assert charge["status"] == {"code": 2, "message": "card declined"} and "status" not in call
+    assert charge["events"] == [
+        {
+            "timeUnixNano": str(shop.start_ns + 3_000_000),
+            "name": "exception",
+            "attributes": [
+                {"key": "exception.type", "value": {"stringValue": "CardDeclined"}},
+                {"key": "exception.message", "value": {"stringValue": "card declined"}},
+            ],
+        }
+    ]
+
+
+def test_api_v3_answers_404_for_an_unknown_trace_and_400_for_a_bad_id(shop):
+    assert otlp_trace(shop, "cd" * 16) == (404, {"error": {"httpCode": 404, "message": "trace not found"}})
+    status, document = otlp_trace(shop, "xyz")
+    assert status == 400 and "cannot parse traceID" in document["errors"][0]["msg"]
+
+
+def test_otlp_values_keep_their_type():
+    assert jaeger.any_value({"a": [1, 2.5, True, None], "b": {"c": "d"}}) == {
+        "kvlistValue": {
+            "values": [
+                {
+                    "key": "a",
+                    "value": {
+                        "arrayValue": {"values": [{"intValue": "1"}, {"doubleValue": 2.5}, {"boolValue": True}, {}]}
+                    },
+                },
+                {"key": "b", "value": {"kvlistValue": {"values": [{"key": "c", "value": {"stringValue": "d"}}]}}},
+            ]
+        }
+    }
+
+
 # --------------------------------------------------------------------------- dependencies
 
 
@@ -417,7 +493,7 @@ def test_dependencies_window_is_in_milliseconds(shop):
 def test_a_token_is_required_when_set(query_api):
     api = query_api(env={"OTEL_STORAGE_SERVE_TOKEN": TOKEN})
     paths = [route.replace("{service}", "checkout").replace("{trace_id}", "ab" * 16) for route in jaeger.ROUTES]
-    assert len(paths) == 6
+    assert len(paths) == 7
     for path in paths:
         status, document = api.answer(path)
         assert status == 401
