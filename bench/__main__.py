@@ -15,6 +15,7 @@ from bench import (
     flush_before_after,
     flush_throughput,
     ingest_memory,
+    query_api,
     reads,
     search_quality,
     seed_orm,
@@ -45,6 +46,7 @@ BENCHMARKS = {
     "explain_latency": explain_latency.run,
     "search_quality": search_quality.run,
     "trace_search": trace_search.run,
+    "query_api": query_api.run,
 }
 
 

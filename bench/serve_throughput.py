@@ -88,13 +88,14 @@ class Server:
 
 
 @contextmanager
-def serving(url: str, *options: str) -> Iterator[Server]:
-    """`otel-db serve` on a free port until the block ends (then SIGTERM)."""
+def serving(url: str, *options: str, query_port: int | None = None) -> Iterator[Server]:
+    """`otel-db serve` on a free port (the query API on `query_port`, else off) until the block ends (then SIGTERM)."""
     port, grpc_port = free_port(), free_port()
+    query = ("--query", f"127.0.0.1:{query_port}") if query_port else ("--no-query",)
     command = [
         *(sys.executable, "-c", "import sys; from otel_db.cli import main; sys.exit(main(sys.argv[1:]))"),
-        *("--dsn", url, "serve", "--http", f"127.0.0.1:{port}", "--grpc", f"127.0.0.1:{grpc_port}"),
-        *("--no-embed", "--no-query", "--max-backlog", "0", *options),
+        *("--dsn", url, "serve", "--http", f"127.0.0.1:{port}", "--grpc", f"127.0.0.1:{grpc_port}", *query),
+        *("--no-embed", "--max-backlog", "0", *options),
     ]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     server = Server(process, port, grpc_port)
