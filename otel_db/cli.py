@@ -745,7 +745,7 @@ def _nothing_similar(client: Client, args: argparse.Namespace) -> str:
     floor = args.min_similarity
     if floor is None:
         floor = client.settings.similarity_threshold if by_trace else client.settings.text_similarity_threshold
-    pending = (client.connection().execute("select pending from otel.embedding_status").fetchone() or (0,))[0]
+    pending = pending_count(client.connection())
     waiting = f"; {pending:,} span signatures wait to be embedded (`otel-db embed`)" if pending else ""
     closest = client.similar_traces(args.query, k=1, min_similarity=-1.0, service=args.service)
     if closest:
@@ -920,7 +920,7 @@ def cmd_trace(client: Client, args: argparse.Namespace) -> int:
     if not trace.spans and not trace.logs:
         print(f"nothing stored of trace {args.trace_id.strip()}")
         return EXIT_OK
-    # Dots, not spaces, mark the depth: tables strip the white space a cell starts with.
+    # Dots mark the depth, so that it shows wherever the table is pasted.
     spans = [("· " * s.depth + s.name, s.service, _milliseconds(s.duration_ms), _span_status(s)) for s in trace.spans]
     print(_render(["span", "service", "duration", "status"], spans, empty="(no spans stored, only logs)"))
     print()
