@@ -67,3 +67,61 @@ end
 $$;
 comment on procedure otel.retry_dlq(integer) is
     'Re-validates unprocessed dead letters tried fewer than max_retries times: moves the good ones, counts the attempt on the rest';
+
+create or replace function otel.dead_letter_reason(error_message text)
+returns text
+language sql immutable parallel safe
+set search_path = pg_catalog, pg_temp
+as $$
+    -- The rule without the rejected value: quoted values and timestamps
+    -- become "…", and 'invalid OTLP <field>: <value>' keeps the field.
+    select regexp_replace(
+               regexp_replace(
+                   regexp_replace(error_message, '"[^"]*"', '"…"', 'g'),
+                   '^((?:rejected record: )?invalid OTLP [^:]+): .*$', '\1', 's'),
+               '\d{4}-\d\d-\d\d[ T][0-9:.+-]+', '…', 'g')
+$$;
+comment on function otel.dead_letter_reason(text) is
+    'A dead letter''s error message without the rejected value, so that letters rejected by the same rule group together';
+
+create or replace function otel.dead_letter_reasons(
+    since timestamptz default now() - interval '7 days',
+    until timestamptz default now(),
+    samples integer default 3)
+returns table (telemetry_type text, reason text, letters bigint, pending bigint,
+               first_seen timestamptz, last_seen timestamptz, sample_letters jsonb)
+language plpgsql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+-- Security definer: readers see why rows were rejected (and a few of them,
+-- cut to 2,000 characters) without SELECT on the queue itself.
+begin
+    perform otel.check_time_range(since, until, true);
+    if samples is null or samples not between 0 and 100 then
+        raise exception 'samples must be between 0 and 100, got %', coalesce(samples::text, 'null')
+            using errcode = 'invalid_parameter_value';
+    end if;
+    return query
+        with letters as (
+            select d.*, otel.dead_letter_reason(d.error_message) as rule
+              from otel.telemetry_dlq as d
+             where d.created_at >= dead_letter_reasons.since and d.created_at < dead_letter_reasons.until
+        )
+        select l.telemetry_type, l.rule, count(*), count(*) filter (where l.processed_at is null),
+               min(l.created_at), max(l.created_at),
+               coalesce((select jsonb_agg(jsonb_build_object(
+                                    'id', s.id, 'created_at', s.created_at, 'source', s.source,
+                                    'error_message', s.error_message, 'raw_format', s.raw_format,
+                                    'raw_data', left(s.raw_data, 2000), 'retry_count', s.retry_count,
+                                    'processed', s.processed_at is not null) order by s.id desc)
+                           from (select * from letters as x
+                                  where x.telemetry_type = l.telemetry_type and x.rule = l.rule
+                                  order by x.id desc
+                                  limit dead_letter_reasons.samples) as s), '[]')
+          from letters as l
+         group by l.telemetry_type, l.rule
+         order by count(*) filter (where l.processed_at is null) desc, count(*) desc, l.rule;
+end
+$$;
+comment on function otel.dead_letter_reasons(timestamptz, timestamptz, integer) is
+    'Dead letters created in [since, until) by kind and rule: how many, how many still pending, first and last, and the newest few (raw data cut to 2,000 characters)';

@@ -267,3 +267,38 @@ end
 $$;
 comment on function otel.metric_series(text, interval, timestamptz, timestamptz, jsonb, text) is
     'One metric as (bucket_start, value) rows from since to until in buckets of the given length, points filtered by labels (jsonb containment); agg is avg, min, max, sum, count, rate (per second, counter resets handled, cumulative or delta) or p50, p90, p99 (from histogram buckets)';
+
+create or replace function otel.metric_names(
+    since timestamptz default now() - interval '1 day',
+    until timestamptz default now())
+returns table (name text, type text, unit text, last_seen timestamptz)
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+-- The distinct names come from skipping through metrics_name_time_idx, one
+-- probe a name rather than a scan of every point; each name's newest point
+-- in the window gives its type and unit.
+begin
+    perform otel.check_time_range(since, until, true);
+    return query
+        with recursive names (name) as (
+            (select m.name from otel.metrics as m order by m.name limit 1)
+            union all
+            select (select m.name from otel.metrics as m where m.name > names.name order by m.name limit 1)
+              from names
+             where names.name is not null
+        )
+        select n.name, newest.type, newest.unit, newest.time
+          from names as n
+         cross join lateral (
+                select m.type, m.unit, m.time
+                  from otel.metrics as m
+                 where m.name = n.name and m.time >= metric_names.since and m.time < metric_names.until
+                 order by m.time desc
+                 limit 1) as newest
+         where n.name is not null
+         order by n.name;
+end
+$$;
+comment on function otel.metric_names(timestamptz, timestamptz) is
+    'The metrics with points in [since, until): name, type and unit of the newest point, and its time';
