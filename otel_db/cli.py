@@ -38,7 +38,7 @@ from otel_db.ingest import (
     ingest_csv_file,
     ingest_otlp_file,
 )
-from otel_db.results import LogRecord, SpanNode
+from otel_db.results import LogRecord, SpanNode, json_value
 from otel_db.serve_options import add_serve_arguments, options_from_args, positive_float
 from otel_db.settings import Settings
 
@@ -973,16 +973,7 @@ def _print_results(
 
 
 def _print_json(document: object) -> None:
-    print(json.dumps(document, indent=2, default=_json_value))
-
-
-def _json_value(value: object) -> object:
-    """Datetimes in ISO 8601, durations in seconds."""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+    print(json.dumps(document, indent=2, default=json_value))
 
 
 def _when(moment: datetime) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -312,22 +312,35 @@ class BaseClient:
         since: datetime | None,
         model: str | None,
     ) -> Call[TraceResult]:
-        """The similar_traces call for `query`; embeds free text, so it is CPU-bound."""
-        threshold = self.settings.similarity_threshold if min_similarity is None else min_similarity
-        if isinstance(query, str):
-            if not query.strip():
-                raise ValueError("query is empty: give some text, a trace id or a vector")
-            if is_trace_id(query):
-                return queries.similar_traces_by_trace(query, k, threshold, service, since)
-            if min_similarity is None:
-                threshold = self.settings.text_similarity_threshold
-            embedder = self.embedder()
-            vector = embedder.embed([query])[0]
-            model = model or embedder.model_name
-        else:
-            vector = query
-            model = model or self.embedder().model_name
-        return queries.similar_traces_by_vector(vector, model, k, threshold, service, since)
+        return similar_call(query, k, min_similarity, service, since, model, self.settings, self.embedder)
+
+
+def similar_call(
+    query: str | Sequence[float] | np.ndarray,
+    k: int,
+    min_similarity: float | None,
+    service: str | None,
+    since: datetime | None,
+    model: str | None,
+    settings: Settings,
+    embedder: Callable[[], Embedder],
+) -> Call[TraceResult]:
+    """The similar_traces call for `query` (see `Client.similar_traces`); embeds free text, so it is CPU-bound."""
+    threshold = settings.similarity_threshold if min_similarity is None else min_similarity
+    if isinstance(query, str):
+        if not query.strip():
+            raise ValueError("query is empty: give some text, a trace id or a vector")
+        if is_trace_id(query):
+            return queries.similar_traces_by_trace(query, k, threshold, service, since)
+        if min_similarity is None:
+            threshold = settings.text_similarity_threshold
+        model_in_use = embedder()
+        vector = model_in_use.embed([query])[0]
+        model = model or model_in_use.model_name
+    else:
+        vector = query
+        model = model or embedder().model_name
+    return queries.similar_traces_by_vector(vector, model, k, threshold, service, since)
 
 
 class Client(BaseClient):

@@ -18,8 +18,12 @@ from typing import TYPE_CHECKING, Protocol
 
 import psycopg
 
+from otel_db.settings import EMBEDDING_EXTRA_HINT, Settings
+
 if TYPE_CHECKING:
     import numpy as np
+
+    from otel_db.embedding import Embedder
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +32,25 @@ _VECTORS_TABLE = (
 )
 
 NOTIFY_CHANNEL = "otel_signatures"  # otel.flush() notifies it when it adds signatures
+
+
+class NoModel(RuntimeError):
+    """The embedding model cannot be loaded here: the extra, the model files, or their check is missing."""
+
+
+def installed_model(settings: Settings) -> Embedder:
+    """The model of `settings` ready to embed; NoModel, saying what is missing, rather than the fallback embedder."""
+    try:
+        from otel_db.embedding import Embedder
+    except ImportError as exc:
+        raise NoModel(f"the embedding extra is missing ({exc.name}): {EMBEDDING_EXTRA_HINT}") from exc
+    try:
+        embedder = Embedder(settings.model_dir, cache_size=settings.cache_size, precision=settings.model_precision)
+    except Exception as exc:  # a model that fails its manifest check, say
+        raise NoModel(str(exc)) from exc
+    if embedder.is_fallback:
+        raise NoModel(f"no model is installed in {settings.model_dir} (`make model` installs it)")
+    return embedder
 
 
 class TextEmbedder(Protocol):

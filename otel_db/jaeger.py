@@ -35,6 +35,7 @@ from psycopg.rows import dict_row
 from otel_db import queries
 from otel_db.client import DEFAULT_SQL_TIMEOUT
 from otel_db.queries import Call
+from otel_db.results import TraceSummary, json_value
 from otel_db.staging_writer import connection_params, one_line
 
 log = logging.getLogger("otel_db.serve.query")
@@ -422,11 +423,11 @@ class TraceQuery:
     trace_ids: list[str] = field(default_factory=list)
 
 
-def trace_query(query: MultiMapping[str], now: datetime) -> TraceQuery:
+def trace_query(query: MultiMapping[str], now: datetime, service_required: bool = True) -> TraceQuery:
     """The parameters of /api/traces as Jaeger's query parser reads them; `lookback` stands in for `start`."""
     trace_ids = list(dict.fromkeys(trace_id(text) for text in query.getall("traceID", [])))
     service = query.get("service") or None
-    if service is None and not trace_ids:
+    if service is None and not trace_ids and service_required:
         raise BadParameter("parameter 'service' is required")
     end = _integer(query, "end")
     until = now if end is None else _epoch(end, MICROSECOND)
@@ -468,6 +469,23 @@ def dependencies_window(query: MultiMapping[str], now: datetime) -> tuple[dateti
         raise BadParameter(f"unable to parse param 'lookback': out of range, got {back}") from None
 
 
+def find_call(search: TraceQuery) -> Call[TraceSummary]:
+    """otel.find_traces() for a search; the status is a tag of the spans (otel.status_code), a column in storage."""
+    attributes = dict(search.attributes)
+    status = attributes.pop("otel.status_code", None)
+    return queries.find_traces(
+        search.service,
+        search.operation,
+        attributes,
+        search.min_duration,
+        search.max_duration,
+        status,
+        search.since,
+        search.until,
+        search.limit,
+    )
+
+
 # ---------------------------------------------------------------- the server
 
 
@@ -502,7 +520,7 @@ class ReaderConnections:
             await self._idle.pop().close()
 
 
-async def _fetch(conn: psycopg.AsyncConnection, call: Call[T]) -> list[T]:
+async def fetch(conn: psycopg.AsyncConnection, call: Call[T]) -> list[T]:
     async with conn.cursor(row_factory=call.row_factory) as cur:
         await cur.execute(call.sql, call.params)
         return await cur.fetchall()
@@ -518,28 +536,28 @@ async def _export(conn: psycopg.AsyncConnection, trace_ids: list[str]) -> list[d
     return jaeger_traces(trace_ids, await _export_rows(conn, trace_ids))
 
 
-def _answer(document: dict[str, Any], status: int = 200) -> web.Response:
-    return web.json_response(document, status=status, dumps=partial(json.dumps, ensure_ascii=False))
+def answer(document: dict[str, Any], status: int = 200) -> web.Response:
+    return web.json_response(document, status=status, dumps=partial(json.dumps, ensure_ascii=False, default=json_value))
 
 
 Handler = Callable[[psycopg.AsyncConnection, web.Request], Awaitable[web.Response]]
 
 
 async def _services(conn: psycopg.AsyncConnection, request: web.Request) -> web.Response:
-    return _answer(envelope([s.service for s in await _fetch(conn, queries.services(None, None))]))
+    return answer(envelope([s.service for s in await fetch(conn, queries.services(None, None))]))
 
 
 async def _service_operations(conn: psycopg.AsyncConnection, request: web.Request) -> web.Response:
-    found = await _fetch(conn, queries.operations(request.match_info["service"], None, None, None))
-    return _answer(envelope(sorted({operation.name for operation in found})))
+    found = await fetch(conn, queries.operations(request.match_info["service"], None, None, None))
+    return answer(envelope(sorted({operation.name for operation in found})))
 
 
 async def _operations(conn: psycopg.AsyncConnection, request: web.Request) -> web.Response:
     service = request.query.get("service")
     if not service:
         raise BadParameter("parameter 'service' is required")
-    found = await _fetch(conn, queries.operations(service, request.query.get("spanKind") or None, None, None))
-    return _answer(envelope([{"name": o.name, "spanKind": SPAN_KIND_TAGS.get(o.kind, "")} for o in found]))
+    found = await fetch(conn, queries.operations(service, request.query.get("spanKind") or None, None, None))
+    return answer(envelope([{"name": o.name, "spanKind": SPAN_KIND_TAGS.get(o.kind, "")} for o in found]))
 
 
 async def _traces(conn: psycopg.AsyncConnection, request: web.Request) -> web.Response:
@@ -552,46 +570,30 @@ async def _traces(conn: psycopg.AsyncConnection, request: web.Request) -> web.Re
             for trace_id in search.trace_ids
             if trace_id not in found
         ]
-        return _answer(envelope(traces, missing))
-    # The status is a tag of the spans it returns (otel.status_code), a column in storage.
-    attributes = dict(search.attributes)
-    status = attributes.pop("otel.status_code", None)
-    summaries = await _fetch(
-        conn,
-        queries.find_traces(
-            search.service,
-            search.operation,
-            attributes,
-            search.min_duration,
-            search.max_duration,
-            status,
-            search.since,
-            search.until,
-            search.limit,
-        ),
-    )
-    return _answer(envelope(await _export(conn, [summary.trace_id for summary in summaries])))
+        return answer(envelope(traces, missing))
+    summaries = await fetch(conn, find_call(search))
+    return answer(envelope(await _export(conn, [summary.trace_id for summary in summaries])))
 
 
 async def _trace(conn: psycopg.AsyncConnection, request: web.Request) -> web.Response:
     traces = await _export(conn, [trace_id(request.match_info["trace_id"])])
     if not traces:
-        return _answer(error_envelope(404, "trace not found"), 404)
-    return _answer(envelope(traces))
+        return answer(error_envelope(404, "trace not found"), 404)
+    return answer(envelope(traces))
 
 
 async def _otlp_trace(conn: psycopg.AsyncConnection, request: web.Request) -> web.Response:
     """Jaeger's API v3: the trace as OTLP/JSON in its gRPC gateway's `result` wrapper."""
     rows = await _export_rows(conn, [trace_id(request.match_info["trace_id"])])
     if not rows:
-        return _answer({"error": {"httpCode": 404, "message": "trace not found"}}, 404)
-    return _answer({"result": otlp_traces(rows)})
+        return answer({"error": {"httpCode": 404, "message": "trace not found"}}, 404)
+    return answer({"result": otlp_traces(rows)})
 
 
 async def _dependencies(conn: psycopg.AsyncConnection, request: web.Request) -> web.Response:
     since, until = dependencies_window(request.query, datetime.now(UTC))
-    calls = await _fetch(conn, queries.service_dependencies(since, until))
-    return _answer(envelope([{"parent": c.parent, "child": c.child, "callCount": c.call_count} for c in calls]))
+    calls = await fetch(conn, queries.service_dependencies(since, until))
+    return answer(envelope([{"parent": c.parent, "child": c.child, "callCount": c.call_count} for c in calls]))
 
 
 ROUTES: dict[str, Handler] = {
@@ -605,30 +607,47 @@ ROUTES: dict[str, Handler] = {
 }
 
 
-def build_query_app(connections: ReaderConnections, authorized: Callable[[str | None], bool]) -> web.Application:
-    """The Jaeger query API; every route needs the bearer token when one is set."""
+async def answering(request: web.Request, work: Callable[[], Awaitable[web.Response]]) -> web.Response:
+    """The answer of `work`, or Jaeger's error envelope: 400 for bad parameters, 503 when the database fails."""
+    try:
+        return await work()
+    except BadParameter as exc:
+        return answer(error_envelope(400, str(exc)), 400)
+    except psycopg.errors.InvalidParameterValue as exc:
+        return answer(error_envelope(400, one_line(exc)), 400)
+    except psycopg.Error as exc:
+        # The details (a host, a role) are for the server's log, not for whoever asks.
+        log.warning("query API: %s failed: %s", request.path, one_line(exc))
+        return answer(error_envelope(503, "the database did not answer; see the server's log"), 503)
+    except Exception:
+        log.exception("query API: %s failed", request.path)
+        return answer(error_envelope(500, "internal error; see the server's log"), 500)
+
+
+def unauthorized() -> web.Response:
+    response = answer(error_envelope(401, "a bearer token is required"), 401)
+    response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+def build_query_app(
+    connections: ReaderConnections,
+    authorized: Callable[[str | None], bool],
+    routes: Mapping[str, Handler] = ROUTES,
+) -> web.Application:
+    """GET `routes` (the Jaeger query API by default), each read as otel_reader; all need the bearer token if set."""
 
     async def handle(handler: Handler, request: web.Request) -> web.Response:
         if not authorized(request.headers.get("Authorization")):
-            response = _answer(error_envelope(401, "a bearer token is required"), 401)
-            response.headers["WWW-Authenticate"] = "Bearer"
-            return response
-        try:
+            return unauthorized()
+
+        async def read() -> web.Response:
             async with connections.reading() as conn:
                 return await handler(conn, request)
-        except BadParameter as exc:
-            return _answer(error_envelope(400, str(exc)), 400)
-        except psycopg.errors.InvalidParameterValue as exc:
-            return _answer(error_envelope(400, one_line(exc)), 400)
-        except psycopg.Error as exc:
-            # The details (a host, a role) are for the server's log, not for whoever asks.
-            log.warning("query API: %s failed: %s", request.path, one_line(exc))
-            return _answer(error_envelope(503, "the database did not answer; see the server's log"), 503)
-        except Exception:
-            log.exception("query API: %s failed", request.path)
-            return _answer(error_envelope(500, "internal error; see the server's log"), 500)
+
+        return await answering(request, read)
 
     app = web.Application()
-    for path, handler in ROUTES.items():
+    for path, handler in routes.items():
         app.router.add_get(path, partial(handle, handler))
     return app

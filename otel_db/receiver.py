@@ -71,10 +71,7 @@ class Receiver:
 
     def authorized(self, authorization: str | None) -> bool:
         """Whether an `Authorization` header (or gRPC `authorization` metadata) carries the token, if one is set."""
-        if self._token is None:
-            return True
-        scheme, _, credentials = (authorization or "").partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), self._token)
+        return self._token is None or bearer_matches(authorization, self._token)
 
     @contextlib.contextmanager
     def holding(self, size: int) -> Iterator[Hold]:
@@ -142,3 +139,9 @@ class Receiver:
             return Receipt(record.records, record.records, f"stored in otel.telemetry_dlq: {dead_letter_reason}")
         self.metrics.records.labels(signal.name).inc(record.records)
         return Receipt(record.records)
+
+
+def bearer_matches(authorization: str | None, token: bytes) -> bool:
+    """Whether an `Authorization` header is `Bearer <token>`, compared in constant time."""
+    scheme, _, credentials = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), token)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 
@@ -193,6 +193,29 @@ class MetricPoint:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricName:
+    """A metric with points in a window (`otel.metric_names`): type, unit and time of its newest point."""
+
+    name: str
+    type: str
+    unit: str | None
+    last_seen: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterReason:
+    """Dead letters of one kind rejected by one rule (`otel.dead_letter_reasons`), with the newest few as samples."""
+
+    telemetry_type: str
+    reason: str
+    letters: int
+    pending: int
+    first_seen: datetime
+    last_seen: datetime
+    sample_letters: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
 class TraceContext:
     """Everything recorded about one trace (`Client.trace_context`); empty lists for an unknown trace."""
 
@@ -245,3 +268,12 @@ class ServiceCall:
     parent: str
     child: str
     call_count: int
+
+
+def json_value(value: object) -> object:
+    """For `json.dumps(default=...)`: datetimes in ISO 8601, durations in seconds."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")

@@ -61,15 +61,24 @@ def build_app(receiver: Receiver, max_body: int, health: Health) -> web.Applicat
     return app
 
 
-def runner(app: web.Application) -> web.AppRunner:
+def runner(app: web.Application, cancel_on_disconnect: bool = False) -> web.AppRunner:
     """The app's runner: no access log (one line per export would drown the log), bodies left compressed.
+
+    `cancel_on_disconnect` is for reads: a client that goes away (a closed
+    browser tab) cancels its handler, and with it the query on the server.
 
     Its shutdown timeout is short because the server drains before it shuts
     the runner down (`stop_listening`, then `Receiver.drained`): what is left
     then is idle connections, and connections aiohttp accepted just before
     it stopped listening, whose request it ignores once it is closing.
     """
-    return web.AppRunner(app, access_log=None, auto_decompress=False, shutdown_timeout=CLOSE_SECONDS)
+    return web.AppRunner(
+        app,
+        access_log=None,
+        auto_decompress=False,
+        shutdown_timeout=CLOSE_SECONDS,
+        handler_cancellation=cancel_on_disconnect,
+    )
 
 
 async def listen(http_runner: web.AppRunner, host: str, port: int) -> None:
