@@ -20,8 +20,10 @@ from psycopg.rows import BaseRowFactory, class_row, dict_row, scalar_row
 from psycopg.types.json import Jsonb
 
 from otel_db.results import (
+    DeadLetterReason,
     ErrorSpan,
     LogRecord,
+    MetricName,
     MetricPoint,
     OperationSummary,
     RootCause,
@@ -152,6 +154,15 @@ def metric_series(
         "agg": agg,
     }
     return Call(QUERIES["metric_series"], params, class_row(MetricPoint))
+
+
+def metric_names(since: datetime, until: datetime) -> Call[MetricName]:
+    return Call(QUERIES["metric_names"], {"since": utc(since), "until": utc(until)}, class_row(MetricName))
+
+
+def dead_letter_reasons(since: datetime, until: datetime, samples: int) -> Call[DeadLetterReason]:
+    params = {"since": utc(since), "until": utc(until), "samples": samples}
+    return Call(QUERIES["dead_letter_reasons"], params, class_row(DeadLetterReason))
 
 
 def services(since: datetime | None, until: datetime | None) -> Call[ServiceSummary]:

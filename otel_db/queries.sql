@@ -61,6 +61,25 @@ select bucket_start, value
   from otel.metric_series(%(name)s::text, %(bucket)s::interval, %(since)s::timestamptz,
                           coalesce(%(until)s::timestamptz, now()), %(labels)s::jsonb, %(agg)s::text)
 
+-- metric_names --
+-- The metrics with points from since to until: name, type, unit and the newest point's time.
+select name, type, unit, last_seen
+  from otel.metric_names(%(since)s::timestamptz, %(until)s::timestamptz)
+
+-- dead_letter_reasons --
+-- Dead letters from since to until by kind and rule, with counts and the newest few.
+select telemetry_type, reason, letters, pending, first_seen, last_seen, sample_letters
+  from otel.dead_letter_reasons(%(since)s::timestamptz, %(until)s::timestamptz, %(samples)s::integer)
+
+-- pending_dead_letters --
+-- Dead letters not yet moved by a retry.
+select count(*) from otel.telemetry_dlq where processed_at is null
+
+-- retry_dead_letters --
+-- As otel_admin, in the caller's transaction: validate the pending dead letters again.
+select set_config('role', 'otel_admin', true);
+call otel.retry_dlq()
+
 -- services --
 -- The services with stored spans, from the operation catalog; since/until (either may be null) keep those seen then.
 select service_name as service, operations, first_seen, last_seen

@@ -42,15 +42,17 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from aiohttp import web
 
-from otel_db.embed import watch
+from otel_db.embed import NoModel, installed_model, watch
+from otel_db.jaeger import ROUTES as JAEGER_ROUTES
 from otel_db.jaeger import ReaderConnections, build_query_app
 from otel_db.receiver import Receiver
 from otel_db.serve_grpc import build_server
 from otel_db.serve_http import build_app, listen, runner, stop_listening
 from otel_db.serve_metrics import ServeMetrics
 from otel_db.serve_options import ServeOptions
-from otel_db.settings import EMBEDDING_EXTRA_HINT, Settings
+from otel_db.settings import Settings
 from otel_db.staging_writer import StagingWriter, connection_params, one_line
+from otel_db.web import PageApi, add_page
 
 if TYPE_CHECKING:
     from otel_db.embedding import Embedder
@@ -116,12 +118,19 @@ class Service:
         self.http = runner(build_app(self.receiver, options.max_body, self.watcher.health))
         self.grpc = build_server(self.receiver, options.max_body)
         self.readers = ReaderConnections(dsn)
-        self.query = runner(build_query_app(self.readers, self.receiver.authorized)) if options.query else None
+        self.query = runner(self._query_app(dsn, settings), cancel_on_disconnect=True) if options.query else None
         self.flusher = Flusher(dsn, options.flush_interval) if options.flush else None
         self.embedding = EmbeddingThread(dsn, settings) if options.embed else None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._listening = False
+
+    def _query_app(self, dsn: str, settings: Settings) -> web.Application:
+        """The Jaeger API and the web page's own endpoints, read as otel_reader; the page itself."""
+        page = PageApi(dsn, settings, self.options.admin_token)
+        app = build_query_app(self.readers, self.receiver.authorized, {**JAEGER_ROUTES, **page.routes()})
+        add_page(app, page)
+        return app
 
     async def start(self) -> None:
         await self.watcher.check()
@@ -144,11 +153,11 @@ class Service:
             self.embedding.start()
         log.info(
             "listening: OTLP/HTTP on %s (/v1/traces, /v1/logs, /v1/metrics, /healthz, /metrics), OTLP/gRPC on %s;"
-            " Jaeger query API %s; flush %s; embedding %s; bearer token %s; max body %d bytes, max in flight %d bytes,"
-            " max backlog %s",
+            " Jaeger query API and web page %s; flush %s; embedding %s; bearer token %s; max body %d bytes,"
+            " max in flight %d bytes, max backlog %s",
             _urls(self.http),
             _host_port(grpc_host, grpc_port),
-            f"on {_urls(self.query)} (/api/...)" if self.query else "off",
+            f"on {_urls(self.query)} (/api/..., the page at /)" if self.query else "off",
             f"every {self.options.flush_interval:g} s" if self.flusher else "off",
             "on" if self.embedding else "off",
             "required" if self.options.token else "not required",
@@ -378,18 +387,7 @@ class EmbeddingThread:
 
     def _load(self) -> Embedder | None:
         try:
-            from otel_db.embedding import Embedder
-
-            embedder = Embedder(
-                self.settings.model_dir, cache_size=self.settings.cache_size, precision=self.settings.model_precision
-            )
-        except ImportError as exc:
-            log.warning("not embedding: the embedding extra is missing (%s): %s", exc.name, EMBEDDING_EXTRA_HINT)
-            return None
-        except Exception as exc:  # a model that fails its manifest check, say
+            return installed_model(self.settings)
+        except NoModel as exc:
             log.warning("not embedding: %s", exc)
             return None
-        if embedder.is_fallback:
-            log.warning("not embedding: no model installed; `otel-db embed` embeds the signatures once it is")
-            return None
-        return embedder

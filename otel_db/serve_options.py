@@ -17,6 +17,7 @@ from otel_db.settings import DEFAULT_FLUSH_INTERVAL, PREFIX, Settings
 
 # The bearer token clients must send; an environment variable, so that it stays out of `ps`.
 TOKEN_VARIABLE = PREFIX + "SERVE_TOKEN"
+ADMIN_TOKEN_VARIABLE = PREFIX + "SERVE_ADMIN_TOKEN"
 
 MiB = 2**20
 DEFAULT_HTTP = ("127.0.0.1", 4318)
@@ -42,6 +43,7 @@ class ServeOptions:
     flush: bool = True
     embed: bool = True
     token: str | None = None
+    admin_token: str | None = None  # None: the web page cannot retry dead letters
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,9 +58,9 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         type=address,
         default=DEFAULT_QUERY,
         metavar="HOST:PORT",
-        help="the Jaeger-compatible query API, read-only (default 127.0.0.1:16686)",
+        help="the Jaeger-compatible query API and the web page, read-only (default 127.0.0.1:16686)",
     )
-    parser.add_argument("--no-query", action="store_true", help="do not serve the query API")
+    parser.add_argument("--no-query", action="store_true", help="do not serve the query API and the web page")
     parser.add_argument(
         "--max-body",
         type=positive_size,
@@ -93,6 +95,11 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"require `Authorization: Bearer TOKEN` here and on the query API (default {TOKEN_VARIABLE});"
         " /healthz stays open",
     )
+    parser.add_argument(
+        "--admin-token",
+        help="let the web page retry dead letters (as otel_admin) with `Authorization: Bearer ADMIN_TOKEN`"
+        f" (default {ADMIN_TOKEN_VARIABLE}; without it nobody can)",
+    )
 
 
 def options_from_args(
@@ -110,6 +117,7 @@ def options_from_args(
         flush=not args.no_flush,
         embed=not args.no_embed,
         token=args.token or env.get(TOKEN_VARIABLE, "").strip() or None,
+        admin_token=args.admin_token or env.get(ADMIN_TOKEN_VARIABLE, "").strip() or None,
     )
 
 
