@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 export OTEL_DB_PGPORT ?= 54329
 export OTEL_STORAGE_CONNECTION_STRING ?= postgresql://postgres@127.0.0.1:$(OTEL_DB_PGPORT)/otel
 
-.PHONY: help setup system venv model db migrate test demo bench lint clean stop
+.PHONY: help setup system browser venv model db migrate test demo bench lint clean stop
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -18,6 +18,9 @@ setup: system venv  ## system packages and the virtual environment
 
 system:  ## PostgreSQL, pg_cron and pgvector (apt; pgvector built from source on Debian 12)
 	@scripts/setup-system.sh >/dev/null
+
+browser:  ## Chromium and its WebDriver (apt), for the web page's tests and its render benchmark
+	@scripts/setup-system.sh --browser >/dev/null
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,20 +47,21 @@ tests/node/node_modules/.package-lock.json: tests/node/package-lock.json
 	@if command -v npm >/dev/null; then cd tests/node && npm ci --no-audit --no-fund --silent; \
 	else echo "npm not found: the Node.js writer test will be skipped"; fi
 
-test: migrate model tests/node/node_modules/.package-lock.json lint  ## lint, then the test suite against the project cluster
+test: migrate model browser tests/node/node_modules/.package-lock.json lint  ## lint, then the test suite against the project cluster
 	@$(BIN)/pytest -q
 
 demo: migrate model  ## load the sample file, run an SDK-instrumented shop through the exporters, query it
 	@$(BIN)/otel-db ingest examples/sample.jsonl
 	@$(BIN)/otel-db demo
 
-bench: migrate model  ## the benchmarks (see BENCHMARKS.md)
+bench: migrate model browser  ## the benchmarks (see BENCHMARKS.md)
 	@$(BIN)/python -m bench
 
 lint: venv  ## ruff (lint and format) and mypy
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check .
 	@$(BIN)/mypy
+	@if command -v node >/dev/null; then node --check otel_db/web/app.js; fi
 
 clean: stop  ## stop the cluster, remove the cluster, the venv and caches
 	rm -rf "$$(readlink -f .pgdata)" .pgdata $(VENV) .ruff_cache .mypy_cache .hypothesis *.egg-info

@@ -2,7 +2,8 @@
 # Installs the system packages otel_db needs: PostgreSQL with pg_cron and
 # pgvector. Debian 13 ships all three as binary packages; Debian 12 ships
 # PostgreSQL 15 and pg_cron 1.4, and pgvector is built from Debian's source
-# package for trixie. Idempotent: does nothing when everything is present.
+# package for trixie. With --browser: Chromium and chromium-driver instead,
+# for the web page's tests. Idempotent: does nothing when everything is present.
 set -euo pipefail
 
 PGVECTOR_VERSION=0.8.0-1
@@ -75,6 +76,11 @@ build_pgvector() {
 
 main() {
     command -v dpkg-query >/dev/null || die "this set-up needs a Debian system (dpkg and apt)"
+    if [ "${1:-}" = --browser ]; then
+        # Debian's Chromium and its WebDriver: the browser tests drive them through Selenium.
+        apt_install chromium chromium-driver fonts-dejavu-core
+        return
+    fi
     local major
     major=$(pick_pg_major)
     apt_install "postgresql-$major" "postgresql-$major-cron" "postgresql-client-$major"

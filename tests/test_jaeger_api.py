@@ -90,9 +90,9 @@ class Shop:
 
 @pytest.fixture
 def query_api(serve) -> Callable[..., QueryApi]:  # noqa: F811 (the fixture)
-    def start(*options: str, env: dict[str, str] | None = None) -> QueryApi:
+    def start(*options: str, env: dict[str, str] | None = None, prelude: str = "") -> QueryApi:
         port = free_port()
-        serve("--no-flush", "--query", f"127.0.0.1:{port}", *options, env=env)
+        serve("--no-flush", "--query", f"127.0.0.1:{port}", *options, env=env, prelude=prelude)
         return QueryApi(f"http://127.0.0.1:{port}")
 
     return start

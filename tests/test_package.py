@@ -1,5 +1,6 @@
 """The package as users install it: extras that keep exporters light, type information, twin clients."""
 
+import fnmatch
 import inspect
 import subprocess
 import sys
@@ -77,6 +78,14 @@ def test_type_information_is_shipped():
     assert (ROOT / "otel_db" / "py.typed").is_file()
     package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     assert "py.typed" in package_data["otel_db"]
+
+
+def test_the_web_page_is_shipped():
+    """Every file of the page matches a package-data pattern, so that an installed serve can serve it."""
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["otel_db"]
+    files = [path.relative_to(ROOT / "otel_db").as_posix() for path in (ROOT / "otel_db" / "web").iterdir()]
+    assert sorted(files) == ["web/app.js", "web/index.html", "web/style.css"]
+    assert all(any(fnmatch.fnmatch(name, pattern) for pattern in patterns) for name in files)
 
 
 def public(cls: type) -> set[str]:
