@@ -608,13 +608,20 @@ ROUTES: dict[str, Handler] = {
 
 
 async def answering(request: web.Request, work: Callable[[], Awaitable[web.Response]]) -> web.Response:
-    """The answer of `work`, or Jaeger's error envelope: 400 for bad parameters, 503 when the database fails."""
+    """The answer of `work`, or Jaeger's error envelope.
+
+    400 for a parameter it refuses, 504 for a statement that ran out of
+    time, 503 when the database fails, 500 for anything else.
+    """
     try:
         return await work()
     except BadParameter as exc:
         return answer(error_envelope(400, str(exc)), 400)
     except psycopg.errors.InvalidParameterValue as exc:
         return answer(error_envelope(400, one_line(exc)), 400)
+    except psycopg.errors.QueryCanceled:
+        message = f"the query took longer than the {DEFAULT_SQL_TIMEOUT:g} s allowed; narrow it down"
+        return answer(error_envelope(504, message), 504)
     except psycopg.Error as exc:
         # The details (a host, a role) are for the server's log, not for whoever asks.
         log.warning("query API: %s failed: %s", request.path, one_line(exc))

@@ -1,5 +1,6 @@
 """The web page's reads in SQL (otel.metric_names, otel.dead_letter_reasons) and its endpoints under /api/otel/."""
 
+import asyncio
 import json
 import time
 import urllib.parse
@@ -7,7 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 
+from otel_db import jaeger
 from tests.helpers import flush, stage_spans_with_ids
 from tests.otlp import gauge, metrics_request, number_point
 from tests.test_jaeger_api import QueryApi, query_api  # noqa: F401 (query_api is a fixture)
@@ -183,3 +187,22 @@ def test_retry_is_off_without_an_admin_token(query_api):  # noqa: F811
     refused = post(f"{api.url}/api/otel/dead-letters/retry", b"", headers={"Authorization": "Bearer anything"})
     assert refused.status == 403
     assert "--admin-token" in json.loads(refused.body)["errors"][0]["msg"]
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "message"),
+    [
+        (psycopg.errors.QueryCanceled("canceling statement due to statement timeout"), 504, "took longer than"),
+        (psycopg.errors.InvalidParameterValue("k must be between 1 and 1000"), 400, "k must be between"),
+        (psycopg.OperationalError("connection to 10.0.0.1 refused"), 503, "did not answer"),
+    ],
+)
+def test_database_errors_become_jaeger_error_envelopes(error, status, message):
+    async def failing() -> web.Response:
+        raise error
+
+    response = asyncio.run(jaeger.answering(make_mocked_request("GET", "/api/otel/traces"), failing))
+    document = json.loads(response.body)
+    assert (response.status, document["errors"][0]["code"]) == (status, status)
+    assert message in document["errors"][0]["msg"]
+    assert "10.0.0.1" not in document["errors"][0]["msg"]
