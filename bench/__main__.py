@@ -26,6 +26,7 @@ from bench import (
     staging_modes,
     staging_space,
     trace_search,
+    web_render,
 )
 from bench.common import save
 
@@ -47,6 +48,7 @@ BENCHMARKS = {
     "search_quality": search_quality.run,
     "trace_search": trace_search.run,
     "query_api": query_api.run,
+    "web_render": web_render.run,
 }
 
 
