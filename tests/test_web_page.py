@@ -16,7 +16,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
 
 from bench import browser
 from tests.conftest import ROOT
@@ -267,12 +267,15 @@ def test_a_trace_that_is_not_stored_and_an_id_that_is_not_one(page):
     assert "not a trace ID" in shop.text("#problem")
 
 
-def test_names_and_attributes_from_the_telemetry_are_shown_as_text(page, conn):
+def test_names_and_attributes_from_the_telemetry_are_shown_as_text_and_links_lead_to_their_trace(page, conn):
     shop = page()
     hostile = "<img src=x onerror=\"document.title='pwned'\">"
     provider = TracerProvider(resource=Resource({"service.name": "<b>svc</b>"}))
     provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{shop.server.url}/v1/traces")))
-    span = provider.get_tracer("t").start_span(hostile, attributes={"note": "<script>document.title='pwned'</script>"})
+    linked = SpanContext(int("ab" * 16, 16), int("cd" * 8, 16), is_remote=True)
+    span = provider.get_tracer("t").start_span(
+        hostile, attributes={"note": "<script>document.title='pwned'</script>"}, links=[Link(linked)]
+    )
     span.end()
     provider.shutdown()
     flush(conn)
@@ -282,6 +285,8 @@ def test_names_and_attributes_from_the_telemetry_are_shown_as_text(page, conn):
     assert shop.texts("#waterfall .span .operation") == [hostile]
     assert shop.texts("#waterfall .span .service") == ["<b>svc</b>"]
     assert "<script>document.title='pwned'</script>" in shop.text("#waterfall .detail")
+    [link] = shop.driver.find_elements(By.CSS_SELECTOR, "#waterfall .detail a")
+    assert (link.text, link.get_attribute("href")) == ("ab" * 16, f"{shop.url}/trace/{'ab' * 16}")
     assert shop.driver.find_elements(By.CSS_SELECTOR, "#view img, #view script, #view b") == []
     assert shop.driver.title == "otel_db"
 
