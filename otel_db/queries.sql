@@ -75,9 +75,12 @@ select telemetry_type, reason, letters, pending, first_seen, last_seen, sample_l
 -- Dead letters not yet moved by a retry.
 select count(*) from otel.telemetry_dlq where processed_at is null
 
+-- as_otel_admin --
+-- For the rest of the transaction, act as otel_admin (the connection's role must be a member).
+select set_config('role', 'otel_admin', true)
+
 -- retry_dead_letters --
--- As otel_admin, in the caller's transaction: validate the pending dead letters again.
-select set_config('role', 'otel_admin', true);
+-- Validate the pending dead letters again (otel_admin).
 call otel.retry_dlq()
 
 -- services --

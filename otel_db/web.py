@@ -202,10 +202,15 @@ class PageApi:
         async def retry() -> web.Response:
             async with await psycopg.AsyncConnection.connect(**connection_params(self.dsn, "query admin")) as conn:
                 pending = queries.QUERIES["pending_dead_letters"]
-                async with conn.transaction():
-                    before = await (await conn.execute(pending)).fetchone()
-                    await conn.execute(queries.QUERIES["retry_dead_letters"])
-                    after = await (await conn.execute(pending)).fetchone()
+                try:
+                    async with conn.transaction():
+                        await conn.execute(queries.QUERIES["as_otel_admin"])
+                        before = await (await conn.execute(pending)).fetchone()
+                        await conn.execute(queries.QUERIES["retry_dead_letters"])
+                        after = await (await conn.execute(pending)).fetchone()
+                except psycopg.errors.InsufficientPrivilege:
+                    message = f"the database role {conn.info.user!r} of `otel-db serve` is not a member of otel_admin"
+                    return answer(error_envelope(403, message), 403)
             assert before is not None and after is not None
             return answer(envelope({"moved": before[0] - after[0], "pending": after[0]}))
 

@@ -4,6 +4,7 @@ import asyncio
 import json
 import time
 import urllib.parse
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -11,12 +12,14 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
+from bench.serve_throughput import serving
 from otel_db import jaeger
+from tests.conftest import database_url
 from tests.helpers import flush, stage_spans_with_ids
 from tests.otlp import gauge, metrics_request, number_point
 from tests.test_jaeger_api import QueryApi, query_api  # noqa: F401 (query_api is a fixture)
 from tests.test_roles import login_role  # noqa: F401 (a fixture)
-from tests.test_serve import WITHOUT_EMBEDDING_EXTRA, get, post, serve  # noqa: F401 (serve is a fixture)
+from tests.test_serve import WITHOUT_EMBEDDING_EXTRA, free_port, get, post, serve  # noqa: F401 (serve is a fixture)
 from tests.test_web_page import minutes_ago, send_checkouts
 
 NOW = datetime.now(UTC)
@@ -206,3 +209,19 @@ def test_database_errors_become_jaeger_error_envelopes(error, status, message):
     assert (response.status, document["errors"][0]["code"]) == (status, status)
     assert message in document["errors"][0]["msg"]
     assert "10.0.0.1" not in document["errors"][0]["msg"]
+
+
+def test_retry_says_so_when_the_servers_role_is_not_an_admin(conn):
+    role = f"test_web_{uuid.uuid4().hex[:8]}"
+    conn.execute(f"create role {role} login in role otel_writer, otel_reader")
+    url = database_url(conn.info.dbname).replace("postgres@", f"{role}@")
+    admin = {"Authorization": "Bearer admin-token"}
+    try:
+        port = free_port()
+        with serving(url, "--no-flush", "--admin-token", "admin-token", query_port=port):
+            refused = post(f"http://127.0.0.1:{port}/api/otel/dead-letters/retry", b"", headers=admin)
+    finally:
+        conn.execute(f"drop role {role}")
+    assert refused.status == 403
+    message = json.loads(refused.body)["errors"][0]["msg"]
+    assert message == f"the database role '{role}' of `otel-db serve` is not a member of otel_admin"
