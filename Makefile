@@ -61,7 +61,7 @@ lint: venv  ## ruff (lint and format) and mypy
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check .
 	@$(BIN)/mypy
-	@if command -v node >/dev/null; then node --check otel_db/web/app.js; fi
+	@if command -v node >/dev/null; then node --check otel_db/page/app.js; fi
 
 clean: stop  ## stop the cluster, remove the cluster, the venv and caches
 	rm -rf "$$(readlink -f .pgdata)" .pgdata $(VENV) .ruff_cache .mypy_cache .hypothesis *.egg-info

@@ -620,8 +620,7 @@ async def answering(request: web.Request, work: Callable[[], Awaitable[web.Respo
     except psycopg.errors.InvalidParameterValue as exc:
         return answer(error_envelope(400, one_line(exc)), 400)
     except psycopg.errors.QueryCanceled:
-        message = f"the query took longer than the {DEFAULT_SQL_TIMEOUT:g} s allowed; narrow it down"
-        return answer(error_envelope(504, message), 504)
+        return answer(error_envelope(504, "the query ran out of time (its statement timeout); narrow it down"), 504)
     except psycopg.Error as exc:
         # The details (a host, a role) are for the server's log, not for whoever asks.
         log.warning("query API: %s failed: %s", request.path, one_line(exc))

@@ -71,10 +71,6 @@ select name, type, unit, last_seen
 select telemetry_type, reason, letters, pending, first_seen, last_seen, sample_letters
   from otel.dead_letter_reasons(%(since)s::timestamptz, %(until)s::timestamptz, %(samples)s::integer)
 
--- pending_dead_letters --
--- Dead letters not yet moved by a retry.
-select count(*) from otel.telemetry_dlq where processed_at is null
-
 -- as_otel_admin --
 -- For the rest of the transaction, act as otel_admin (the connection's role must be a member).
 select set_config('role', 'otel_admin', true)
@@ -82,6 +78,11 @@ select set_config('role', 'otel_admin', true)
 -- retry_dead_letters --
 -- Validate the pending dead letters again (otel_admin).
 call otel.retry_dlq()
+
+-- retried_dead_letters --
+-- After retry_dead_letters, in its transaction: the letters it moved (processed now) and those still pending.
+select count(*) filter (where processed_at = now()) as moved, count(*) filter (where processed_at is null) as pending
+  from otel.telemetry_dlq
 
 -- services --
 -- The services with stored spans, from the operation catalog; since/until (either may be null) keep those seen then.

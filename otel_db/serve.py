@@ -127,7 +127,7 @@ class Service:
 
     def _query_app(self, dsn: str, settings: Settings) -> web.Application:
         """The Jaeger API and the web page's own endpoints, read as otel_reader; the page itself."""
-        page = PageApi(dsn, settings, self.options.admin_token)
+        page = PageApi(dsn, settings, self.readers, self.receiver.authorized, self.options.admin_token)
         app = build_query_app(self.readers, self.receiver.authorized, {**JAEGER_ROUTES, **page.routes()})
         add_page(app, page)
         return app
@@ -136,9 +136,10 @@ class Service:
         await self.watcher.check()
         await self.writer.open()
         http_host, http_port = self.options.http
-        await listen(self.http, http_host, http_port)
+        # The query API first: once /healthz answers on the OTLP port, both listen.
         if self.query is not None and self.options.query is not None:
             await listen(self.query, *self.options.query)
+        await listen(self.http, http_host, http_port)
         grpc_host, grpc_port = self.options.grpc
         try:
             grpc_port = self.grpc.add_insecure_port(_host_port(grpc_host, grpc_port))

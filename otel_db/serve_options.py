@@ -58,7 +58,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         type=address,
         default=DEFAULT_QUERY,
         metavar="HOST:PORT",
-        help="the Jaeger-compatible query API and the web page, read-only (default 127.0.0.1:16686)",
+        help="the Jaeger-compatible query API and the web page (default 127.0.0.1:16686);"
+        " they read as otel_reader, and only the admin token may retry dead letters",
     )
     parser.add_argument("--no-query", action="store_true", help="do not serve the query API and the web page")
     parser.add_argument(
@@ -98,7 +99,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--admin-token",
         help="let the web page retry dead letters (as otel_admin) with `Authorization: Bearer ADMIN_TOKEN`"
-        f" (default {ADMIN_TOKEN_VARIABLE}; without it nobody can)",
+        f" (default {ADMIN_TOKEN_VARIABLE}, better: a command line shows in `ps`; without it nobody can)",
     )
 
 

@@ -1,6 +1,6 @@
 """The web page of `otel-db serve`, on the query API's port: search, a trace view, dead letters, metric charts.
 
-The page is three static files in `otel_db/web/` (HTML, a script and a
+The page is three static files in `otel_db/page/` (HTML, a script and a
 style sheet, no build step, nothing fetched from elsewhere) served at `/`,
 `/trace/{traceID}`, `/dead-letters` and `/metrics`. It reads a trace
 through the Jaeger API (`/api/traces/{traceID}`) and everything else
@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import math
 import threading
-from dataclasses import asdict
+import time
+from collections.abc import Callable
+from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +35,7 @@ from otel_db.embed import NoModel, installed_model
 from otel_db.jaeger import (
     BadParameter,
     Handler,
+    ReaderConnections,
     answer,
     answering,
     envelope,
@@ -50,7 +55,9 @@ from otel_db.staging_writer import connection_params
 if TYPE_CHECKING:
     from otel_db.embedding import Embedder
 
-PAGE_DIR = Path(__file__).parent / "web"
+log = logging.getLogger("otel_db.serve.page")
+
+PAGE_DIR = Path(__file__).parent / "page"
 PAGES = ("/", "/trace/{trace_id}", "/dead-letters", "/metrics")
 # The page's script and styles only from here; styles inline too (the waterfall positions its bars with them).
 CONTENT_SECURITY_POLICY = (
@@ -78,7 +85,7 @@ def positive_integer(query: MultiMapping[str], name: str, default: int, highest:
     text = query.get(name, "")
     if not text:
         return default
-    if not text.isdigit() or not 1 <= int(text) <= highest:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= highest:
         raise BadParameter(f"unable to parse param '{name}': expected an integer from 1 to {highest}, got {text!r}")
     return int(text)
 
@@ -101,33 +108,55 @@ def rows(found: list[Any]) -> web.Response:
 
 
 class TextModel:
-    """The embedding model for free-text questions, loaded on the first one (on a thread: it takes a second)."""
+    """The embedding model for free-text questions, loaded on the first one (on a thread: it takes a second).
+
+    A model that cannot be loaded is not tried again for a minute: each
+    question would otherwise repeat the manifest check.
+    """
+
+    RETRY_SECONDS = 60.0
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._lock = threading.Lock()
         self._model: Embedder | None = None
+        self._failed: tuple[float, NoModel] | None = None
 
     def get(self) -> Embedder:
         with self._lock:
             if self._model is None:
-                self._model = installed_model(self.settings)
+                if self._failed is not None and time.monotonic() - self._failed[0] < self.RETRY_SECONDS:
+                    raise self._failed[1]
+                try:
+                    self._model = installed_model(self.settings)
+                except NoModel as exc:
+                    log.warning("questions in words cannot be answered: %s", exc)
+                    self._failed = (time.monotonic(), exc)
+                    raise
             return self._model
 
 
 class PageApi:
     """The page's reads (`routes()`, GET, as otel_reader) and its one write (`retry`, with the admin token)."""
 
-    def __init__(self, dsn: str, settings: Settings, admin_token: str | None) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        settings: Settings,
+        readers: ReaderConnections,
+        authorized: Callable[[str | None], bool],
+        admin_token: str | None,
+    ) -> None:
         self.dsn = dsn
         self.settings = settings
+        self.readers = readers
+        self.authorized = authorized
         self.model = TextModel(settings)
         self._admin_token = admin_token
 
     def routes(self) -> dict[str, Handler]:
         return {
             "/api/otel/traces": self.find,
-            "/api/otel/similar": self.similar,
             "/api/otel/traces/{trace_id}/logs": self.trace_logs,
             "/api/otel/traces/{trace_id}/root-cause": self.root_cause,
             "/api/otel/traces/{trace_id}/similar": self.similar_to_trace,
@@ -139,23 +168,40 @@ class PageApi:
 
     async def find(self, conn: psycopg.AsyncConnection, request: web.Request) -> web.Response:
         """A trace search with the parameters of Jaeger's /api/traces (service optional); summaries, not spans."""
-        return rows(await fetch(conn, find_call(trace_query(request.query, datetime.now(UTC), False))))
+        search = trace_query(request.query, datetime.now(UTC), service_required=False)
+        if search.trace_ids:
+            raise BadParameter("traceID is not a search parameter here: GET /api/traces/{traceID} reads a trace")
+        return rows(await fetch(conn, find_call(search)))
 
-    async def similar(self, conn: psycopg.AsyncConnection, request: web.Request) -> web.Response:
-        """`q`: a question in words (embedded here) or a trace id; `service`, `lookback` and `k` narrow it."""
-        question = request.query.get("q", "").strip()
-        if not question:
-            raise BadParameter("parameter 'q' is required: a question in words or a trace id")
-        k = positive_integer(request.query, "k", SIMILAR_TRACES, 1000)
-        since = window(request.query, DEFAULT_WINDOW, datetime.now(UTC))[0] if request.query.get("lookback") else None
-        service = request.query.get("service") or None
-        try:
-            call = await asyncio.to_thread(
-                similar_call, question, k, None, service, since, None, self.settings, self.model.get
+    async def similar(self, request: web.Request) -> web.Response:
+        """`q`: a question in words or a trace id; `service`, `lookback` and `k` narrow it.
+
+        The question is embedded before a reader connection is taken, so
+        that loading the model (the first time) holds none of them.
+        """
+        if not self.authorized(request.headers.get("Authorization")):
+            return unauthorized()
+
+        async def answer_question() -> web.Response:
+            question = request.query.get("q", "").strip()
+            if not question:
+                raise BadParameter("parameter 'q' is required: a question in words or a trace id")
+            k = positive_integer(request.query, "k", SIMILAR_TRACES, 1000)
+            since = (
+                window(request.query, DEFAULT_WINDOW, datetime.now(UTC))[0] if request.query.get("lookback") else None
             )
-        except NoModel as exc:
-            return answer(error_envelope(503, f"questions in words need the embedding model: {exc}"), 503)
-        return rows(await fetch(conn, call))
+            service = request.query.get("service") or None
+            try:
+                call = await asyncio.to_thread(
+                    similar_call, question, k, None, service, since, None, self.settings, self.model.get
+                )
+            except NoModel:
+                message = "questions in words need the embedding model, which this server cannot load (see its log)"
+                return answer(error_envelope(503, message), 503)
+            async with self.readers.reading() as conn:
+                return rows(await fetch(conn, call))
+
+        return await answering(request, answer_question)
 
     async def trace_logs(self, conn: psycopg.AsyncConnection, request: web.Request) -> web.Response:
         return rows(await fetch(conn, queries.trace_logs(trace_id(request.match_info["trace_id"]))))
@@ -186,7 +232,9 @@ class PageApi:
         bucket = go_duration(request.query.get("bucket", "") or "1m")
         since, until = window(request.query, DEFAULT_WINDOW, datetime.now(UTC))
         agg = request.query.get("agg", "") or "avg"
-        return rows(await fetch(conn, queries.metric_series(name, bucket, since, until, labels(request.query), agg)))
+        points = await fetch(conn, queries.metric_series(name, bucket, since, until, labels(request.query), agg))
+        # JSON has no NaN or infinity (a gauge may hold them): null, as a bucket without a value.
+        return rows([p if p.value is None or math.isfinite(p.value) else replace(p, value=None) for p in points])
 
     def is_admin(self, authorization: str | None) -> bool:
         return self._admin_token is not None and bearer_matches(authorization, self._admin_token.encode())
@@ -199,22 +247,23 @@ class PageApi:
         if not self.is_admin(request.headers.get("Authorization")):
             return unauthorized()
 
-        async def retry() -> web.Response:
-            async with await psycopg.AsyncConnection.connect(**connection_params(self.dsn, "query admin")) as conn:
-                pending = queries.QUERIES["pending_dead_letters"]
+        async def run_retry() -> web.Response:
+            connect = psycopg.AsyncConnection.connect(**connection_params(self.dsn, "query admin"))
+            async with await connect as conn, conn.transaction():
                 try:
-                    async with conn.transaction():
-                        await conn.execute(queries.QUERIES["as_otel_admin"])
-                        before = await (await conn.execute(pending)).fetchone()
-                        await conn.execute(queries.QUERIES["retry_dead_letters"])
-                        after = await (await conn.execute(pending)).fetchone()
+                    await conn.execute(queries.QUERIES["as_otel_admin"])
                 except psycopg.errors.InsufficientPrivilege:
-                    message = f"the database role {conn.info.user!r} of `otel-db serve` is not a member of otel_admin"
+                    log.warning("retrying dead letters: role %s is not a member of otel_admin", conn.info.user)
+                    message = "the database role of `otel-db serve` is not a member of otel_admin"
                     return answer(error_envelope(403, message), 403)
-            assert before is not None and after is not None
-            return answer(envelope({"moved": before[0] - after[0], "pending": after[0]}))
+                await conn.execute(queries.QUERIES["retry_dead_letters"])
+                counted = await (await conn.execute(queries.QUERIES["retried_dead_letters"])).fetchone()
+            assert counted is not None
+            moved, pending = counted
+            return answer(envelope({"moved": moved, "pending": pending}))
 
-        return await answering(request, retry)
+        # Shielded: a browser that leaves does not roll the retry back (reads are cancelled with it).
+        return await asyncio.shield(answering(request, run_retry))
 
 
 async def _page(request: web.Request) -> web.FileResponse:
@@ -224,9 +273,17 @@ async def _page(request: web.Request) -> web.FileResponse:
     return response
 
 
+async def _revalidate_static(request: web.Request, response: web.StreamResponse) -> None:
+    # Asked again (a 304 when unchanged), so that an upgraded server never runs with an old script.
+    if request.path.startswith("/static/"):
+        response.headers["Cache-Control"] = "no-cache"
+
+
 def add_page(app: web.Application, api: PageApi) -> None:
-    """The page's views and its static files (no token needed: they hold no data), and the retry endpoint."""
+    """The page's views and its static files (no token needed: they hold no data), questions and the retry."""
     for path in PAGES:
         app.router.add_get(path, _page)
     app.router.add_static("/static/", PAGE_DIR, append_version=False)
+    app.on_response_prepare.append(_revalidate_static)
+    app.router.add_get("/api/otel/similar", api.similar)
     app.router.add_post("/api/otel/dead-letters/retry", api.retry)

@@ -101,26 +101,40 @@ begin
         raise exception 'samples must be between 0 and 100, got %', coalesce(samples::text, 'null')
             using errcode = 'invalid_parameter_value';
     end if;
+    -- Each letter's rule is worked out once, its raw data read only for the
+    -- samples: a large queue costs one sort, not a scan per rule.
     return query
-        with letters as (
-            select d.*, otel.dead_letter_reason(d.error_message) as rule
-              from otel.telemetry_dlq as d
-             where d.created_at >= dead_letter_reasons.since and d.created_at < dead_letter_reasons.until
+        with letters as materialized (
+            select x.*, row_number() over (partition by x.telemetry_type, x.rule order by x.id desc) as newest
+              from (select d.id, d.telemetry_type, otel.dead_letter_reason(d.error_message) as rule,
+                           d.created_at, d.processed_at is null as pending
+                      from otel.telemetry_dlq as d
+                     where d.created_at >= dead_letter_reasons.since and d.created_at < dead_letter_reasons.until
+                   ) as x
+        ),
+        groups as (
+            select l.telemetry_type, l.rule, count(*) as letters, count(*) filter (where l.pending) as pending,
+                   min(l.created_at) as first_seen, max(l.created_at) as last_seen
+              from letters as l
+             group by l.telemetry_type, l.rule
+        ),
+        samples as (
+            select l.telemetry_type, l.rule,
+                   jsonb_agg(jsonb_build_object(
+                       'id', d.id, 'created_at', d.created_at, 'source', d.source,
+                       'error_message', d.error_message, 'raw_format', d.raw_format,
+                       'raw_data', left(d.raw_data, 2000), 'retry_count', d.retry_count,
+                       'processed', d.processed_at is not null) order by d.id desc) as sample_letters
+              from letters as l
+              join otel.telemetry_dlq as d on d.id = l.id
+             where l.newest <= dead_letter_reasons.samples
+             group by l.telemetry_type, l.rule
         )
-        select l.telemetry_type, l.rule, count(*), count(*) filter (where l.processed_at is null),
-               min(l.created_at), max(l.created_at),
-               coalesce((select jsonb_agg(jsonb_build_object(
-                                    'id', s.id, 'created_at', s.created_at, 'source', s.source,
-                                    'error_message', s.error_message, 'raw_format', s.raw_format,
-                                    'raw_data', left(s.raw_data, 2000), 'retry_count', s.retry_count,
-                                    'processed', s.processed_at is not null) order by s.id desc)
-                           from (select * from letters as x
-                                  where x.telemetry_type = l.telemetry_type and x.rule = l.rule
-                                  order by x.id desc
-                                  limit dead_letter_reasons.samples) as s), '[]')
-          from letters as l
-         group by l.telemetry_type, l.rule
-         order by count(*) filter (where l.processed_at is null) desc, count(*) desc, l.rule;
+        select g.telemetry_type, g.rule, g.letters, g.pending, g.first_seen, g.last_seen,
+               coalesce(s.sample_letters, '[]')
+          from groups as g
+          left join samples as s on s.telemetry_type = g.telemetry_type and s.rule = g.rule
+         order by g.pending desc, g.letters desc, g.rule;
 end
 $$;
 comment on function otel.dead_letter_reasons(timestamptz, timestamptz, integer) is

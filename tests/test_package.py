@@ -83,8 +83,8 @@ def test_type_information_is_shipped():
 def test_the_web_page_is_shipped():
     """Every file of the page matches a package-data pattern, so that an installed serve can serve it."""
     patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["otel_db"]
-    files = [path.relative_to(ROOT / "otel_db").as_posix() for path in (ROOT / "otel_db" / "web").iterdir()]
-    assert sorted(files) == ["web/app.js", "web/index.html", "web/style.css"]
+    files = [path.relative_to(ROOT / "otel_db").as_posix() for path in (ROOT / "otel_db" / "page").iterdir()]
+    assert sorted(files) == ["page/app.js", "page/index.html", "page/style.css"]
     assert all(any(fnmatch.fnmatch(name, pattern) for pattern in patterns) for name in files)
 
 

@@ -269,26 +269,40 @@ def test_a_trace_that_is_not_stored_and_an_id_that_is_not_one(page):
 
 def test_names_and_attributes_from_the_telemetry_are_shown_as_text_and_links_lead_to_their_trace(page, conn):
     shop = page()
-    hostile = "<img src=x onerror=\"document.title='pwned'\">"
-    provider = TracerProvider(resource=Resource({"service.name": "<b>svc</b>"}))
+    hostile = {
+        "name": '<img src=x onerror="alert(1)">',
+        "service": "<b>svc</b>",
+        "attribute": "<script>alert(2)</script>",
+        "exception": "<i>HostileError</i>",
+        "message": "<svg onload=alert(3)>",
+        "log": "<iframe src=/></iframe>",
+    }
+    provider = TracerProvider(resource=Resource({"service.name": hostile["service"]}))
     provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{shop.server.url}/v1/traces")))
     linked = SpanContext(int("ab" * 16, 16), int("cd" * 8, 16), is_remote=True)
     span = provider.get_tracer("t").start_span(
-        hostile, attributes={"note": "<script>document.title='pwned'</script>"}, links=[Link(linked)]
+        hostile["name"], attributes={"note": hostile["attribute"]}, links=[Link(linked)]
     )
+    span.add_event("exception", {"exception.type": hostile["exception"], "exception.message": hostile["message"]})
+    span.set_status(Status(StatusCode.ERROR, hostile["message"]))
     span.end()
     provider.shutdown()
+    trace_id = f"{span.get_span_context().trace_id:032x}"
+    record = log_record(body={"stringValue": hostile["log"]}, traceId=trace_id, timeUnixNano=str(time.time_ns()))
+    assert post(f"{shop.server.url}/v1/logs", json.dumps(logs_request(record)).encode()).status == 200
     flush(conn)
 
-    assert shop.open(f"/trace/{span.get_span_context().trace_id:032x}") == "ready"
+    assert shop.open(f"/trace/{trace_id}") == "ready"
     shop.driver.find_element(By.CSS_SELECTOR, "#waterfall .span .operation").click()
-    assert shop.texts("#waterfall .span .operation") == [hostile]
-    assert shop.texts("#waterfall .span .service") == ["<b>svc</b>"]
-    assert "<script>document.title='pwned'</script>" in shop.text("#waterfall .detail")
+    assert shop.texts("#waterfall .span .operation") == [hostile["name"]]
+    assert shop.texts("#waterfall .span .service") == [hostile["service"]]
+    assert hostile["attribute"] in shop.text("#waterfall .detail")
+    assert hostile["exception"] in shop.text("#root-cause") and hostile["message"] in shop.text("#root-cause")
+    assert hostile["log"] in shop.text("#logs")
     [link] = shop.driver.find_elements(By.CSS_SELECTOR, "#waterfall .detail a")
     assert (link.text, link.get_attribute("href")) == ("ab" * 16, f"{shop.url}/trace/{'ab' * 16}")
-    assert shop.driver.find_elements(By.CSS_SELECTOR, "#view img, #view script, #view b") == []
-    assert shop.driver.title == "otel_db"
+    assert shop.driver.find_elements(By.CSS_SELECTOR, "#view img, #view script, #view b, #view i, #view iframe") == []
+    assert shop.driver.find_elements(By.CSS_SELECTOR, "#view svg") == []
 
 
 def test_with_a_bearer_token_the_page_asks_for_it(page):
@@ -348,22 +362,24 @@ def test_dead_letters_by_reason_and_a_retry_with_the_admin_token(page, conn):
 
 
 def test_a_metric_chart_of_the_last_hour(page, conn):
+    """An hour of a gauge: a point 50 minutes ago, then ten in a row, one per 30-second bucket, 20 minutes ago."""
     shop = page()
     now = time.time_ns()
-    points = [number_point(float(n * n), str(now - (50 - 5 * n) * 60 * 10**9)) for n in range(10)]
-    request = metrics_request(gauge("shop.queue.depth", *points), gauge("shop.workers", number_point(4, str(now))))
+    early = number_point(100.0, str(now - 50 * 60 * 10**9))
+    run = [number_point(float(n * n), str(now - (20 * 60 - 30 * n) * 10**9)) for n in range(10)]
+    request = metrics_request(gauge("shop.queue.depth", early, *run), gauge("shop.workers", number_point(4, str(now))))
     assert post(f"{shop.server.url}/v1/metrics", json.dumps(request).encode()).status == 200
     flush(conn)
 
     assert shop.open("/metrics?name=shop.queue.depth&lookback=1h&agg=max", "metrics") == "ready"
-    assert Select(shop.driver.find_element(By.NAME, "name")).options[0].text == "shop.queue.depth"
-    assert [o.text for o in Select(shop.driver.find_element(By.NAME, "name")).options] == [
-        "shop.queue.depth",
-        "shop.workers",
-    ]
+    names = Select(shop.driver.find_element(By.NAME, "name"))
+    assert [o.text for o in names.options] == ["shop.queue.depth", "shop.workers"]
+    assert names.first_selected_option.text == "shop.queue.depth"
     assert shop.text("#chart h2") == "shop.queue.depth · max by 30s (1)"
-    assert len(shop.driver.find_elements(By.CSS_SELECTOR, "#chart svg circle")) == 10
-    assert "10 of 10 buckets have a value; latest 81." in shop.text("#chart")
+    assert len(shop.driver.find_elements(By.CSS_SELECTOR, "#chart svg circle")) == 11
+    line = shop.driver.find_element(By.CSS_SELECTOR, "#chart svg path").get_attribute("d")
+    assert (line.count("M"), line.count("L")) == (2, 9)  # the lone point, then the run joined up
+    assert "11 buckets with a value; the latest 81." in shop.text("#chart")
 
 
 def test_retry_is_refused_when_serve_has_no_admin_token(page):

@@ -38,7 +38,7 @@ async function api(path, { method = "GET", token = null } = {}) {
     // not JSON: the status says enough
   }
   if (response.status === 401 && !token) askForToken();
-  if (!response.ok) {
+  if (!response.ok || body === null) {
     const message = body?.errors?.[0]?.msg || `${response.status} ${response.statusText}`;
     throw new ApiError(response.status, message);
   }
@@ -96,9 +96,11 @@ function table(headers, rows, empty) {
 
 const traceLink = (traceId, text) => `<a href="/trace/${esc(traceId)}">${esc(text)}</a>`;
 
+// The value attribute keeps a name exactly (an option's text is sent with its white space collapsed).
 function options(values, selected, blank) {
   const first = blank === undefined ? "" : `<option value="">${esc(blank)}</option>`;
-  return first + values.map((v) => `<option${v === selected ? " selected" : ""}>${esc(v)}</option>`).join("");
+  return first + values.map((v) =>
+    `<option value="${esc(v)}"${v === selected ? " selected" : ""}>${esc(v)}</option>`).join("");
 }
 
 // "http.response.status_code=503 error=true user=\"a b\"" as {key: value}.
@@ -146,12 +148,14 @@ async function showSearch() {
   const services = await api("/api/services");
   const serviceSelect = form.elements.service;
   serviceSelect.innerHTML = options(services, params.get("service") || "", "all services");
+  let asked = 0;
   const loadOperations = async () => {
     const service = serviceSelect.value;
+    const mine = ++asked;  // a slower answer for a service chosen before is dropped
     const names = service ? await api(`/api/services/${encodeURIComponent(service)}/operations`) : [];
-    form.elements.operation.innerHTML = options(names, params.get("operation") || "", "all operations");
+    if (mine === asked) form.elements.operation.innerHTML = options(names, params.get("operation") || "", "all operations");
   };
-  serviceSelect.onchange = loadOperations;
+  serviceSelect.onchange = () => loadOperations().catch(showProblem);
   await loadOperations();
 
   if (params.get("q")) await showAnswers(params);
@@ -204,7 +208,8 @@ async function showAnswers(params) {
 
 // ------------------------------------------------------------------ trace
 
-// The spans depth-first, children by start time; a span whose parent is not stored starts a tree of its own.
+// The spans depth-first, children by start time; a span whose parent is not stored starts a tree of its
+// own, and so does one only reachable through a cycle of parents (bad data, shown rather than lost).
 function spanTree(spans) {
   const byId = new Map(spans.map((s) => [s.spanID, s]));
   const children = new Map();
@@ -219,16 +224,33 @@ function spanTree(spans) {
     }
   }
   const byStart = (a, b) => a.startTime - b.startTime;
-  roots.sort(byStart);
   const ordered = [];
-  const stack = roots.reverse().map((span) => [span, 0]);
-  while (stack.length) {
-    const [span, depth] = stack.pop();
-    const below = (children.get(span.spanID) || []).sort(byStart);
-    ordered.push({ span, depth, hasChildren: below.length > 0 });
-    for (let i = below.length - 1; i >= 0; i--) stack.push([below[i], depth + 1]);
-  }
+  const placed = new Set();
+  const walk = (root) => {
+    const stack = [[root, 0]];
+    while (stack.length) {
+      const [span, depth] = stack.pop();
+      if (placed.has(span)) continue;
+      placed.add(span);
+      const below = (children.get(span.spanID) || []).filter((c) => !placed.has(c)).sort(byStart);
+      ordered.push({ span, depth, hasChildren: below.length > 0 });
+      for (let i = below.length - 1; i >= 0; i--) stack.push([below[i], depth + 1]);
+    }
+  };
+  roots.sort(byStart).forEach(walk);
+  spans.filter((s) => !placed.has(s)).sort(byStart).forEach(walk);
   return ordered;
+}
+
+// The first start and the last end, in microseconds (a loop: spreading 100,000 spans overflows the stack).
+function extent(spans) {
+  let start = Infinity;
+  let end = -Infinity;
+  for (const span of spans) {
+    start = Math.min(start, span.startTime);
+    end = Math.max(end, span.startTime + span.duration);
+  }
+  return [start, end];
 }
 
 const isError = (span) => span.tags.some((t) => t.key === "error" && t.value === true);
@@ -239,9 +261,7 @@ function axis(total) {
   return `<div class="row axis"><div class="name">Service and operation</div><div class="lane">${ticks.join("")}</div></div>`;
 }
 
-function waterfall(trace, ordered, colours, causes) {
-  const start = Math.min(...trace.spans.map((s) => s.startTime));
-  const end = Math.max(...trace.spans.map((s) => s.startTime + s.duration));
+function waterfall(trace, ordered, colours, causes, [start, end]) {
   const total = Math.max(end - start, 1);
   const rows = ordered.map(({ span, depth, hasChildren }, i) => {
     const service = trace.processes[span.processID]?.serviceName ?? "";
@@ -330,8 +350,7 @@ async function showTrace(traceId) {
     const service = trace.processes[span.processID]?.serviceName ?? "";
     if (!colours.has(service)) colours.set(service, PALETTE[colours.size % PALETTE.length]);
   }
-  const start = Math.min(...trace.spans.map((s) => s.startTime));
-  const end = Math.max(...trace.spans.map((s) => s.startTime + s.duration));
+  const [start, end] = extent(trace.spans);
   const errors = trace.spans.filter(isError).length;
   const root = ordered[0].span;
   const rootService = trace.processes[root.processID]?.serviceName ?? "";
@@ -347,7 +366,7 @@ async function showTrace(traceId) {
     </section>
     <section class="panel" id="root-cause"></section>
     <section class="panel"><h2>Waterfall</h2><div id="waterfall" class="waterfall">
-      ${waterfall(trace, ordered, colours, new Set(causes.map((c) => c.span_id)))}</div></section>
+      ${waterfall(trace, ordered, colours, new Set(causes.map((c) => c.span_id)), [start, end])}</div></section>
     <section class="panel" id="logs"><h2>Logs</h2><p class="muted">Loading…</p></section>
     <section class="panel" id="similar"><h2>Similar traces</h2><p class="muted">Loading…</p></section>
     <section class="panel" id="explain"><h2>What is different about this trace</h2>
@@ -403,13 +422,16 @@ function showRootCause(causes) {
       ${esc(c.exception_message ?? c.status_message ?? "")}
       <span class="muted">(${esc(c.reason)})</span></li>`);
   box.innerHTML = `<h2>Where the failure starts</h2><ol class="causes">${items.join("")}</ol>`;
-  box.onclick = (event) => {
-    const spanId = event.target.dataset?.spanId;
-    if (spanId) revealSpan(spanId);
-  };
+  box.onclick = revealClickedSpan;
 }
 
-// Scrolls to a span's row, opening collapsed parents, and shows its details.
+// A click on a button that names a span (data-span-id) shows that span in the waterfall.
+function revealClickedSpan(event) {
+  const spanId = event.target.dataset?.spanId;
+  if (spanId) revealSpan(spanId);
+}
+
+// Scrolls to a span's row, unfolding every folded subtree, and shows its details.
 function revealSpan(spanId) {
   const rows = [...document.querySelectorAll("#waterfall .span")];
   const row = rows.find((r) => r.dataset.spanId === spanId);
@@ -432,10 +454,7 @@ function showLogs(logs) {
   const box = $("#logs");
   box.innerHTML = `<h2>Logs</h2>` +
     table(["Time (UTC)", "Severity", "Service", "Body", "Span"], rows, "No log record carries this trace's id.");
-  box.onclick = (event) => {
-    const spanId = event.target.dataset?.spanId;
-    if (spanId) revealSpan(spanId);
-  };
+  box.onclick = revealClickedSpan;
 }
 
 function showSimilar(found) {
@@ -478,6 +497,7 @@ async function showDeadLetters() {
     event.preventDefault();
     const result = $("#retry-result");
     try {
+      // An empty field still sends a token ("-"), so that the answer is 401, not the page's own token's.
       const done = await api("/api/otel/dead-letters/retry",
                              { method: "POST", token: event.target.elements.token.value.trim() || "-" });
       result.textContent = `Moved ${done.moved}; ${done.pending} still pending.`;
@@ -546,16 +566,19 @@ async function showMetrics() {
     if (params.get("labels")) query.set("labels", params.get("labels"));
     const points = await api(`/api/otel/metric-series?${query}`);
     const unit = names.find((m) => m.name === chosen)?.unit || "";
+    const bucketMs = seconds(query.get("bucket")) * 1000;
     const now = Date.now();
+    // Buckets are aligned to whole multiples of their length: the first may start before the window.
+    const first = Math.floor((now - seconds(lookbackText) * 1000) / bucketMs) * bucketMs;
     $("#chart").innerHTML = `<h2>${esc(chosen)} · ${esc(agg)} by ${esc(query.get("bucket"))}` +
-      `${unit ? ` (${esc(unit)})` : ""}</h2>` +
-      lineChart(points, now - seconds(lookbackText) * 1000, now);
+      `${unit ? ` (${esc(unit)})` : ""}</h2>` + lineChart(points, first, now, bucketMs);
   }
   document.body.dataset.state = "ready";
 }
 
-// The buckets on the window's time axis (milliseconds), the line broken where a bucket's value is null.
-function lineChart(points, t0, t1) {
+// The buckets with values on the window's time axis (milliseconds); the line joins neighbouring buckets
+// only, so that a stretch without points shows as a gap.
+function lineChart(points, t0, t1, bucketMs) {
   const known = points.filter((p) => p.value !== null);
   if (!known.length) return `<p class="muted">No value in this window.</p>`;
   const [width, height, left, bottom] = [900, 280, 70, 30];
@@ -565,11 +588,12 @@ function lineChart(points, t0, t1) {
   const x = (t) => left + ((t - t0) / Math.max(t1 - t0, 1)) * (width - left - 10);
   const y = (v) => 10 + (1 - (v - low) / (high - low)) * (height - bottom - 10);
   let path = "";
-  let drawing = false;
+  let previous = null;
   points.forEach((p, i) => {
-    if (p.value === null) { drawing = false; return; }
-    path += `${drawing ? "L" : "M"}${x(times[i]).toFixed(1)},${y(p.value).toFixed(1)}`;
-    drawing = true;
+    if (p.value === null) { previous = null; return; }
+    const joined = previous !== null && times[i] - previous <= bucketMs;
+    path += `${joined ? "L" : "M"}${x(times[i]).toFixed(1)},${y(p.value).toFixed(1)}`;
+    previous = times[i];
   });
   const dots = points.map((p, i) => p.value === null ? "" :
     `<circle cx="${x(times[i]).toFixed(1)}" cy="${y(p.value).toFixed(1)}" r="2.5">` +
@@ -584,8 +608,7 @@ function lineChart(points, t0, t1) {
       <text x="${width - 10}" y="${height - 8}" text-anchor="end">${esc(when(t1 * 1000))}</text>
       <path d="${path}"/>${dots}
     </svg>
-    <p class="muted">${esc(known.length)} of ${esc(points.length)} buckets have a value; latest
-      ${label(known[known.length - 1].value)}.</p>`;
+    <p class="muted">${esc(known.length)} buckets with a value; the latest ${label(known[known.length - 1].value)}.</p>`;
 }
 
 // ------------------------------------------------------------------ start
@@ -593,7 +616,7 @@ function lineChart(points, t0, t1) {
 function route() {
   const path = location.pathname;
   if (path.startsWith("/trace/")) {
-    const id = decodeURIComponent(path.slice("/trace/".length)).replace(/\/$/, "");
+    const id = path.slice("/trace/".length);
     if (!/^[0-9a-fA-F]{1,32}$/.test(id)) {
       return ["search", async () => { throw new ApiError(400, `“${id}” is not a trace ID: up to 32 hex digits.`); }];
     }
