@@ -72,6 +72,8 @@ function duration(microseconds) {
 
 const milliseconds = (ms) => duration(ms * 1000);
 
+const counted = (n, noun) => `${n} ${noun}${n === 1 ? "" : "s"}`;
+
 // UTC to the millisecond, as the command line prints it.
 function when(value) {
   const date = typeof value === "number" ? new Date(value / 1000) : new Date(value);
@@ -182,7 +184,7 @@ async function showFound(params) {
       <td class="number">${t.error_count ? `<span class="error-mark">${esc(t.error_count)}</span>` : "0"}</td>
       <td>${esc(t.services.join(", "))}</td>
     </tr>`);
-  $("#results").innerHTML = `<h2>${esc(found.length)} traces, newest first</h2>` +
+  $("#results").innerHTML = `<h2>${esc(counted(found.length, "trace"))}, newest first</h2>` +
     table(["Start (UTC)", "Trace", "Duration", "Spans", "Errors", "Services"], rows,
           "No trace matches in this window. Widen the window or drop a condition.");
 }
@@ -360,8 +362,9 @@ async function showTrace(traceId) {
     <section class="panel trace-head">
       <h2>${esc(rootService)}: ${esc(root.operationName)}</h2>
       <p><span class="trace-id">${esc(trace.traceID)}</span> · started ${esc(when(start))} UTC ·
-         ${esc(duration(end - start))} · ${esc(trace.spans.length)} spans · ${esc(colours.size)} services ·
-         ${errors ? `<span class="error-mark">${esc(errors)} errors</span>` : "no errors"}</p>
+         ${esc(duration(end - start))} · ${esc(counted(trace.spans.length, "span"))} ·
+         ${esc(counted(colours.size, "service"))} ·
+         ${errors ? `<span class="error-mark">${esc(counted(errors, "error"))}</span>` : "no errors"}</p>
       <p>${legend}</p>
     </section>
     <section class="panel" id="root-cause"></section>
