@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 export OTEL_DB_PGPORT ?= 54329
 export OTEL_STORAGE_CONNECTION_STRING ?= postgresql://postgres@127.0.0.1:$(OTEL_DB_PGPORT)/otel
 
-.PHONY: help setup system browser venv model db migrate test demo bench lint clean stop
+.PHONY: help setup system browser venv model db migrate test demo bench docs lint clean stop
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ demo: migrate model  ## load the sample file, run an SDK-instrumented shop throu
 
 bench: migrate model browser  ## the benchmarks (see BENCHMARKS.md)
 	@$(BIN)/python -m bench
+
+docs: migrate  ## docs/sql-reference.md from the catalog of the migrated project database
+	@$(BIN)/python scripts/sql_reference.py "$(OTEL_STORAGE_CONNECTION_STRING)"
 
 lint: venv  ## ruff (lint and format) and mypy
 	@$(BIN)/ruff check .

@@ -27,7 +27,7 @@ create table otel.traces (
     constraint traces_status_check check (status_code in ('UNSET', 'OK', 'ERROR'))
 ) partition by range (start_time);
 comment on table otel.traces is
-    'One row per span, as the OpenTelemetry Collector''s ClickHouse exporter stores them: ids in lower-case hex, kind and status by name, attributes, events and links as jsonb; unique by (trace_id, span_id), partitioned by day of start_time';
+    'One row per span: trace_id, span_id, parent_span_id (null for a root), trace_state, flags, name, kind, start_time, end_time, duration_ms, status_code, status_message, service_name, scope_name, scope_version, attributes, resource_attributes, events (`[{name, time, attributes}]`), links (`[{trace_id, span_id, trace_state, attributes}]`), signature_id. Indexes: BRIN (start_time); (service_name, start_time desc); (trace_id, span_id); (start_time desc) where status_code = ''ERROR''; GIN `jsonb_path_ops` (attributes), for `@>`; (signature_id)';
 
 create index traces_start_time_idx on otel.traces using brin (start_time);
 create index traces_service_time_idx on otel.traces (service_name, start_time desc);
@@ -49,7 +49,7 @@ create table otel.trace_summaries (
     services text[] not null default '{}'
 );
 comment on table otel.trace_summaries is
-    'One row per trace, kept by the flush as spans arrive: time span, root service and operation, span and error counts, services involved';
+    'One row per trace, kept current by the flush: trace_id (primary key), start_time, end_time, duration_ms, root_service, root_name, span_count, error_count, services. Indexes: (start_time desc)';
 
 create index trace_summaries_start_time_idx on otel.trace_summaries (start_time desc);
 -- The traces of one root operation near a time, for otel.explain_trace().

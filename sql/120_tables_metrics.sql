@@ -30,7 +30,7 @@ create table otel.metrics (
     constraint metrics_temporality_check check (temporality in ('unspecified', 'delta', 'cumulative'))
 ) partition by range (time);
 comment on table otel.metrics is
-    'One row per metric data point: gauge and sum values, histogram counts and bounds, summary quantiles, labels as jsonb; partitioned by day of time';
+    'One row per data point: time, start_time, name, description, type, unit, value (float8), int_value (exact, for integer values), count, sum, min, max, bucket_counts, explicit_bounds, quantiles, exponential (scale, zero count, buckets), exemplars, temporality (sums and histograms), is_monotonic (sums), flags, labels (the point''s attributes), resource_attributes, service_name, scope_name, scope_version. Indexes: BRIN (time); (name, time desc); GIN `jsonb_path_ops` (labels)';
 
 create index metrics_time_idx on otel.metrics using brin (time);
 create index metrics_name_time_idx on otel.metrics (name, time desc);

@@ -11,7 +11,7 @@ create unlogged table otel.traces_staging (
 ) with (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000,
         autovacuum_vacuum_cost_delay = 0);
 comment on table otel.traces_staging is
-    'Spans as writers COPY them: the columns of otel.traces as text (times as RFC 3339 or Unix nanoseconds, JSON as JSON text, kind and status by name or number); moved by otel.flush()';
+    'Spans as writers COPY them, every column text, moved by otel.flush(): trace_id, span_id, parent_span_id, trace_state, flags, name, kind, start_time, end_time, status_code, status_message, service_name, scope_name, scope_version, attributes (object), resource_attributes (object), events (array), links (array)';
 
 create unlogged table otel.logs_staging (
     time text, observed_time text, severity_number text, severity_text text, body text,
@@ -21,7 +21,7 @@ create unlogged table otel.logs_staging (
 ) with (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000,
         autovacuum_vacuum_cost_delay = 0);
 comment on table otel.logs_staging is
-    'Log records as writers COPY them: the columns of otel.logs as text; moved by otel.flush()';
+    'Log records as writers COPY them, every column text, moved by otel.flush(): time, observed_time, severity_number, severity_text, body, trace_id, span_id, flags, service_name, scope_name, scope_version, attributes, resource_attributes, event_name';
 
 create unlogged table otel.metrics_staging (
     time text, start_time text, name text, description text, type text, unit text,
@@ -32,7 +32,7 @@ create unlogged table otel.metrics_staging (
 ) with (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000,
         autovacuum_vacuum_cost_delay = 0);
 comment on table otel.metrics_staging is
-    'Metric data points as writers COPY them: the columns of otel.metrics as text; moved by otel.flush()';
+    'Metric data points as writers COPY them, every column text, moved by otel.flush(): time, start_time, name, description, type (gauge, sum, histogram, exponential_histogram, summary), unit, value, count, sum, min, max, bucket_counts (array), explicit_bounds (array), quantiles (array), exponential (object), exemplars (array), temporality, is_monotonic, flags, labels (object), resource_attributes, service_name, scope_name, scope_version';
 
 -- OTLP/JSON requests are large and transient: compressing them on their way
 -- through staging costs writers and the flush more than the space it saves.

@@ -100,7 +100,7 @@ begin
 end
 $$;
 comment on function otel.set_retention(text, interval) is
-    'Keeps traces, logs or metrics for keep: whole days, months (30 days) or years (360 days), at least 1 day, stored as days (null: forever); otel.maintain() drops whole daily partitions older than that';
+    'Keep `traces`, `logs` or `metrics` for `keep` (whole days, months or years, at least 1 day, stored as days; null: forever); `call otel.maintain()`, the pg_cron job `otel-maintenance`, drops whole daily partitions older than that';
 
 create or replace function otel.drop_expired_partitions()
 returns setof text

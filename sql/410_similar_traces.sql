@@ -113,7 +113,7 @@ begin
 end
 $$;
 comment on function otel.similar_traces(vector, integer, double precision, text, timestamptz, text) is
-    'Traces whose spans are most similar to the query embedding (384 dimensions, made by model), one row per trace (its most similar span), best first; only signatures embedded by the same model are compared';
+    'One row per trace, best first: trace_id, span_id, service_name, name, status_code, status_message, duration_ms, start_time, attributes, similarity (cosine, 1 = same direction). The row is the trace''s span with the most similar signature; ties go to newer spans. Only signatures embedded by `model` are compared, so vectors of the fallback embedder (`''fallback-hash''`) never meet model vectors.';
 
 create or replace function otel.similar_traces(
     of_trace text, k integer default 10, min_similarity double precision default 0.85,
@@ -191,4 +191,4 @@ begin
 end
 $$;
 comment on function otel.similar_traces(text, integer, double precision, text, timestamptz) is
-    'Traces that resemble the given one where it failed: its root-cause spans (otel.root_cause(), at most three of the best score; its root span when nothing failed) are the query, each searched on its own; one row per trace, its best-matching span, best first, never the trace itself; empty for an unknown trace or one not embedded yet';
+    'As the vector overload, for the trace `of_trace` (the parameter cannot be called `trace_id`, a result column). The query is where the trace failed: the spans `otel.root_cause()` ranks first (those of its best score, at most three), each searched on its own, a trace scored by its best-matching span and that span its row; when nothing failed, its root span. An error that travelled up through generic spans (HTTP 500, 502) thus finds traces that failed for the same reason, not any trace the gateway answered 502. The trace itself is never returned; an unknown trace, or one not embedded yet, gives no rows; text that is not 32 hex digits raises 22023 (a vector must be cast: `''[…]''::vector`)';

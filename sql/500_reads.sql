@@ -80,7 +80,7 @@ begin
 end
 $$;
 comment on function otel.traces_by_error(timestamptz, timestamptz, text, integer) is
-    'Error spans started in [since, until), newest first, optionally of one service, at most lim (1..10000), with their exception type and message';
+    'Error spans started in [since, until), newest first: trace_id, span_id, parent_span_id, service_name, name, kind, start_time, duration_ms, status_message, exception_type, exception_message, attributes';
 
 create or replace function otel.trace_spans(trace_id text)
 returns table (
@@ -138,7 +138,7 @@ begin
 end
 $$;
 comment on function otel.trace_spans(text) is
-    'The spans of a trace as a tree, depth first (children by start time), with depth and parent; no rows for an unknown trace';
+    'The span tree, depth first (children by start time): span_id, parent_span_id, depth, name, service_name, kind, start_time, end_time, duration_ms, status_code, status_message, attributes, events, links. A span whose parent never arrived is shown as a root. The trace''s time range in `otel.trace_summaries` confines the lookup to its partitions; no rows for an unknown trace';
 
 create or replace function otel.trace_logs(trace_id text)
 returns table (
@@ -166,7 +166,7 @@ begin
 end
 $$;
 comment on function otel.trace_logs(text) is
-    'The log records correlated to a trace, by time; no rows for an unknown trace';
+    'The trace''s log records by time: time, severity_number, severity_text, service_name, body, span_id, attributes; no rows for an unknown trace';
 
 create or replace function otel.search_logs(
     query text, since timestamptz default null, until timestamptz default null, service text default null,
@@ -214,4 +214,4 @@ begin
 end
 $$;
 comment on function otel.search_logs(text, timestamptz, timestamptz, text, integer, integer) is
-    'Full-text search of log bodies (websearch syntax), best ranked first, then newest; optional time range, service and minimum severity; at most lim (1..10000)';
+    'Full-text search of log bodies in `websearch_to_tsquery(''english'', …)` syntax (`"a phrase"`, `or`, `-word`), best rank first, then newest: time, severity_number, severity_text, service_name, body, trace_id, span_id, rank';

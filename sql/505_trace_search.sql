@@ -23,7 +23,7 @@ begin
 end
 $$;
 comment on function otel.services(timestamptz, timestamptz) is
-    'Every service with stored spans, from the catalog the flush keeps: service_name, number of operations, first and last span start; since/until keep those seen in that window';
+    'Every service with stored spans: service_name, operations, first_seen, last_seen (start of its first and last span); since/until keep those seen in that window. Read from `otel.operation_catalog`, which the flush keeps (and retention prunes), so it answers in a fraction of a millisecond at any size';
 
 create or replace function otel.operations(
     service text, span_kind text default null, since timestamptz default null, until timestamptz default null)
@@ -54,7 +54,7 @@ begin
 end
 $$;
 comment on function otel.operations(text, text, timestamptz, timestamptz) is
-    'The operations (span names) of a service, from the catalog the flush keeps: name, kind, first and last span start; span_kind (any case) and since/until filter; 22023 for a null service or an unknown kind';
+    'The operations (span names) of a service from the catalog the flush keeps (`otel.operation_catalog`): name, kind, first_seen, last_seen; span_kind in any case (`server`, `CLIENT`, …); 22023 for a null service or an unknown kind';
 
 create or replace function otel.find_traces(
     service text default null, operation text default null, attributes jsonb default null,
@@ -207,7 +207,7 @@ begin
 end
 $$;
 comment on function otel.find_traces(text, text, jsonb, interval, interval, text, timestamptz, timestamptz, integer) is
-    'Jaeger-style trace search: the newest lim traces (1..10000) with a span started in [since, until) that matches service, operation (span name), every attribute (its own or its resource''s; "500" finds the number too; error=true for failing spans), min/max duration and status (ERROR, OK, UNSET) together; one row a trace from otel.trace_summaries: trace_id, root service and name, start, duration, span and error counts, services; newest first; 22023 for bad arguments';
+    'Jaeger-style trace search: the newest `lim` (1..10000) traces with a span started in [since, until) that matches every criterion at once (service, span name, each attribute, duration, status `ERROR`/`OK`/`UNSET` in any case). An attribute matches the span''s own attributes or its resource''s, equal to the value as given or to the number or boolean it spells (`{"http.response.status_code": "503"}` finds 503); `{"error": true}` asks for failing spans, as Jaeger''s `error=true` tag. One row a trace: trace_id, root_service, root_name, start_time, duration_ms, span_count, error_count, services; newest first. With no criterion at all, the traces that started in the window, from `otel.trace_summaries`. Only the window''s partitions are read; spans newest first, in pages, until `lim` traces; span attributes through their GIN index. Resource attributes are matched for the keys the catalog has seen on the service''s resources, span by span: the flush records the keys of the first span of each distinct operation and status in a batch, so a key that only some of a service''s resources carry can be missed until such a span comes first (a resource table, planned with the compact layout, will record every resource); 22023 for bad arguments';
 
 create or replace function otel.service_dependencies(since timestamptz, until timestamptz default now())
 returns table (parent text, child text, call_count bigint)
@@ -237,4 +237,4 @@ begin
 end
 $$;
 comment on function otel.service_dependencies(timestamptz, timestamptz) is
-    'Calls between services in [since, until) (at most 31 days): parent service, child service and the number of child spans whose parent span is of the other service; most calls first';
+    'The calls between services in [since, until) (at most 31 days): parent, child, call_count (child spans whose parent span is of the other service), most first; for a service map';

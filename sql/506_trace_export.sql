@@ -28,4 +28,4 @@ begin
 end
 $$;
 comment on function otel.trace_export(text) is
-    'Every stored column of every span of a trace, by start time; no rows for an unknown trace';
+    'Every stored column of every span of the trace (a row of `otel.traces`), by start time: what the query API turns into Jaeger''s JSON; found through the trace''s time range as `trace_spans`; no rows for an unknown trace';

@@ -266,7 +266,7 @@ begin
 end
 $$;
 comment on function otel.metric_series(text, interval, timestamptz, timestamptz, jsonb, text) is
-    'One metric as (bucket_start, value) rows from since to until in buckets of the given length, points filtered by labels (jsonb containment); agg is avg, min, max, sum, count, rate (per second, counter resets handled, cumulative or delta) or p50, p90, p99 (from histogram buckets)';
+    'One metric as (bucket_start, value) for each bucket with points, buckets `bucket` long aligned to whole multiples of it (from 2000-01-01 UTC: whole minutes, hours, days; 1 s to 366 days, at most 100,000 buckets between since and until), points whose labels contain `labels`. `agg`: `avg`, `min`, `max`, `sum`, `count` of the values (of sum/count/min/max for histograms); `rate`, the per-second increase of a monotonic sum (cumulative points differenced per series, a drop or a new start time counting as a reset; delta points summed; non-monotonic sums are left out); `p50`, `p90`, `p99` from explicit-bucket histograms (bucket counts of the interval, differenced when cumulative, interpolated within the bucket as Prometheus does; histograms of different bucket bounds in one bucket raise 22023: pick one kind with `labels`)';
 
 create or replace function otel.metric_names(
     since timestamptz default now() - interval '1 day',
@@ -301,4 +301,4 @@ begin
 end
 $$;
 comment on function otel.metric_names(timestamptz, timestamptz) is
-    'The metrics with points in [since, until): name, type and unit of the newest point, and its time';
+    'The metrics with points in [since, until): name, and the type, unit and time of the newest point; by name. The names come from skipping through the (name, time) index, one probe a name';
