@@ -1,4 +1,4 @@
-"""`python -m bench [NAME ...]`: run the benchmarks (all by default) and save bench/results/NAME.json.
+"""`python -m bench [NAME ...]`: run the benchmarks (all by default), save bench/results/NAME.json, render BENCHMARKS.md.
 
 OTEL_DB_BENCH_SPANS sets the span count of the flush benchmark (default 1,000,000),
 OTEL_DB_BENCH_SERVE_SPANS that of serve_throughput (default 200,000), OTEL_DB_BENCH_SPANS_EXPLAIN that of
@@ -28,6 +28,7 @@ from bench import (
     trace_search,
     web_render,
 )
+from bench import render
 from bench.common import save
 
 BENCHMARKS = {
@@ -58,6 +59,7 @@ def main(names: list[str]) -> None:
         sys.exit(f"unknown benchmark {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
     for name in names or BENCHMARKS:
         save(name, BENCHMARKS[name]())
+    render.main()
 
 
 if __name__ == "__main__":
