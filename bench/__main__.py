@@ -1,4 +1,4 @@
-"""`python -m bench [NAME ...]`: run the benchmarks (all by default), save bench/results/NAME.json, render BENCHMARKS.md.
+"""`python -m bench [NAME ...]`: run the benchmarks (all by default), save bench/results/NAME.json, render the page.
 
 OTEL_DB_BENCH_SPANS sets the span count of the flush benchmark (default 1,000,000),
 OTEL_DB_BENCH_SERVE_SPANS that of serve_throughput (default 200,000), OTEL_DB_BENCH_SPANS_EXPLAIN that of
@@ -17,6 +17,7 @@ from bench import (
     ingest_memory,
     query_api,
     reads,
+    render,
     search_quality,
     seed_orm,
     serve_throughput,
@@ -28,7 +29,6 @@ from bench import (
     trace_search,
     web_render,
 )
-from bench import render
 from bench.common import save
 
 BENCHMARKS = {
