@@ -1,0 +1,281 @@
+"""otel_db at 10M spans on one node: how the flush, the reads, the vector index and the disk grow with size.
+
+Not part of `make bench` (about an hour): `.venv/bin/python -m bench.scale` writes
+bench/results/scale.json; OTEL_DB_SCALE_SPANS (default 10,000,000) and OTEL_DB_SCALE_VECTORS (default
+"100000,1000000") change the sizes.
+
+- Spans: one million a day for ten days (bench.common.span_dicts, a day apart), each million through COPY and
+  `call otel.flush()` into tables already holding the days before: the flush rate at 0, 1M, ... stored spans.
+  With them, 0.3 log records per span (30 % correlated to a span) and as many metric points as spans (116
+  series of 10-second points).
+- At 1M and at the full size, after `vacuum analyze`: p50/p95 of `trace_spans` (20 stored traces),
+  `find_traces` (a selective search in an hour of the last day), `similar_traces` (a question in words, the
+  real model, every signature embedded), `search_logs` (20 terms) and `metric_series` (an hour of 1-minute
+  averages); the disk bytes per span, log record and point (heap, TOAST, indexes); the signatures stored.
+- The vector index alone at 100k and 1M distinct signatures: the signatures a store of span kinds this
+  benchmark makes are a few thousand, which any index answers, so clustered random unit vectors (1,000
+  centres) go into a table like otel.span_signatures with the same HNSW index (built after the load: its
+  build time and size), then 20 queries near the centres at similar_traces' ef_search and iterative scan,
+  against an exact scan: p50 and recall@10.
+- Retention: the time `otel.drop_expired_partitions()` takes to drop the oldest day of each kind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+
+from bench.common import TYPED_COLUMNS, drop_database, fresh_database, span_dicts, timed, typed_row
+from bench.explain_latency import percentile
+from bench.reads import LOG_COLUMNS, fill, load_metrics, log_templates, metric_series_labels
+from otel_db.embed import embed_pending, installed_model
+from otel_db.queries import vector_literal
+from otel_db.settings import Settings
+
+DATABASE = "otel_bench_scale"
+CHUNK = 1_000_000
+BASE_NS = 1_764_000_000_000_000_000  # span_dicts' default: 2025-11-24 16:00 UTC
+DAY_NS = 86_400 * 10**9
+REPEATS = 20
+DIMENSIONS = 384
+CENTRES = 1_000
+QUESTION = "why was the customer's card declined?"
+TERMS = ["timeout", "declined", "retrying", "deadlock", "refused", "checkout", "invoice", "warehouse", "session", "gc"]
+
+
+def spans_from_env() -> int:
+    return int(os.environ.get("OTEL_DB_SCALE_SPANS", "10000000"))
+
+
+def vectors_from_env() -> list[int]:
+    return [int(n) for n in os.environ.get("OTEL_DB_SCALE_VECTORS", "100000,1000000").split(",") if n]
+
+
+def ms(seconds: list[float]) -> dict:
+    values = [s * 1000 for s in seconds]
+    return {"p50_ms": round(percentile(values, 0.5), 2), "p95_ms": round(percentile(values, 0.95), 2)}
+
+
+def timed_calls(conn: psycopg.Connection, query: str, params: list[tuple]) -> dict:
+    """p50/p95 of the calls after a warm-up, and the median number of rows they returned."""
+    conn.execute(query, params[0]).fetchall()
+    seconds, rows = [], []
+    for args in params:
+        started = time.perf_counter()
+        rows.append(len(conn.execute(query, args).fetchall()))
+        seconds.append(time.perf_counter() - started)
+    return {**ms(seconds), "rows_median": sorted(rows)[len(rows) // 2]}
+
+
+def load_day(conn: psycopg.Connection, day: int, spans: int) -> dict:
+    """A day of spans and its log records; the flush's rate into what is already stored."""
+    stored = conn.execute("select count(*) from otel.traces").fetchone()[0]
+    rng = random.Random(day)
+    templates = log_templates()
+    kept = []
+    with conn.cursor().copy(f"copy otel.traces_staging ({TYPED_COLUMNS}) from stdin") as copy:
+        for i, span in enumerate(span_dicts(spans, seed=day, base_ns=BASE_NS + day * DAY_NS)):
+            copy.write_row(typed_row(span))
+            if i % 10 == 0:
+                kept.append((span["trace_id"], span["span_id"], span["start_ns"], span["service_name"]))
+    with timed() as flush:
+        conn.execute("call otel.flush()")
+    with conn.cursor().copy(f"copy otel.logs_staging ({LOG_COLUMNS}) from stdin") as copy:
+        for _ in range(spans * 3 // 10):
+            severity = rng.choice([5, 9, 9, 9, 13, 17])
+            trace_id, span_id, start_ns, service = rng.choice(kept)
+            correlated = rng.random() < 0.3
+            at = start_ns + rng.randrange(0, 50_000_000)
+            copy.write_row(
+                [
+                    str(at),
+                    str(at),
+                    str(severity),
+                    {5: "DEBUG", 9: "INFO", 13: "WARN", 17: "ERROR"}[severity],
+                    fill(rng.choice(templates[severity]), rng),
+                    trace_id if correlated else None,
+                    span_id if correlated else None,
+                    service,
+                    json.dumps({"thread.id": rng.randrange(64)}),
+                    json.dumps({"service.name": service, "host.name": f"host-{rng.randrange(20)}"}),
+                ]
+            )
+    with timed() as log_flush:
+        conn.execute("call otel.flush()")
+    return {
+        "stored_spans_before": stored,
+        "flush_spans_per_s": round(spans / flush.seconds),
+        "flush_logs_per_s": round(spans * 3 // 10 / log_flush.seconds),
+    }
+
+
+def bytes_per_row(conn: psycopg.Connection, table: str) -> dict:
+    """Heap, TOAST and index bytes of every partition of `table`, per row."""
+    heap, toast, indexes, rows = conn.execute(
+        """
+        select sum(pg_relation_size(c.oid)), sum(coalesce(pg_total_relation_size(nullif(c.reltoastrelid, 0)), 0)),
+               sum(pg_indexes_size(c.oid)), sum(c.reltuples)
+          from pg_inherits as i join pg_class as c on c.oid = i.inhrelid
+         where i.inhparent = %s::regclass
+        """,
+        (table,),
+    ).fetchone()
+    rows = max(float(rows or 0), 1.0)
+    return {
+        "rows": int(rows),
+        "heap": round(float(heap or 0) / rows, 1),
+        "toast": round(float(toast or 0) / rows, 1),
+        "indexes": round(float(indexes or 0) / rows, 1),
+        "total": round(float((heap or 0) + (toast or 0) + (indexes or 0)) / rows, 1),
+    }
+
+
+def reads(conn: psycopg.Connection, embedder, last_day: int) -> dict:
+    conn.execute("vacuum analyze")
+    traces = [
+        (row[0],)
+        for row in conn.execute(
+            "select trace_id from otel.trace_summaries where start_time >= %s order by trace_id limit %s",
+            (datetime.fromtimestamp((BASE_NS + last_day * DAY_NS) / 1e9, UTC), REPEATS),
+        )
+    ]
+    day_start = datetime.fromtimestamp((BASE_NS + last_day * DAY_NS) / 1e9, UTC)
+    windows = [
+        (day_start + timedelta(minutes=2 * n), day_start + timedelta(minutes=2 * n + 10)) for n in range(REPEATS)
+    ]
+    question = vector_literal(embedder.embed([QUESTION])[0])
+    return {
+        "trace_spans": timed_calls(conn, "select * from otel.trace_spans(%s)", traces),
+        "find_traces": timed_calls(
+            conn,
+            "select * from otel.find_traces(service => 'payment', operation => 'POST /checkout',"
+            " attributes => '{\"http.response.status_code\": 500}', since => %s, until => %s)",
+            windows,
+        ),
+        "similar_traces": timed_calls(
+            conn, "select * from otel.similar_traces(%s::vector, 10, 0.2)", [(question,)] * REPEATS
+        ),
+        "search_logs": timed_calls(
+            conn, "select * from otel.search_logs(%s, lim => 100)", [(TERMS[n % len(TERMS)],) for n in range(REPEATS)]
+        ),
+        "metric_series": timed_calls(
+            conn,
+            "select * from otel.metric_series(%s, '1 minute', %s, %s)",
+            [(metric_series_labels()[0][0], since, since + timedelta(hours=1)) for since, _ in windows],
+        ),
+        "bytes_per_row": {kind: bytes_per_row(conn, f"otel.{kind}") for kind in ("traces", "logs", "metrics")},
+        "signatures": conn.execute("select count(*) from otel.span_signatures").fetchone()[0],
+    }
+
+
+def vector_index(conn: psycopg.Connection, count: int) -> dict:
+    """Clustered unit vectors in a table with otel.span_signatures' HNSW index, built after the load."""
+    import numpy as np
+
+    rng = np.random.default_rng(count)
+    centres = rng.normal(size=(CENTRES, DIMENSIONS)).astype(np.float32)
+    conn.execute("drop table if exists scale_vectors")
+    conn.execute(f"create table scale_vectors (id bigint primary key, embedding vector({DIMENSIONS}))")
+    with timed() as load, conn.cursor().copy("copy scale_vectors (id, embedding) from stdin") as copy:
+        for start in range(0, count, 10_000):
+            size = min(10_000, count - start)
+            batch = centres[rng.integers(0, CENTRES, size)] + 0.35 * rng.normal(size=(size, DIMENSIONS))
+            batch /= np.linalg.norm(batch, axis=1, keepdims=True)
+            for n, vector in enumerate(batch):
+                copy.write_row([start + n, vector_literal(vector)])
+    definition = conn.execute(
+        "select indexdef from pg_indexes where indexname = 'span_signatures_embedding_idx'"
+    ).fetchone()[0]
+    conn.execute("set maintenance_work_mem = '4GB'")  # the graph of 1M vectors fits: the build does not spill
+    with timed() as build:
+        conn.execute(
+            definition.replace("span_signatures_embedding_idx", "scale_vectors_embedding_idx").replace(
+                "otel.span_signatures", "scale_vectors"
+            )
+        )
+    conn.execute("vacuum analyze scale_vectors")
+    probes = centres[rng.integers(0, CENTRES, REPEATS)] + 0.35 * rng.normal(size=(REPEATS, DIMENSIONS))
+    query = "select id from scale_vectors order by embedding <=> %s::vector limit 10"
+    found, seconds, recalls = [], [], []
+    with conn.transaction():
+        conn.execute("set local hnsw.ef_search = 40")
+        conn.execute("set local hnsw.iterative_scan = strict_order")
+        for probe in probes:
+            started = time.perf_counter()
+            found.append({row[0] for row in conn.execute(query, (vector_literal(probe),))})
+            seconds.append(time.perf_counter() - started)
+    exact_seconds = []
+    with conn.transaction():
+        conn.execute("set local enable_indexscan = off")
+        for probe, hits in zip(probes, found, strict=True):
+            started = time.perf_counter()
+            truth = {row[0] for row in conn.execute(query, (vector_literal(probe),))}
+            exact_seconds.append(time.perf_counter() - started)
+            recalls.append(len(hits & truth) / 10)
+    size = conn.execute("select pg_relation_size('scale_vectors_embedding_idx')").fetchone()[0]
+    conn.execute("drop table scale_vectors")
+    return {
+        "vectors": count,
+        "load_seconds": round(load.seconds, 1),
+        "hnsw_build_seconds": round(build.seconds, 1),
+        "maintenance_work_mem": "4GB",
+        "hnsw_bytes": size,
+        "query": ms(seconds),
+        "exact_scan": ms(exact_seconds),
+        "recall_at_10": round(sum(recalls) / len(recalls), 3),
+    }
+
+
+def retention(conn: psycopg.Connection) -> dict:
+    """Keep all but the oldest day, then time the drop."""
+    oldest = conn.execute("select min(start_time) from otel.trace_summaries").fetchone()[0]
+    oldest_day_end = datetime(oldest.year, oldest.month, oldest.day, tzinfo=UTC) + timedelta(days=1)
+    keep_days = (datetime.now(UTC) - oldest_day_end).days  # only the oldest day is past it
+    for kind in ("traces", "logs", "metrics"):
+        conn.execute("select otel.set_retention(%s, %s::interval)", (kind, f"{keep_days} days"))
+    before = conn.execute("select count(*) from pg_inherits where inhparent = 'otel.traces'::regclass").fetchone()[0]
+    with timed() as drop:
+        conn.execute("select otel.drop_expired_partitions()")
+    after = conn.execute("select count(*) from pg_inherits where inhparent = 'otel.traces'::regclass").fetchone()[0]
+    return {"seconds": round(drop.seconds, 2), "trace_partitions_dropped": before - after}
+
+
+def run(spans: int | None = None, vectors: list[int] | None = None) -> dict:
+    spans = spans_from_env() if spans is None else spans
+    vectors = vectors_from_env() if vectors is None else vectors
+    embedder = installed_model(Settings.from_env())
+    url = fresh_database(DATABASE)
+    days = max(1, spans // CHUNK)
+    per_day = spans // days
+    result: dict = {"spans": per_day * days, "days": days, "flush": [], "reads": {}}
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("select otel.set_retention(kind, null) from unnest(array['traces', 'logs', 'metrics']) kind")
+            with timed() as metrics_load:
+                points = load_metrics(conn, per_series=per_day * days // len(metric_series_labels()))
+                conn.execute("call otel.flush()")
+            result["metric_points"] = points
+            result["metric_points_per_s"] = round(points / metrics_load.seconds)
+            for day in range(days):
+                result["flush"].append(load_day(conn, day, per_day))
+                if day == 0 or day == days - 1:
+                    embed_pending(conn, embedder, batch_size=64)
+                    result["reads"][f"at_{(day + 1) * per_day}_spans"] = reads(conn, embedder, day)
+            result["vector_index"] = [vector_index(conn, count) for count in vectors]
+            result["retention_drop_one_day"] = retention(conn)
+    finally:
+        drop_database(DATABASE)
+    first, last = result["flush"][0]["flush_spans_per_s"], result["flush"][-1]["flush_spans_per_s"]
+    result["flush_last_vs_first_day"] = round(last / first, 3)
+    return result
+
+
+if __name__ == "__main__":
+    from bench.common import save
+
+    save("scale", run())
