@@ -78,12 +78,12 @@ def environment() -> dict:
     }
 
 
-def save(name: str, result: dict) -> None:
+def save(name: str, result: dict, command: str | None = None) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     result = {
         "benchmark": name,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "command": f"python -m bench {name}",
+        "command": command or f"python -m bench {name}",
         **environment(),
         **result,
     }

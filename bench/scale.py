@@ -278,4 +278,4 @@ def run(spans: int | None = None, vectors: list[int] | None = None) -> dict:
 if __name__ == "__main__":
     from bench.common import save
 
-    save("scale", run())
+    save("scale", run(), command="python -m bench.scale")
