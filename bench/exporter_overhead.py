@@ -88,7 +88,7 @@ def measured_exporter(exporter: SpanExporter, sections: _Sections) -> Iterator[N
     """Time otel_db's span encoder, its COPY and export() as a whole for the duration of a run."""
     encode = otel_db.exporters.spans_json
     otel_db.exporters.spans_json = sections.wrap("encode", encode)
-    exporter._stager._copy = sections.wrap("copy", exporter._stager._copy)  # type: ignore[method-assign]
+    exporter._sender._copy = sections.wrap("copy", exporter._sender._copy)  # type: ignore[method-assign]
     exporter.export = sections.wrap("export", exporter.export)  # type: ignore[method-assign]
     try:
         yield

@@ -161,6 +161,15 @@ def status(value: Any, goal: str | None) -> str:
     return "**met**" if COMPARISONS[match[1]](value, float(match[2])) else "**not met**"
 
 
+def measured(result: dict[str, Any], goal: Goal) -> tuple[str, str]:
+    """The figure as shown and its status; a figure the run could not measure says so."""
+    try:
+        value = figure(result, goal.path)
+    except KeyError:
+        return "not in this run", "**not measured**"
+    return shown(value), status(value, goal.goal)
+
+
 def shown(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.0f}"
@@ -193,8 +202,8 @@ def section(name: str, result: dict[str, Any]) -> list[str]:
     lines = [f"## {name}", "", method(name), "", f"*Run:* {run}.", ""]
     lines += ["| figure | measured | goal | status |", "|---|---|---|---|"]
     for goal in GOALS[name]:
-        value = figure(result, goal.path)
-        lines.append(f"| {goal.figure} | {shown(value)} | {goal.goal or '—'} | {status(value, goal.goal)} |")
+        value, judged = measured(result, goal)
+        lines.append(f"| {goal.figure} | {value} | {goal.goal or '—'} | {judged} |")
     lines += ["", "<details><summary>Every figure of this run</summary>", "", "| figure | value |", "|---|---|"]
     lines += [
         f"| `{path}` | {shown(value)} |"
@@ -215,10 +224,8 @@ def render() -> str:
         result = json.loads(path.read_text(encoding="utf-8"))
         for goal in GOALS[name]:
             if goal.goal is not None:
-                value = figure(result, goal.path)
-                summary.append(
-                    f"| [{name}](#{name}) | {goal.figure} | {shown(value)} | {goal.goal} | {status(value, goal.goal)} |"
-                )
+                value, judged = measured(result, goal)
+                summary.append(f"| [{name}](#{name}) | {goal.figure} | {value} | {goal.goal} | {judged} |")
         sections += section(name, result)
     absent = ["", f"Not measured yet (no result committed): {', '.join(missing)}.", ""] if missing else [""]
     return "\n".join([INTRODUCTION, *summary, *absent, *sections]).rstrip() + "\n"

@@ -22,3 +22,4 @@ def test_a_figure_is_judged_against_its_goal():
     assert render.status(2.01, None) == "reported"
     assert render.figure({"ratio (shutdown drain included)": 0.65}, "ratio (shutdown drain included)") == 0.65
     assert render.figure({"a": {"b.c": {"d": 1}}}, "a.b.c.d") == 1
+    assert render.measured({}, render.Goal("x", "missing", ">= 1")) == ("not in this run", "**not measured**")
