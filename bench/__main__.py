@@ -33,6 +33,7 @@ from bench.common import save
 
 BENCHMARKS = {
     "flush_throughput": lambda: flush_throughput.run(int(os.environ.get("OTEL_DB_BENCH_SPANS", "1000000"))),
+    "flush_narrow": lambda: flush_throughput.run_narrow(int(os.environ.get("OTEL_DB_BENCH_SPANS", "1000000"))),
     "flush_before_after": flush_before_after.run,
     "seed_orm": seed_orm.run,
     "staging_space": staging_space.run,

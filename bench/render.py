@@ -46,6 +46,11 @@ GOALS: dict[str, list[Goal]] = {
         Goal("typed flush / the server's insert ceiling (median of rounds)", "typed_flush_vs_ceiling", ">= 0.6"),
         Goal("OTLP/JSON flush / typed flush", "otlp_vs_typed", ">= 0.5"),
     ],
+    "flush_narrow": [
+        Goal(
+            "typed flush of narrow spans / their insert ceiling (median of rounds)", "typed_flush_vs_ceiling", ">= 0.6"
+        ),
+    ],
     "flush_before_after": [
         Goal("typed flush, after / before the checks (within noise: 0.95)", "after_vs_before.typed", ">= 0.95"),
         Goal("OTLP flush, after / before the checks (within noise: 0.95)", "after_vs_before.otlp", ">= 0.95"),
