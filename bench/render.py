@@ -121,6 +121,31 @@ GOALS: dict[str, list[Goal]] = {
         Goal("GET /api/traces/{id}, 1,000 spans, p50 ms", "jaeger_api_trace.p50_ms"),
         Goal("the same / reading its rows", "jaeger_api_vs_sql_p50"),
     ],
+    "scale": [
+        Goal("flush, spans/s into empty tables", "flush.0.flush_spans_per_s"),
+        Goal("flush, spans/s with 9M spans stored", "flush.9.flush_spans_per_s"),
+        Goal("flush, with 9M stored / empty", "flush_last_vs_first_day"),
+        Goal("trace_spans p50 ms at 1M spans", "reads.at_1000000_spans.trace_spans.p50_ms"),
+        Goal("trace_spans p50 ms at 10M", "reads.at_10000000_spans.trace_spans.p50_ms"),
+        Goal("find_traces p50 ms at 1M", "reads.at_1000000_spans.find_traces.p50_ms"),
+        Goal("find_traces p50 ms at 10M", "reads.at_10000000_spans.find_traces.p50_ms"),
+        Goal("similar_traces p50 ms at 1M", "reads.at_1000000_spans.similar_traces.p50_ms"),
+        Goal("similar_traces p50 ms at 10M", "reads.at_10000000_spans.similar_traces.p50_ms"),
+        Goal("search_logs p50 ms at 1M spans (300k logs)", "reads.at_1000000_spans.search_logs.p50_ms"),
+        Goal("search_logs p50 ms at 10M spans (3M logs)", "reads.at_10000000_spans.search_logs.p50_ms"),
+        Goal("metric_series p50 ms at 1M", "reads.at_1000000_spans.metric_series.p50_ms"),
+        Goal("metric_series p50 ms at 10M", "reads.at_10000000_spans.metric_series.p50_ms"),
+        Goal("bytes per span at 10M (heap, TOAST, indexes)", "reads.at_10000000_spans.bytes_per_row.traces.total"),
+        Goal("bytes per log record", "reads.at_10000000_spans.bytes_per_row.logs.total"),
+        Goal("bytes per metric point", "reads.at_10000000_spans.bytes_per_row.metrics.total"),
+        Goal("HNSW over 100k vectors: build s", "vector_index.0.hnsw_build_seconds"),
+        Goal("HNSW over 100k vectors: recall@10", "vector_index.0.recall_at_10"),
+        Goal("HNSW over 1M vectors: build s", "vector_index.1.hnsw_build_seconds"),
+        Goal("HNSW over 1M vectors: recall@10", "vector_index.1.recall_at_10"),
+        Goal("HNSW over 1M vectors: query p50 ms", "vector_index.1.query.p50_ms"),
+        Goal("HNSW over 1M vectors: exact scan p50 ms", "vector_index.1.exact_scan.p50_ms"),
+        Goal("drop a day of retention, s", "retention_drop_one_day.seconds"),
+    ],
     "web_render": [
         Goal("5,000-span trace on screen, p95 ms", "trace_5000_spans.rendered.p95_ms", "< 2000"),
         Goal("the same, p50 ms", "trace_5000_spans.rendered.p50_ms", "< 2000"),
@@ -151,6 +176,10 @@ def figure(result: dict[str, Any], path: str) -> Any:
     node: Any = result
     rest = path
     while rest:
+        if isinstance(node, list):  # an index: "flush.0.flush_spans_per_s"
+            index, _, rest = rest.partition(".")
+            node = node[int(index)]
+            continue
         keys = [key for key in node if rest == key or rest.startswith(key + ".")]
         if not keys:
             raise KeyError(path)
@@ -189,8 +218,11 @@ def leaves(node: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
     if isinstance(node, dict):
         for key, value in node.items():
             yield from leaves(value, f"{prefix}.{key}" if prefix else key)
+    elif isinstance(node, list) and any(isinstance(v, dict | list) for v in node):
+        for index, value in enumerate(node):
+            yield from leaves(value, f"{prefix}.{index}")
     elif isinstance(node, list):
-        yield prefix, ", ".join(shown(v) for v in node) if all(not isinstance(v, dict | list) for v in node) else "…"
+        yield prefix, ", ".join(shown(v) for v in node)
     else:
         yield prefix, node
 
