@@ -1,11 +1,12 @@
-"""BENCHMARKS.md from the committed results: `python -m bench.render` (or `make benchmarks-page`).
+"""BENCHMARKS.md from the committed results: `python -m bench.render` (`python -m bench` runs it after a run).
 
 Each benchmark's section is its module's docstring (the method), the run it
 comes from (date, commit, command, machine, versions), a table of its goals
-with the measured figure and whether it is met, and every figure of the
-result file. Nothing is typed in by hand: a figure changes when a benchmark
-runs again and its result is committed. tests/test_benchmarks_page.py fails
-when BENCHMARKS.md differs from what this renders.
+with the measured figure and whether it is met, what was learnt from the run
+where bench/notes/NAME.md says it, and every figure of the result file. The
+figures are never typed in by hand: they change when a benchmark runs again
+and its result is committed. tests/test_benchmarks_page.py fails when
+BENCHMARKS.md differs from what this renders.
 """
 
 from __future__ import annotations
@@ -240,6 +241,15 @@ def method(name: str) -> str:
     return doc.strip()
 
 
+NOTES = ROOT / "bench" / "notes"
+
+
+def notes(name: str) -> list[str]:
+    """What was learnt from a run, written by hand in bench/notes/NAME.md (it names the run it reads)."""
+    path = NOTES / f"{name}.md"
+    return [path.read_text(encoding="utf-8").strip(), ""] if path.exists() else []
+
+
 def section(name: str, result: dict[str, Any]) -> list[str]:
     run = ", ".join(f"{field} {result[field]}" for field in RUN_FIELDS[1:] if result.get(field) is not None)
     lines = [f"## {name}", "", method(name), "", f"*Run:* {run}.", ""]
@@ -247,7 +257,8 @@ def section(name: str, result: dict[str, Any]) -> list[str]:
     for goal in GOALS[name]:
         value, judged = measured(result, goal)
         lines.append(f"| {goal.figure} | {value} | {goal.goal or '—'} | {judged} |")
-    lines += ["", "<details><summary>Every figure of this run</summary>", "", "| figure | value |", "|---|---|"]
+    lines += ["", *notes(name)]
+    lines += ["<details><summary>Every figure of this run</summary>", "", "| figure | value |", "|---|---|"]
     lines += [
         f"| `{path}` | {shown(value)} |"
         for path, value in leaves({k: v for k, v in result.items() if k not in RUN_FIELDS})
