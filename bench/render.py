@@ -145,6 +145,10 @@ GOALS: dict[str, list[Goal]] = {
         Goal("HNSW over 1M vectors: recall@10", "vector_index.1.recall_at_10"),
         Goal("HNSW over 1M vectors: query p50 ms", "vector_index.1.query.p50_ms"),
         Goal("HNSW over 1M vectors: exact scan p50 ms", "vector_index.1.exact_scan.p50_ms"),
+        Goal("HNSW over 1M vectors: recall@10 at ef_search 100", "vector_index.1.by_ef_search.100.recall_at_10"),
+        Goal("HNSW over 1M vectors: recall@10 at ef_search 200", "vector_index.1.by_ef_search.200.recall_at_10"),
+        Goal("HNSW over 1M vectors: recall@10 at ef_search 400", "vector_index.1.by_ef_search.400.recall_at_10"),
+        Goal("HNSW over 1M vectors: query p50 ms at ef_search 400", "vector_index.1.by_ef_search.400.p50_ms"),
         Goal("drop a day of retention, s", "retention_drop_one_day.seconds"),
     ],
     "web_render": [
