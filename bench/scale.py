@@ -31,8 +31,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 
 from bench.common import TYPED_COLUMNS, drop_database, fresh_database, span_dicts, timed, typed_row
-from bench.explain_latency import percentile
-from bench.reads import LOG_COLUMNS, fill, load_metrics, log_templates, metric_series_labels
+from bench.reads import LOG_COLUMNS, SEVERITIES, fill, load_metrics, log_templates, metric_series_labels
+from bench.trace_search import figures as ms
 from otel_db.embed import embed_pending, installed_model
 from otel_db.queries import vector_literal
 from otel_db.settings import Settings
@@ -44,6 +44,7 @@ DAY_NS = 86_400 * 10**9
 REPEATS = 20
 DIMENSIONS = 384
 CENTRES = 1_000
+SEVERITY_NAMES = {number: name for number, name, _ in SEVERITIES}
 EF_SEARCH = (40, 100, 200, 400)  # 40: what otel.similar_traces() sets
 QUESTION = "why was the customer's card declined?"
 TERMS = ["timeout", "declined", "retrying", "deadlock", "refused", "checkout", "invoice", "warehouse", "session", "gc"]
@@ -55,11 +56,6 @@ def spans_from_env() -> int:
 
 def vectors_from_env() -> list[int]:
     return [int(n) for n in os.environ.get("OTEL_DB_SCALE_VECTORS", "100000,1000000").split(",") if n]
-
-
-def ms(seconds: list[float]) -> dict:
-    values = [s * 1000 for s in seconds]
-    return {"p50_ms": round(percentile(values, 0.5), 2), "p95_ms": round(percentile(values, 0.95), 2)}
 
 
 def timed_calls(conn: psycopg.Connection, query: str, params: list[tuple]) -> dict:
@@ -97,7 +93,7 @@ def load_day(conn: psycopg.Connection, day: int, spans: int) -> dict:
                     str(at),
                     str(at),
                     str(severity),
-                    {5: "DEBUG", 9: "INFO", 13: "WARN", 17: "ERROR"}[severity],
+                    SEVERITY_NAMES[severity],
                     fill(rng.choice(templates[severity]), rng),
                     trace_id if correlated else None,
                     span_id if correlated else None,
