@@ -70,13 +70,23 @@ def released_routine(revision: str, routine: str, part: str = "UPGRADE") -> str:
     Released revisions never change (migrations/released.sha256), so the
     text is the one that revision left.
     """
+    return _released(revision, routine, part, r"^create or replace (function|procedure) {name}\(.*?^comment on \1")
+
+
+def released_comment(revision: str, routine: str, part: str = "UPGRADE") -> str:
+    """The `comment on` statement for `routine` in a released revision that changed only its comment."""
+    return _released(revision, routine, part, r"^comment on (function|procedure)")
+
+
+def _released(revision: str, routine: str, part: str, start: str) -> str:
+    """The first statement of a released revision's `part` from `start` to `routine`'s comment."""
     scripts = op.get_context().script
     assert scripts is not None  # Alembic's commands always give the context their script directory
     module = scripts.get_revision(revision).module
     name, _, arguments = routine.partition("(")
     name = re.escape(name)
     for definition in re.finditer(
-        rf"^create or replace (function|procedure) {name}\(.*?^comment on \1 {name}\((?P<arguments>[^)]*)\).*?';$",
+        start.format(name=name) + rf" {name}\((?P<arguments>[^)]*)\).*?';$",
         getattr(module, part),
         re.MULTILINE | re.DOTALL,
     ):

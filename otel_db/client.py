@@ -558,6 +558,7 @@ class Client(BaseClient):
         `query` is web-search syntax: words, "a phrase", `or`, `-word`.
         `min_severity` is an OTLP severity number (9 = INFO, 17 = ERROR);
         `limit` is 1..10000. A query of stop words only finds nothing.
+        Without `since`, the newest days holding max(limit, 1000) matches are ranked.
         """
         return self._fetch(queries.search_logs(query, since, until, service, min_severity, limit))
 

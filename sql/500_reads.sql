@@ -178,9 +178,16 @@ language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
 -- websearch_to_tsquery syntax ("quoted phrase", or, -not), on the stored
--- body_tsv and its full-text index.
+-- body_tsv and its full-text index. Ranking reads every match it ranks, so
+-- without `since` the window starts at the newest days (partitions, newest
+-- first) that hold enough matches, not at the oldest log: the cost follows
+-- a day's matches, not the whole store's.
 declare
     tsquery tsquery;
+    candidates constant integer := greatest(lim, 1000);
+    found integer := 0;
+    day_start timestamptz;
+    window_start timestamptz := since;
 begin
     if query is null or trim(query) = '' then
         raise exception 'query must be words to search for (websearch syntax), got %', otel.argument_text(query)
@@ -200,12 +207,38 @@ begin
     if numnode(tsquery) = 0 then
         return;  -- only stop words
     end if;
+    if since is null then
+        for day_start in
+            select to_date(right(c.relname, 8), 'YYYYMMDD')::timestamp at time zone 'UTC'
+              from pg_inherits as i
+              join pg_class as c on c.oid = i.inhrelid
+             where i.inhparent = 'otel.logs'::regclass
+               and c.relname ~ '_p[0-9]{8}$'
+             order by 1 desc
+        loop
+            continue when day_start >= until;
+            found := found + (
+                select count(*)
+                  from (select
+                          from otel.logs as l
+                         where l.time >= day_start and l.time < day_start + interval '1 day'
+                           and l.body_tsv @@ tsquery
+                           and (until is null or l.time < until)
+                           and (service is null or l.service_name = service)
+                           and (min_severity is null or l.severity_number >= min_severity)
+                         limit candidates - found) as m);
+            if found >= candidates then
+                window_start := day_start;
+                exit;
+            end if;
+        end loop;
+    end if;
     return query
         select l.time, l.severity_number, l.severity_text, l.service_name, l.body, l.trace_id, l.span_id,
                ts_rank(l.body_tsv, tsquery)
           from otel.logs as l
          where l.body_tsv @@ tsquery
-           and (since is null or l.time >= since)
+           and (window_start is null or l.time >= window_start)
            and (until is null or l.time < until)
            and (service is null or l.service_name = service)
            and (min_severity is null or l.severity_number >= min_severity)
@@ -214,4 +247,4 @@ begin
 end
 $$;
 comment on function otel.search_logs(text, timestamptz, timestamptz, text, integer, integer) is
-    'Full-text search of log bodies in `websearch_to_tsquery(''english'', …)` syntax (`"a phrase"`, `or`, `-word`), best rank first, then newest: time, severity_number, severity_text, service_name, body, trace_id, span_id, rank';
+    'Full-text search of log bodies in `websearch_to_tsquery(''english'', …)` syntax (`"a phrase"`, `or`, `-word`), best rank first, then newest: time, severity_number, severity_text, service_name, body, trace_id, span_id, rank. Ranks every match in [since, until); without `since`, the matches of the newest days (UTC) that together hold at least max(lim, 1000) of them, so that its cost follows a day''s matches, not the store''s size (older matches are ranked when the newer days hold fewer)';
