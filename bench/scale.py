@@ -18,6 +18,10 @@ bench/results/scale.json; OTEL_DB_SCALE_SPANS (default 10,000,000) and OTEL_DB_S
   build time and size), then 20 queries near the centres with similar_traces' iterative scan at its
   ef_search (40) and at 100, 200 and 400, against an exact scan: p50 and recall@10.
 - Retention: the time `otel.drop_expired_partitions()` takes to drop the oldest day of each kind.
+
+`--vectors` runs the vector index part again and `--logs` a search_logs part of its own (ten days of 300k
+log records, search_logs as it is and ranking every match since the first day, after one day and after
+ten), each into the committed scale.json.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from bench.common import TYPED_COLUMNS, drop_database, fresh_database, span_dicts, timed, typed_row
+from bench.common import SERVICES, TYPED_COLUMNS, drop_database, fresh_database, span_dicts, timed, typed_row
 from bench.reads import LOG_COLUMNS, SEVERITIES, fill, load_metrics, log_templates, metric_series_labels
 from bench.trace_search import figures as ms
 from otel_db.embed import embed_pending, installed_model
@@ -69,23 +73,14 @@ def timed_calls(conn: psycopg.Connection, query: str, params: list[tuple]) -> di
     return {**ms(seconds), "rows_median": sorted(rows)[len(rows) // 2]}
 
 
-def load_day(conn: psycopg.Connection, day: int, spans: int) -> dict:
-    """A day of spans and its log records; the flush's rate into what is already stored."""
-    stored = conn.execute("select count(*) from otel.traces").fetchone()[0]
-    rng = random.Random(day)
+def stage_logs(conn: psycopg.Connection, rng: random.Random, count: int, spans: list[tuple]) -> None:
+    """`count` log records of the templates, each at one of `spans` (trace_id, span_id, start_ns, service); 30 %
+    carry its ids."""
     templates = log_templates()
-    kept = []
-    with conn.cursor().copy(f"copy otel.traces_staging ({TYPED_COLUMNS}) from stdin") as copy:
-        for i, span in enumerate(span_dicts(spans, seed=day, base_ns=BASE_NS + day * DAY_NS)):
-            copy.write_row(typed_row(span))
-            if i % 10 == 0:
-                kept.append((span["trace_id"], span["span_id"], span["start_ns"], span["service_name"]))
-    with timed() as flush:
-        conn.execute("call otel.flush()")
     with conn.cursor().copy(f"copy otel.logs_staging ({LOG_COLUMNS}) from stdin") as copy:
-        for _ in range(spans * 3 // 10):
+        for _ in range(count):
             severity = rng.choice([5, 9, 9, 9, 13, 17])
-            trace_id, span_id, start_ns, service = rng.choice(kept)
+            trace_id, span_id, start_ns, service = rng.choice(spans)
             correlated = rng.random() < 0.3
             at = start_ns + rng.randrange(0, 50_000_000)
             copy.write_row(
@@ -102,6 +97,21 @@ def load_day(conn: psycopg.Connection, day: int, spans: int) -> dict:
                     json.dumps({"service.name": service, "host.name": f"host-{rng.randrange(20)}"}),
                 ]
             )
+
+
+def load_day(conn: psycopg.Connection, day: int, spans: int) -> dict:
+    """A day of spans and its log records; the flush's rate into what is already stored."""
+    stored = conn.execute("select count(*) from otel.traces").fetchone()[0]
+    rng = random.Random(day)
+    kept = []
+    with conn.cursor().copy(f"copy otel.traces_staging ({TYPED_COLUMNS}) from stdin") as copy:
+        for i, span in enumerate(span_dicts(spans, seed=day, base_ns=BASE_NS + day * DAY_NS)):
+            copy.write_row(typed_row(span))
+            if i % 10 == 0:
+                kept.append((span["trace_id"], span["span_id"], span["start_ns"], span["service_name"]))
+    with timed() as flush:
+        conn.execute("call otel.flush()")
+    stage_logs(conn, rng, spans * 3 // 10, kept)
     with timed() as log_flush:
         conn.execute("call otel.flush()")
     return {
@@ -298,6 +308,61 @@ def rerun_vectors() -> None:
     path.write_text(json.dumps(result, indent=2) + "\n")
 
 
+def search_logs_by_size(conn: psycopg.Connection) -> dict:
+    """search_logs as it is (newest days first) and ranking every match (since the first day), the same terms."""
+    first_day = datetime.fromtimestamp(BASE_NS / 1e9, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    conn.execute("vacuum analyze otel.logs")
+    terms = [(TERMS[n % len(TERMS)],) for n in range(REPEATS)]
+    return {
+        "newest_days": timed_calls(conn, "select * from otel.search_logs(%s, lim => 100)", terms),
+        "every_match": timed_calls(
+            conn, "select * from otel.search_logs(%s, since => %s, lim => 100)", [(*t, first_day) for t in terms]
+        ),
+    }
+
+
+def rerun_search_logs(days: int = 10, per_day: int = 300_000) -> None:
+    """`python -m bench.scale --logs`: search_logs over one day and ten days of log records (300k a day, as the
+    full run's), into the committed scale.json."""
+    from bench.common import RESULTS, environment
+
+    path = RESULTS / "scale.json"
+    result = json.loads(path.read_text())
+    url = fresh_database(DATABASE)
+    figures: dict = {}
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("select otel.set_retention('logs', null)")
+            for day in range(days):
+                rng = random.Random(day)
+                spans = [
+                    (
+                        f"{rng.getrandbits(128):032x}",
+                        f"{rng.getrandbits(64):016x}",
+                        BASE_NS + day * DAY_NS + rng.randrange(DAY_NS),
+                        rng.choice(SERVICES),
+                    )
+                    for _ in range(per_day // 3)
+                ]
+                stage_logs(conn, rng, per_day, spans)
+                conn.execute("call otel.flush()")
+                if day in (0, days - 1):
+                    figures[f"at_{(day + 1) * per_day}_logs"] = search_logs_by_size(conn)
+    finally:
+        drop_database(DATABASE)
+    small, large = figures[f"at_{per_day}_logs"], figures[f"at_{days * per_day}_logs"]
+    figures["growth_p50"] = {
+        kind: round(large[kind]["p50_ms"] / small[kind]["p50_ms"], 2) for kind in ("newest_days", "every_match")
+    }
+    result["search_logs"] = figures
+    result["search_logs_run"] = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "command": "python -m bench.scale --logs",
+        "commit": environment()["commit"],
+    }
+    path.write_text(json.dumps(result, indent=2) + "\n")
+
+
 if __name__ == "__main__":
     import sys
 
@@ -305,5 +370,7 @@ if __name__ == "__main__":
 
     if sys.argv[1:] == ["--vectors"]:
         rerun_vectors()
+    elif sys.argv[1:] == ["--logs"]:
+        rerun_search_logs()
     else:
         save("scale", run(), command="python -m bench.scale")
