@@ -55,6 +55,7 @@ demo: migrate model  ## load the sample file, run an SDK-instrumented shop throu
 	@$(BIN)/otel-db demo
 
 bench: migrate model browser  ## the benchmarks (see BENCHMARKS.md)
+	@$(BIN)/pip install -q --disable-pip-version-check -e '.[bench]'
 	@$(BIN)/python -m bench
 
 docs: migrate  ## docs/sql-reference.md from the catalog of the migrated project database

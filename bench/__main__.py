@@ -2,7 +2,8 @@
 
 OTEL_DB_BENCH_SPANS sets the span count of the flush benchmark (default 1,000,000),
 OTEL_DB_BENCH_SERVE_SPANS that of serve_throughput (default 200,000), OTEL_DB_BENCH_SPANS_EXPLAIN that of
-explain_latency and OTEL_DB_BENCH_SPANS_SEARCH that of trace_search (default 1,000,000 each).
+explain_latency, OTEL_DB_BENCH_SPANS_SEARCH that of trace_search and OTEL_DB_BENCH_SPANS_STORAGE that of
+storage (default 1,000,000 each).
 """
 
 import os
@@ -26,6 +27,7 @@ from bench import (
     similar_recall,
     staging_modes,
     staging_space,
+    storage,
     trace_search,
     web_render,
 )
@@ -51,6 +53,7 @@ BENCHMARKS = {
     "trace_search": trace_search.run,
     "query_api": query_api.run,
     "web_render": web_render.run,
+    "storage": storage.run,
 }
 
 

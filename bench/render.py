@@ -155,6 +155,27 @@ GOALS: dict[str, list[Goal]] = {
         Goal("HNSW over 1M vectors: query p50 ms at ef_search 400", "vector_index.1.by_ef_search.400.p50_ms"),
         Goal("drop a day of retention, s", "retention_drop_one_day.seconds"),
     ],
+    "storage": [
+        Goal(
+            "narrow: bytes per span, otel.traces with its indexes",
+            "narrow.bytes_per_span.otel_db.spans_table",
+            "<= 150",
+        ),
+        Goal("narrow: the same with the trace summaries", "narrow.bytes_per_span.otel_db.total"),
+        Goal("narrow: ClickHouse bytes per span, both tables", "narrow.bytes_per_span.clickhouse.total"),
+        Goal("narrow: otel_db / ClickHouse bytes", "narrow_bytes_vs_clickhouse"),
+        Goal(
+            "narrow: COPY + flush / ClickHouse insert, spans/s (median of 3)",
+            "narrow.ingest_otel_vs_clickhouse",
+            ">= 0.25",
+        ),
+        Goal("narrow: trace by id, ClickHouse / otel_db p50", "narrow.trace_by_id_clickhouse_vs_otel_p50", ">= 10"),
+        Goal("realistic: bytes per span, otel.traces with its indexes", "realistic.bytes_per_span.otel_db.spans_table"),
+        Goal("realistic: ClickHouse bytes per span", "realistic.bytes_per_span.clickhouse.total"),
+        Goal("realistic: COPY + flush / ClickHouse insert", "realistic.ingest_otel_vs_clickhouse"),
+        Goal("realistic: trace by id, ClickHouse / otel_db p50", "realistic.trace_by_id_clickhouse_vs_otel_p50"),
+        Goal("cold: bytes per span", "narrow.bytes_per_span.cold.total", "<= 60"),
+    ],
     "web_render": [
         Goal("5,000-span trace on screen, p95 ms", "trace_5000_spans.rendered.p95_ms", "< 2000"),
         Goal("the same, p50 ms", "trace_5000_spans.rendered.p50_ms", "< 2000"),

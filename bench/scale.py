@@ -19,9 +19,10 @@ bench/results/scale.json; OTEL_DB_SCALE_SPANS (default 10,000,000) and OTEL_DB_S
   ef_search (40) and at 100, 200 and 400, against an exact scan: p50 and recall@10.
 - Retention: the time `otel.drop_expired_partitions()` takes to drop the oldest day of each kind.
 
-`--vectors` runs the vector index part again and `--logs` a search_logs part of its own (ten days of 300k
+`--vectors` runs the vector index part again, `--logs` a search_logs part of its own (ten days of 300k
 log records, search_logs as it is and ranking every match since the first day, after one day and after
-ten), each into the committed scale.json.
+ten) and `--hnsw-sweep` the vector index over the largest count under each build setting of HNSW_BUILDS
+(m, ef_construction), each into the committed scale.json.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ import json
 import os
 import random
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -180,8 +183,18 @@ def reads(conn: psycopg.Connection, embedder, last_day: int) -> dict:
     }
 
 
-def vector_index(conn: psycopg.Connection, count: int) -> dict:
-    """Clustered unit vectors in a table with otel.span_signatures' HNSW index, built after the load."""
+@dataclass
+class Vectors:
+    """Clustered unit vectors in table scale_vectors, the probes near their centres and their exact 10 nearest."""
+
+    count: int
+    probes: list
+    truths: list[set[int]]
+    load_seconds: float
+    exact_seconds: list[float]
+
+
+def load_vectors(conn: psycopg.Connection, count: int) -> Vectors:
     import numpy as np
 
     rng = np.random.default_rng(count)
@@ -195,53 +208,95 @@ def vector_index(conn: psycopg.Connection, count: int) -> dict:
             batch /= np.linalg.norm(batch, axis=1, keepdims=True)
             for n, vector in enumerate(batch):
                 copy.write_row([start + n, vector_literal(vector)])
-    definition = conn.execute(
-        "select indexdef from pg_indexes where indexname = 'span_signatures_embedding_idx'"
-    ).fetchone()[0]
-    conn.execute("set maintenance_work_mem = '4GB'")  # the graph of 1M vectors fits: the build does not spill
-    with timed() as build:
-        conn.execute(
-            definition.replace("span_signatures_embedding_idx", "scale_vectors_embedding_idx").replace(
-                "otel.span_signatures", "scale_vectors"
-            )
-        )
     conn.execute("vacuum analyze scale_vectors")
-    probes = centres[rng.integers(0, CENTRES, REPEATS)] + 0.35 * rng.normal(size=(REPEATS, DIMENSIONS))
-    query = "select id from scale_vectors order by embedding <=> %s::vector limit 10"
+    probes = list(centres[rng.integers(0, CENTRES, REPEATS)] + 0.35 * rng.normal(size=(REPEATS, DIMENSIONS)))
     exact_seconds, truths = [], []
     # Its own statement: psycopg prepares a query run five times, and the index's cached plan would be reused.
     with conn.transaction():
         conn.execute("set local enable_indexscan = off")
         for probe in probes:
             started = time.perf_counter()
-            truths.append({row[0] for row in conn.execute(query + " -- exact", (vector_literal(probe),))})
+            truths.append({row[0] for row in conn.execute(NEAREST + " -- exact", (vector_literal(probe),))})
             exact_seconds.append(time.perf_counter() - started)
+    return Vectors(count, probes, truths, load.seconds, exact_seconds)
+
+
+NEAREST = "select id from scale_vectors order by embedding <=> %s::vector limit 10"
+
+
+def measure_index(conn: psycopg.Connection, vectors: Vectors, create_index: str) -> dict:
+    """Build the index, then recall@10 and latency by ef_search with similar_traces' iterative scan; drop it."""
+    conn.execute("set maintenance_work_mem = '4GB'")  # the graph of 1M vectors fits: the build does not spill
+    with timed() as build:
+        conn.execute(create_index)
     by_ef_search = {}
     for ef_search in EF_SEARCH:
         seconds, recalls = [], []
         with conn.transaction():
             conn.execute(f"set local hnsw.ef_search = {ef_search}")
             conn.execute("set local hnsw.iterative_scan = strict_order")  # as similar_traces
-            for probe, truth in zip(probes, truths, strict=True):
+            for probe, truth in zip(vectors.probes, vectors.truths, strict=True):
                 started = time.perf_counter()
-                hits = {row[0] for row in conn.execute(query, (vector_literal(probe),))}
+                hits = {row[0] for row in conn.execute(NEAREST, (vector_literal(probe),))}
                 seconds.append(time.perf_counter() - started)
                 recalls.append(len(hits & truth) / 10)
         by_ef_search[str(ef_search)] = {**ms(seconds), "recall_at_10": round(sum(recalls) / len(recalls), 3)}
     size = conn.execute("select pg_relation_size('scale_vectors_embedding_idx')").fetchone()[0]
-    conn.execute("drop table scale_vectors")
+    conn.execute("drop index scale_vectors_embedding_idx")
     return {
-        "vectors": count,
-        "load_seconds": round(load.seconds, 1),
         "hnsw_build_seconds": round(build.seconds, 1),
         "maintenance_work_mem": "4GB",
         "hnsw_bytes": size,
         # at similar_traces' ef_search (40), then by ef_search
         "query": {key: by_ef_search["40"][key] for key in ("p50_ms", "p95_ms")},
-        "exact_scan": ms(exact_seconds),
         "recall_at_10": by_ef_search["40"]["recall_at_10"],
         "by_ef_search": by_ef_search,
     }
+
+
+def vector_index(conn: psycopg.Connection, count: int) -> dict:
+    """Clustered unit vectors in a table with otel.span_signatures' HNSW index, built after the load."""
+    vectors = load_vectors(conn, count)
+    definition = conn.execute(
+        "select indexdef from pg_indexes where indexname = 'span_signatures_embedding_idx'"
+    ).fetchone()[0]
+    measured = measure_index(
+        conn,
+        vectors,
+        definition.replace("span_signatures_embedding_idx", "scale_vectors_embedding_idx").replace(
+            "otel.span_signatures", "scale_vectors"
+        ),
+    )
+    conn.execute("drop table scale_vectors")
+    return {
+        "vectors": count,
+        "load_seconds": round(vectors.load_seconds, 1),
+        **measured,
+        "exact_scan": ms(vectors.exact_seconds),
+    }
+
+
+HNSW_BUILDS = [(16, 64), (16, 128), (16, 256), (32, 128)]  # (m, ef_construction); pgvector's default first
+
+
+def hnsw_sweep(conn: psycopg.Connection, count: int) -> dict:
+    """The same vectors and probes under each build setting of HNSW_BUILDS."""
+    vectors = load_vectors(conn, count)
+    builds = [
+        {
+            "m": m,
+            "ef_construction": ef_construction,
+            **measure_index(
+                conn,
+                vectors,
+                "create index scale_vectors_embedding_idx on scale_vectors using hnsw (embedding vector_cosine_ops)"
+                f" with (m = {m}, ef_construction = {ef_construction})",
+            ),
+        }
+        for m, ef_construction in HNSW_BUILDS
+    ]
+    conn.execute("drop table scale_vectors")
+    return {"vectors": count, "exact_scan": ms(vectors.exact_seconds), "builds": builds}
 
 
 def retention(conn: psycopg.Connection) -> dict:
@@ -288,26 +343,6 @@ def run(spans: int | None = None, vectors: list[int] | None = None) -> dict:
     return result
 
 
-def rerun_vectors() -> None:
-    """`python -m bench.scale --vectors`: the vector index part again, into the committed scale.json."""
-    from bench.common import RESULTS, environment
-
-    path = RESULTS / "scale.json"
-    result = json.loads(path.read_text())
-    url = fresh_database(DATABASE)
-    try:
-        with psycopg.connect(url, autocommit=True) as conn:
-            result["vector_index"] = [vector_index(conn, count) for count in vectors_from_env()]
-    finally:
-        drop_database(DATABASE)
-    result["vector_index_run"] = {
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "command": "python -m bench.scale --vectors",
-        "commit": environment()["commit"],
-    }
-    path.write_text(json.dumps(result, indent=2) + "\n")
-
-
 def search_logs_by_size(conn: psycopg.Connection) -> dict:
     """search_logs as it is (newest days first) and ranking every match (since the first day), the same terms."""
     first_day = datetime.fromtimestamp(BASE_NS / 1e9, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -321,43 +356,55 @@ def search_logs_by_size(conn: psycopg.Connection) -> dict:
     }
 
 
-def rerun_search_logs(days: int = 10, per_day: int = 300_000) -> None:
-    """`python -m bench.scale --logs`: search_logs over one day and ten days of log records (300k a day, as the
-    full run's), into the committed scale.json."""
-    from bench.common import RESULTS, environment
-
-    path = RESULTS / "scale.json"
-    result = json.loads(path.read_text())
-    url = fresh_database(DATABASE)
+def search_logs_part(conn: psycopg.Connection, days: int = 10, per_day: int = 300_000) -> dict:
+    """search_logs over one day and ten days of log records (300k a day, as the full run's)."""
     figures: dict = {}
-    try:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("select otel.set_retention('logs', null)")
-            for day in range(days):
-                rng = random.Random(day)
-                spans = [
-                    (
-                        f"{rng.getrandbits(128):032x}",
-                        f"{rng.getrandbits(64):016x}",
-                        BASE_NS + day * DAY_NS + rng.randrange(DAY_NS),
-                        rng.choice(SERVICES),
-                    )
-                    for _ in range(per_day // 3)
-                ]
-                stage_logs(conn, rng, per_day, spans)
-                conn.execute("call otel.flush()")
-                if day in (0, days - 1):
-                    figures[f"at_{(day + 1) * per_day}_logs"] = search_logs_by_size(conn)
-    finally:
-        drop_database(DATABASE)
+    conn.execute("select otel.set_retention('logs', null)")
+    for day in range(days):
+        rng = random.Random(day)
+        spans = [
+            (
+                f"{rng.getrandbits(128):032x}",
+                f"{rng.getrandbits(64):016x}",
+                BASE_NS + day * DAY_NS + rng.randrange(DAY_NS),
+                rng.choice(SERVICES),
+            )
+            for _ in range(per_day // 3)
+        ]
+        stage_logs(conn, rng, per_day, spans)
+        conn.execute("call otel.flush()")
+        if day in (0, days - 1):
+            figures[f"at_{(day + 1) * per_day}_logs"] = search_logs_by_size(conn)
     small, large = figures[f"at_{per_day}_logs"], figures[f"at_{days * per_day}_logs"]
     figures["growth_p50"] = {
         kind: round(large[kind]["p50_ms"] / small[kind]["p50_ms"], 2) for kind in ("newest_days", "every_match")
     }
-    result["search_logs"] = figures
-    result["search_logs_run"] = {
+    return figures
+
+
+# `python -m bench.scale FLAG`: one part again, in a database of its own, into the committed scale.json.
+PARTS: dict[str, tuple[str, Callable[[psycopg.Connection], object]]] = {
+    "--vectors": ("vector_index", lambda conn: [vector_index(conn, count) for count in vectors_from_env()]),
+    "--logs": ("search_logs", search_logs_part),
+    "--hnsw-sweep": ("hnsw_sweep", lambda conn: hnsw_sweep(conn, max(vectors_from_env()))),
+}
+
+
+def rerun_part(flag: str) -> None:
+    from bench.common import RESULTS, environment
+
+    key, measure = PARTS[flag]
+    path = RESULTS / "scale.json"
+    result = json.loads(path.read_text())
+    url = fresh_database(DATABASE)
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            result[key] = measure(conn)
+    finally:
+        drop_database(DATABASE)
+    result[f"{key}_run"] = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "command": "python -m bench.scale --logs",
+        "command": f"python -m bench.scale {flag}",
         "commit": environment()["commit"],
     }
     path.write_text(json.dumps(result, indent=2) + "\n")
@@ -368,9 +415,9 @@ if __name__ == "__main__":
 
     from bench.common import save
 
-    if sys.argv[1:] == ["--vectors"]:
-        rerun_vectors()
-    elif sys.argv[1:] == ["--logs"]:
-        rerun_search_logs()
+    if sys.argv[1:2] and sys.argv[1] in PARTS:
+        rerun_part(sys.argv[1])
+    elif sys.argv[1:]:
+        sys.exit(f"python -m bench.scale [{' | '.join(PARTS)}]")
     else:
         save("scale", run(), command="python -m bench.scale")
