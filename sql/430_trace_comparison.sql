@@ -246,6 +246,23 @@ $$;
 comment on function otel.compare_traces(text, text) is
     'What differs between two traces, span by span. Spans align by operation: service and span name with ids, numbers and uuids replaced (`GET /orders/42` = `GET /orders/43`), the path of such operations from the root down to the parent, and start order for repeated ones. One row per aligned pair and per span of one trace only: rank, service_name, name, path, depth, span_id_a, span_id_b, status_a/b, status_message_a/b, exception_type_a/b, duration_ms_a/b, duration_ratio (b/a), differing_attributes (`{key: [in a, in b]}`), differences (`only in a`, `only in b`, `status`, `exception`, `slower`/`faster`: at least twice or at most half as long and 1 ms apart, `attributes`). Spans failing in one trace only come first, those with an exception and the deepest first (where the error began), then spans of one trace only, durations, attributes. No rows when either trace is not stored; no rows when either trace is not stored; 22023 unless both are 32 hex digits';
 
+create or replace function otel.trace_failed(trace_id text, first_start timestamptz, last_start timestamptz)
+returns boolean
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    -- As otel.root_cause() counts a failure: status ERROR, or an exception
+    -- event with a status other than OK. first_start and last_start, the
+    -- trace's extent in otel.trace_summaries, confine it to its partitions.
+    select exists (
+        select from otel.traces as t
+         where t.trace_id = trace_failed.trace_id and t.start_time between first_start and last_start
+           and (t.status_code = 'ERROR'
+                or (t.status_code <> 'OK' and otel.exception_event_attributes(t.events) is not null)))
+$$;
+comment on function otel.trace_failed(text, timestamptz, timestamptz) is
+    'Whether a span of the trace failed as otel.root_cause() counts it (status ERROR, or an exception event without status OK), its spans read between first_start and last_start; internal to otel.explain_trace()';
+
 create or replace function otel.explain_trace(trace_id text, k integer default 5)
 returns table (
     rank integer, holds_in integer, compared integer, kind text, service_name text, name text, path text[],
@@ -255,10 +272,11 @@ language plpgsql stable
 set search_path = pg_catalog, pg_temp
 set jit = off
 as $$
--- The neighbours: traces of the same root operation (root service and root
--- span name, by the trace_summaries_root_operation_idx index) without an
--- ERROR span; for a trace that did not fail, only those that took less
--- time. Of the 100 before and the 100 after it in time, the 4k whose
+-- A trace or span fails as otel.root_cause() counts it: status ERROR, or an
+-- exception event without status OK. The neighbours: traces of the same
+-- root operation (root service and root span name, by the
+-- trace_summaries_root_operation_idx index) without a failing span; for a
+-- trace that did not fail, only those that took less time. Of the 100 before and the 100 after it in time, the 4k whose
 -- services and span count are nearest, then the k whose operations overlap
 -- most (shared operations over all, by path and occurrence), the nearer in
 -- time first on a tie. Each is aligned with the trace (otel.align_traces);
@@ -290,7 +308,7 @@ begin
     if not found or this.root_service is null or this.root_name is null then
         return;
     end if;
-    failed := this.error_count > 0;
+    failed := this.error_count > 0 or otel.trace_failed(wanted, this.start_time, this.end_time);
     return query
         with candidates as materialized (
             (select s.trace_id, s.start_time, s.span_count, s.services
@@ -298,6 +316,7 @@ begin
               where s.root_service = this.root_service and s.root_name = this.root_name
                 and s.start_time <= this.start_time and s.trace_id <> wanted
                 and s.error_count = 0 and (failed or s.duration_ms < this.duration_ms)
+                and not otel.trace_failed(s.trace_id, s.start_time, s.end_time)
               order by s.start_time desc
               limit 100)
             union all
@@ -306,6 +325,7 @@ begin
               where s.root_service = this.root_service and s.root_name = this.root_name
                 and s.start_time > this.start_time and s.trace_id <> wanted
                 and s.error_count = 0 and (failed or s.duration_ms < this.duration_ms)
+                and not otel.trace_failed(s.trace_id, s.start_time, s.end_time)
               order by s.start_time
               limit 100)
         ),
@@ -339,7 +359,10 @@ begin
              limit k
         ),
         comparisons as materialized (
-            select * from otel.align_traces(wanted, array(select n.trace_id from neighbours as n))
+            select c.*,
+                   c.status_b = 'ERROR' or (c.exception_type_b is not null and c.status_b <> 'OK') as failing_b,
+                   c.status_a = 'ERROR' or (c.exception_type_a is not null and c.status_a <> 'OK') as failing_a
+              from otel.align_traces(wanted, array(select n.trace_id from neighbours as n)) as c
         ),
         total as (
             select count(distinct c.a_trace_id)::integer as n from comparisons as c
@@ -351,12 +374,12 @@ begin
                    null::double precision as duration_ratio, c.exception_type_b as exception_type,
                    c.status_message_b as status_message
               from comparisons as c
-             where c.status_b = 'ERROR' and c.status_a is distinct from 'ERROR'
+             where c.failing_b and c.failing_a is not true
             union all
             select 'only here', c.a_trace_id, c.span_id_b, c.service_name, c.name, c.path, c.depth, c.start_time,
                    null, null, null, null, null, null
               from comparisons as c
-             where c.span_id_a is null and c.topmost and c.status_b is distinct from 'ERROR'
+             where c.span_id_a is null and c.topmost and c.failing_b is not true
             union all
             -- identified by operation and path: neighbours hold it as spans of their own
             select 'missing here', c.a_trace_id, null, c.service_name, c.name, c.path, c.depth, null,
@@ -448,7 +471,7 @@ begin
 end
 $$;
 comment on function otel.explain_trace(text, integer) is
-    'What sets a failing trace (or, when it did not fail, a slow one) apart: it is compared with the k (1..100) traces of the same root service and root span name that have no ERROR span (and, for a trace that did not fail, took less time), the nearest in time with the most similar shape (services, span count, then shared operations). Returns the differences that hold in more than half of the comparisons: rank, holds_in, compared, kind (`failed`, `only here`, `missing here`, `slower`, `faster`, `attribute`), service_name, name, path, span_id, attribute, value_here, value_elsewhere, duration_ratio, exception_type, status_message and a description (`span payment/charge failed with CardDeclined in this trace only`, `inventory/SELECT stock took 4.2 times as long`). Most comparisons first, then by kind, the span `otel.root_cause` names first. An attribute counts when the neighbours that differ agree on their value (ids that differ everywhere never do). No rows when there is nothing to compare with; 12 ms p50 at 1M spans (`python -m bench explain_latency`); no rows when there is nothing to compare with; 22023 unless trace_id is 32 hex digits';
+    'What sets a failing trace (or, when it did not fail, a slow one) apart: it is compared with the k (1..100) traces of the same root service and root span name without a failing span (and, for a trace that did not fail, took less time); a trace or span fails as `otel.root_cause` counts it: status ERROR, or an `exception` event without status OK, the nearest in time with the most similar shape (services, span count, then shared operations). Returns the differences that hold in more than half of the comparisons: rank, holds_in, compared, kind (`failed`, `only here`, `missing here`, `slower`, `faster`, `attribute`), service_name, name, path, span_id, attribute, value_here, value_elsewhere, duration_ratio, exception_type, status_message and a description (`span payment/charge failed with CardDeclined in this trace only`, `inventory/SELECT stock took 4.2 times as long`). Most comparisons first, then by kind, the span `otel.root_cause` names first. An attribute counts when the neighbours that differ agree on their value (ids that differ everywhere never do). No rows when there is nothing to compare with; 12 ms p50 at 1M spans (`python -m bench explain_latency`); no rows when there is nothing to compare with; 22023 unless trace_id is 32 hex digits';
 
 create or replace function otel.suspect_attributes(
     service text, operation text, since timestamptz, until timestamptz default now(),

@@ -389,6 +389,34 @@ def test_explain_trace_compares_with_the_nearest_healthy_traces_of_the_same_root
     assert [r["holds_in"] for r in explain(conn, declined_among_good, k=2)][:1] == [2]
 
 
+def recorded_exception(n: int, exception_type: str) -> list[dict]:
+    """A checkout whose card charge recorded an exception event and left its status UNSET (no span is ERROR)."""
+    requests = checkout(n)
+    [charge] = [
+        s for r in requests for s in r["resourceSpans"][0]["scopeSpans"][0]["spans"] if s["name"] == "charge card 4242"
+    ]
+    charge["events"] = [
+        {
+            "name": "exception",
+            "timeUnixNano": charge["endTimeUnixNano"],
+            "attributes": [attribute("exception.type", {"stringValue": exception_type})],
+        }
+    ]
+    return requests
+
+
+def test_explain_trace_counts_a_recorded_exception_as_root_cause_does(conn):
+    # Trace 7 only recorded an exception (status UNSET), as trace 6 did; 1..5 went well and were faster.
+    load(conn, *[checkout(n) for n in range(1, 6)], recorded_exception(6, "Timeout"))
+    load(conn, recorded_exception(7, "CardDeclined"))
+    assert [r[0] for r in conn.execute("select name from otel.root_cause(%s)", (trace_id(7),))] == ["charge card 4242"]
+    result = explain(conn, trace_id(7))
+    # failing, so compared with the healthy traces whatever their duration; trace 6 failed too: not one of them
+    assert (result[0]["kind"], result[0]["name"], result[0]["compared"]) == ("failed", "charge card <num>", 5)
+    assert result[0]["description"] == "span payment/charge card <num> failed with CardDeclined in this trace only"
+    assert not [r for r in result if r["kind"] in ("slower", "faster")]
+
+
 def test_explain_trace_of_a_slow_trace_names_the_slow_span(conn):
     load(conn, *[checkout(n) for n in range(1, 7)], checkout(7, stock_ms=820), checkout(8, stock_ms=2000))
     result = explain(conn, trace_id(7))
