@@ -276,7 +276,7 @@ def vector_index(conn: psycopg.Connection, count: int) -> dict:
     }
 
 
-HNSW_BUILDS = [(16, 64), (16, 128), (16, 256), (32, 128)]  # (m, ef_construction); pgvector's default first
+HNSW_BUILDS = [(16, 64), (16, 128), (32, 128)]  # (m, ef_construction); pgvector's default first
 
 
 def hnsw_sweep(conn: psycopg.Connection, count: int) -> dict:
