@@ -153,6 +153,13 @@ GOALS: dict[str, list[Goal]] = {
         Goal("HNSW over 1M vectors: recall@10 at ef_search 200", "vector_index.1.by_ef_search.200.recall_at_10"),
         Goal("HNSW over 1M vectors: recall@10 at ef_search 400", "vector_index.1.by_ef_search.400.recall_at_10"),
         Goal("HNSW over 1M vectors: query p50 ms at ef_search 400", "vector_index.1.by_ef_search.400.p50_ms"),
+        Goal("HNSW sweep, 1M vectors, m 16 / ef_construction 64: recall@10 at 40", "hnsw_sweep.builds.0.recall_at_10"),
+        Goal("the same, at ef_search 400", "hnsw_sweep.builds.0.by_ef_search.400.recall_at_10"),
+        Goal("m 16 / ef_construction 128: recall@10 at 40", "hnsw_sweep.builds.1.recall_at_10"),
+        Goal("m 32 / ef_construction 128 (the index now): recall@10 at 40", "hnsw_sweep.builds.2.recall_at_10"),
+        Goal("the same, at ef_search 100", "hnsw_sweep.builds.2.by_ef_search.100.recall_at_10"),
+        Goal("build s, m 16 / 64 against m 32 / 128", "hnsw_sweep.builds.0.hnsw_build_seconds"),
+        Goal("build s, m 32 / 128", "hnsw_sweep.builds.2.hnsw_build_seconds"),
         Goal("drop a day of retention, s", "retention_drop_one_day.seconds"),
     ],
     "storage": [
