@@ -10,7 +10,6 @@ private cluster of their own (`private_cluster` below).
 import argparse
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
@@ -22,6 +21,8 @@ import pytest
 from alembic import command
 from alembic.config import Config
 from pytest_postgresql import factories
+
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -133,9 +134,7 @@ def private_cluster(postgresql_noproc_fixture) -> Iterator[PrivateCluster]:
     """
     with psycopg.connect(database_url("postgres")) as project:
         major = project.execute("select current_setting('server_version_num')::int / 10000").fetchone()[0]
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     data = Path(tempfile.mkdtemp(prefix="otel_db-private-", dir="/tmp"))
     env = {
         **os.environ,

@@ -1,7 +1,12 @@
 """Small helpers shared by the tests."""
 
+import itertools
 import json
-from collections.abc import Iterable
+import os
+import random
+import socket
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import psycopg
 
@@ -39,3 +44,38 @@ def stage_spans_with_ids(conn: psycopg.Connection, trace_ids: Iterable[str], kin
     with conn.cursor().copy(f"copy otel.traces_staging ({columns}) from stdin") as copy:
         for trace_id in trace_ids:
             copy.write_row([trace_id, "00f067aa0ba902b7", "GET /", kind, "1764000000000000000", "1764000000100000000"])
+
+
+def _port_candidates() -> Iterator[int]:
+    """This process's ports for servers, from a random start: below the kernel's range for local ports.
+
+    A port picked by binding port 0 comes from the range the kernel also gives the outgoing
+    connections of every process (ip_local_port_range): one of them may take it between the
+    probe and the server's bind. Below that range no connection takes a port unasked. Each
+    xdist worker draws from its own share of it, and a process never hands out a port twice.
+    """
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999  # Linux's default
+    ports = range(10_000, low) if low >= 12_000 else range(high + 1, 65_536)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    share = ports[int(worker) % workers :: workers] if worker.isdigit() else ports
+    start = random.SystemRandom().randrange(len(share))
+    return itertools.chain(share[start:], share[:start])
+
+
+_ports = _port_candidates()
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on, for a server the test starts."""
+    for port in _ports:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port left for the tests' servers")

@@ -20,8 +20,8 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from otel_db import jaeger
 from otel_db.jaeger import BadParameter, ReaderConnections, go_duration, lookback, search_tags, trace_id
-from tests.helpers import flush
-from tests.test_serve import free_port, get, serve  # noqa: F401 (serve is a fixture)
+from tests.helpers import flush, free_port
+from tests.test_serve import get, serve  # noqa: F401 (serve is a fixture)
 
 # The JSON fields of jaegertracing/jaeger's model/json/model.go (Trace, Span, Reference, Process, Log, KeyValue,
 # DependencyLink), always present here.

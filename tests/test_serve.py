@@ -45,7 +45,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind, StatusCode
 
-from tests.helpers import flush, scalar
+from tests.helpers import flush, free_port, scalar
 from tests.otlp import attribute, log_record, logs_request, random_spans, span, traces_request
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,12 +53,6 @@ BIG = 2**63 - 1
 RESOURCE = Resource({"service.name": "checkout", "deployment.id": BIG})
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass

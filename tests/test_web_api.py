@@ -13,14 +13,15 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
+from bench import serve_throughput
 from bench.serve_throughput import serving
 from otel_db import jaeger
 from tests.conftest import database_url
-from tests.helpers import flush, stage_spans_with_ids
+from tests.helpers import flush, free_port, stage_spans_with_ids
 from tests.otlp import gauge, metrics_request, number_point
 from tests.test_jaeger_api import QueryApi, query_api  # noqa: F401 (query_api is a fixture)
 from tests.test_roles import login_role  # noqa: F401 (a fixture)
-from tests.test_serve import WITHOUT_EMBEDDING_EXTRA, free_port, get, post, serve  # noqa: F401 (serve is a fixture)
+from tests.test_serve import WITHOUT_EMBEDDING_EXTRA, get, post, serve  # noqa: F401 (serve is a fixture)
 from tests.test_web_page import minutes_ago, send_checkouts
 
 NOW = datetime.now(UTC)
@@ -219,7 +220,8 @@ def test_database_errors_become_jaeger_error_envelopes(error, status, message):
     assert "10.0.0.1" not in document["errors"][0]["msg"]
 
 
-def test_retry_says_so_when_the_servers_role_is_not_an_admin(conn):
+def test_retry_says_so_when_the_servers_role_is_not_an_admin(conn, monkeypatch):
+    monkeypatch.setattr(serve_throughput, "free_port", free_port)  # its HTTP and gRPC ports too, as the tests pick them
     role = f"test_web_{uuid.uuid4().hex[:8]}"
     conn.execute(f"create role {role} login in role otel_writer, otel_reader")
     url = database_url(conn.info.dbname).replace("postgres@", f"{role}@")
