@@ -5,6 +5,7 @@ import math
 import os
 import socket
 import time
+import uuid
 from collections.abc import Iterator
 
 import psycopg
@@ -333,7 +334,7 @@ def test_application_never_waits_for_a_database_that_is_down(dsn):
 @pytest.fixture
 def login_role(conn) -> Iterator[str]:
     """A new login role with no privileges at all; yields its name."""
-    name = f"test_exporter_{time.monotonic_ns()}"
+    name = f"test_exporter_{uuid.uuid4().hex[:8]}"
     conn.execute(f"create role {name} login")
     yield name
     conn.execute(

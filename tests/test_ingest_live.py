@@ -138,7 +138,8 @@ def test_live_quiet_pipe_holds_no_transaction_open(dsn, conn):
         wait_until(lambda: staged(conn) == 1, timeout=15)
         time.sleep(0.5)
         backend = conn.execute(
-            "select state, backend_xid, backend_xmin from pg_stat_activity where application_name = %s",
+            "select state, backend_xid, backend_xmin from pg_stat_activity"
+            " where datname = current_database() and application_name = %s",
             [APPLICATION],
         ).fetchall()
         assert backend == [("idle", None, None)]

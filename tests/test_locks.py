@@ -2,6 +2,7 @@
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 
 import psycopg
@@ -14,13 +15,14 @@ from tests.otlp import span, traces_request
 
 @pytest.fixture
 def stranger(conn) -> Iterator[psycopg.Connection]:
-    """A login role with no otel grant at all, connected to the test database."""
-    conn.execute("create role otel_test_stranger login")
+    """A login role with no otel grant at all, connected to the test database (roles are the cluster's: a new name)."""
+    name = f"otel_test_stranger_{uuid.uuid4().hex[:8]}"
+    conn.execute(f"create role {name} login")
     try:
-        with psycopg.connect(database_url(conn.info.dbname), user="otel_test_stranger", autocommit=True) as other:
+        with psycopg.connect(database_url(conn.info.dbname), user=name, autocommit=True) as other:
             yield other
     finally:
-        conn.execute("drop role otel_test_stranger")
+        conn.execute(f"drop role {name}")
 
 
 def test_a_role_without_grants_cannot_stop_the_pipeline(conn, stranger):

@@ -7,6 +7,7 @@ row cap: nothing it does may outlive the call or reach past otel_reader.
 
 import asyncio
 import contextlib
+import uuid
 
 import psycopg
 import pytest
@@ -87,13 +88,14 @@ def test_a_statement_without_rows_gives_none_and_an_error_stays_an_error(client)
 
 
 def test_a_role_that_cannot_take_otel_reader_is_told_what_to_grant(conn, dsn):
-    conn.execute("create role otel_test_outsider login")
+    name = f"otel_test_outsider_{uuid.uuid4().hex[:8]}"  # roles are the cluster's: one no other test uses
+    conn.execute(f"create role {name} login")
     try:
-        outsider = psycopg.conninfo.make_conninfo(dsn, user="otel_test_outsider")
+        outsider = psycopg.conninfo.make_conninfo(dsn, user=name)
         with Client(outsider) as client, pytest.raises(OtelDbError, match="grant otel_reader to it"):
             client.sql("select 1")
     finally:
-        conn.execute("drop role otel_test_outsider")
+        conn.execute(f"drop role {name}")
 
 
 def test_the_async_client_is_contained_too(dsn, conn):

@@ -242,7 +242,8 @@ def test_a_client_that_goes_away_cancels_its_query(query_api, dsn, conn):  # noq
     api = query_api()
     waiting = (
         "select count(*) from pg_stat_activity"
-        " where application_name = 'otel-db serve (query)' and wait_event_type = 'Lock'"
+        " where datname = current_database() and application_name = 'otel-db serve (query)'"
+        " and wait_event_type = 'Lock'"
     )
     with psycopg.connect(dsn) as blocker:
         blocker.execute("lock table otel.trace_summaries in access exclusive mode")
