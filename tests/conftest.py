@@ -5,6 +5,13 @@ every test gets a fresh clone of it (pytest-postgresql's noproc factory).
 The suite uses its own databases (otel_test*) and never connects to the
 user's `otel` database; the pg_cron tests and the crash test run on a
 private cluster of their own (`private_cluster` below).
+
+The suite runs in pytest-xdist workers (pyproject's addopts; `-n 0` runs it
+in one process). Each worker has its own template and test databases
+(otel_testgw0, otel_testgw0_tmpl, otel_test_empty_gw0_1, ...) and, when its
+tests need one, its own private cluster; what belongs to the project
+cluster as a whole, roles and ports, is named or picked so that workers
+never meet.
 """
 
 import argparse
@@ -40,17 +47,36 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+# The xdist worker this process is (gw0, gw1, ...), "" when the suite runs in one process.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+# Held while a worker builds its template: the first build in a cluster creates the
+# roles otel_reader, otel_writer and otel_admin, and two at once would both create them.
+MIGRATION_LOCK = 7_142_001
+
+
 def migrate(host: str, port: int, user: str, dbname: str, **_: object) -> None:
     """pytest-postgresql loader: the template database gets the full schema."""
-    command.upgrade(alembic_config(database_url(dbname)), "head")
+    with psycopg.connect(database_url("postgres"), autocommit=True) as admin:
+        admin.execute("select pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+        try:
+            command.upgrade(alembic_config(database_url(dbname)), "head")
+        finally:
+            admin.execute("select pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Drop what an interrupted run may have left, so the template can be made again."""
+    """Drop what an interrupted run may have left, so the templates can be made again.
+
+    Only in the process that starts the workers (or runs the tests itself), before any worker
+    starts: a worker doing it would drop the databases the other workers are using.
+    """
+    if WORKER:
+        return
     with psycopg.connect(database_url("postgres"), autocommit=True) as admin:
         for (name,) in admin.execute(
             "select datname from pg_database"
-            " where datname in ('otel_test', 'otel_test_tmpl') or datname like 'otel\\_test\\_empty\\_%'"
+            " where datname ~ '^otel_test(gw[0-9]+)?(_tmpl)?$' or datname like 'otel\\_test\\_empty\\_%'"
         ).fetchall():
             admin.execute(f"alter database {name} is_template false")
             admin.execute(f"drop database {name} with (force)")
@@ -77,11 +103,11 @@ def conn(dsn: str) -> Iterator[psycopg.Connection]:
 
 @pytest.fixture
 def new_database(postgresql_noproc_fixture) -> Iterator[Callable[[], str]]:
-    """Makes new, empty databases (otel_test_empty_1, _2, ...) and drops them afterwards."""
+    """Makes new, empty databases (otel_test_empty_1, _2, ...; otel_test_empty_gw0_1 in worker gw0) and drops them."""
     made: list[str] = []
 
     def make() -> str:
-        name = f"otel_test_empty_{len(made) + 1}"
+        name = "_".join(["otel_test_empty", *([WORKER] if WORKER else []), str(len(made) + 1)])
         with psycopg.connect(database_url("postgres"), autocommit=True) as admin:
             admin.execute(f"drop database if exists {name} with (force)")
             admin.execute(f"create database {name}")
@@ -131,6 +157,7 @@ def private_cluster(postgresql_noproc_fixture) -> Iterator[PrivateCluster]:
     """A private cluster like the project's, on a free port, its data in /tmp; pg_cron lives in its database otel.
 
     The cluster runs as the postgres OS user when the suite runs as root: /tmp is reachable to it.
+    Each xdist worker that runs a test needing it starts its own: the tests stop and crash it.
     """
     with psycopg.connect(database_url("postgres")) as project:
         major = project.execute("select current_setting('server_version_num')::int / 10000").fetchone()[0]
