@@ -75,8 +75,11 @@ _LAGS_SQL = """
 select (select extract(epoch from started_at + duration)::float8 from otel.flush_runs order by id desc limit 1),
        (select pending from otel.embedding_status)
 """
+# Relation OIDs repeat across databases (one cloned from another has the same), so the database is named too.
 _FLUSH_RUNNING_SQL = """
-select exists (select from pg_locks where locktype = 'relation' and relation = 'otel.flush_lock'::regclass and granted)
+select exists (select from pg_locks
+                where locktype = 'relation' and relation = 'otel.flush_lock'::regclass and granted
+                  and database = (select oid from pg_database where datname = current_database()))
 """
 
 

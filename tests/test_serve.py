@@ -45,6 +45,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind, StatusCode
 
+from tests.conftest import database_url
 from tests.helpers import flush, free_port, scalar
 from tests.otlp import attribute, log_record, logs_request, random_spans, span, traces_request
 
@@ -824,3 +825,23 @@ def test_two_servers_on_one_database_flush_without_loss_or_duplicates(serve, con
     assert scalar(conn, "select count(*) from otel.otlp_staging") == 0
     assert scalar(conn, "select count(*) from otel.telemetry_dlq") == 0
     assert scalar(conn, "select count(*) from otel.flush_runs where otlp_requests > 0") >= 2
+
+
+def test_serve_takes_only_its_own_database_s_flush_for_a_running_one(conn, postgresql_noproc_fixture):
+    # A database made from the same template has the same relation OIDs, otel.flush_lock's too.
+    from otel_db.serve import _FLUSH_RUNNING_SQL
+
+    clone = f"{conn.info.dbname}_clone"
+    with psycopg.connect(database_url("postgres"), autocommit=True) as admin:
+        admin.execute(f"create database {clone} template {postgresql_noproc_fixture.template_dbname}")
+    try:
+        with psycopg.connect(database_url(clone)) as other:
+            other.execute("lock table otel.flush_lock")
+            assert scalar(other, "select 'otel.flush_lock'::regclass::oid") == scalar(
+                conn, "select 'otel.flush_lock'::regclass::oid"
+            )
+            assert scalar(other, _FLUSH_RUNNING_SQL) is True
+            assert scalar(conn, _FLUSH_RUNNING_SQL) is False
+    finally:
+        with psycopg.connect(database_url("postgres"), autocommit=True) as admin:
+            admin.execute(f"drop database if exists {clone} with (force)")
