@@ -5,6 +5,7 @@ import queue
 import re
 import signal
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -73,11 +74,24 @@ def test_tables_keep_values_as_they_are_and_right_align_numbers():
     assert table[3].index("5") == table[2].index("1,234,567") + len("1,234,567") - 1
 
 
+# Runs a command with Ctrl-C (SIGINT) not ignored, as from a terminal: a shell that starts the suite in the
+# background makes it ignore SIGINT, its children inherit that, and Python then raises no KeyboardInterrupt.
+AT_A_TERMINAL = [
+    sys.executable,
+    "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])",
+]
+
+
 def test_embed_watch_says_what_it_embeds_as_flushes_add_signatures(dsn, conn):
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_STORAGE_")}
     env["OTEL_STORAGE_CONNECTION_STRING"] = dsn
     worker = subprocess.Popen(
-        [str(OTEL_DB), "embed", "--watch"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
+        [*AT_A_TERMINAL, str(OTEL_DB), "embed", "--watch"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
     )
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in worker.stdout or ()], daemon=True).start()
