@@ -75,10 +75,12 @@ _LAGS_SQL = """
 select (select extract(epoch from started_at + duration)::float8 from otel.flush_runs order by id desc limit 1),
        (select pending from otel.embedding_status)
 """
-# Relation OIDs repeat across databases (one cloned from another has the same), so the database is named too.
+# The exclusive lock otel.take_flush_lock() takes (a reader such as pg_dump holds a weaker one), in this
+# database: relation OIDs repeat across databases, one cloned from another has the same.
 _FLUSH_RUNNING_SQL = """
 select exists (select from pg_locks
                 where locktype = 'relation' and relation = 'otel.flush_lock'::regclass and granted
+                  and mode = 'ExclusiveLock'
                   and database = (select oid from pg_database where datname = current_database()))
 """
 

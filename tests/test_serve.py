@@ -831,12 +831,16 @@ def test_serve_takes_only_its_own_database_s_flush_for_a_running_one(conn, postg
     # A database made from the same template has the same relation OIDs, otel.flush_lock's too.
     from otel_db.serve import _FLUSH_RUNNING_SQL
 
+    with psycopg.connect(conn.info.dsn) as reader:
+        reader.execute("lock table otel.flush_lock in access share mode")  # as pg_dump reads it
+        assert scalar(conn, _FLUSH_RUNNING_SQL) is False
     clone = f"{conn.info.dbname}_clone"
     with psycopg.connect(database_url("postgres"), autocommit=True) as admin:
+        admin.execute(f"drop database if exists {clone} with (force)")  # left by an interrupted run
         admin.execute(f"create database {clone} template {postgresql_noproc_fixture.template_dbname}")
     try:
         with psycopg.connect(database_url(clone)) as other:
-            other.execute("lock table otel.flush_lock")
+            other.execute("select otel.take_flush_lock()")  # as a flush does
             assert scalar(other, "select 'otel.flush_lock'::regclass::oid") == scalar(
                 conn, "select 'otel.flush_lock'::regclass::oid"
             )
