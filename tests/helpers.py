@@ -59,6 +59,8 @@ def _port_candidates() -> Iterator[int]:
     except (OSError, ValueError):
         low, high = 32768, 60999  # Linux's default
     ports = range(10_000, low) if low >= 12_000 else range(high + 1, 65_536)
+    if len(ports) < 1_000:  # the local range takes nearly every port: any port then, each checked by a bind
+        ports = range(1_024, 65_536)
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     share = ports[int(worker) % workers :: workers] if worker.isdigit() else ports

@@ -152,7 +152,7 @@ def test_search_logs_without_since_ranks_the_newest_days_holding_enough_matches(
     conn.execute("select otel.ensure_partitions('logs', array['2025-01-01', '2025-01-02']::date[])")
     conn.execute(
         "insert into otel.logs (time, severity_number, body, service_name)"
-        " select '2025-01-02'::timestamptz + n * interval '1 s', 9, 'disk full on host-' || n, 'store'"
+        " select '2025-01-02 00:00+00'::timestamptz + n * interval '1 s', 9, 'disk full on host-' || n, 'store'"
         "   from generate_series(1, 1000) as n"
         " union all select '2025-01-01 12:00+00', 17, 'disk full: disk quota, disk write refused', 'store'"
     )
@@ -163,9 +163,9 @@ def test_search_logs_without_since_ranks_the_newest_days_holding_enough_matches(
         return scalar(conn, f"select body from otel.search_logs('disk'{params}, lim => 1)", tuple(named.values()))
 
     assert top().startswith("disk full on host-")
-    assert top(since="2025-01-01") == best
+    assert top(since="2025-01-01 00:00+00") == best
     assert top(min_severity=17) == best  # no match on the newer day: the walk goes on
-    assert top(until="2025-01-02") == best
+    assert top(until="2025-01-02 00:00+00") == best
     assert scalar(conn, "select body from otel.search_logs('disk', lim => 1001)") == best
     assert scalar(conn, "select count(*) from otel.search_logs('disk', lim => 10000)") == 1001
 

@@ -406,7 +406,8 @@ def recorded_exception(n: int, exception_type: str) -> list[dict]:
 
 
 def test_explain_trace_counts_a_recorded_exception_as_root_cause_does(conn):
-    # Trace 7 only recorded an exception (status UNSET), as trace 6 did; 1..5 went well and were faster.
+    # Trace 7 only recorded an exception (status UNSET), as trace 6 did; 1..5 went well and took as long:
+    # as a slow trace it would have had no neighbours at all.
     load(conn, *[checkout(n) for n in range(1, 6)], recorded_exception(6, "Timeout"))
     load(conn, recorded_exception(7, "CardDeclined"))
     assert [r[0] for r in conn.execute("select name from otel.root_cause(%s)", (trace_id(7),))] == ["charge card 4242"]
