@@ -167,7 +167,7 @@ def write_files(directory: Path, count: int, narrow: bool) -> tuple[Path, Path, 
         for n, span in enumerate(span_dicts(count, narrow=narrow)):
             tsv.write("\t".join(copy_text(value) for value in typed_row(span)) + "\n")
             jsonl.write(json.dumps(clickhouse_row(span)) + "\n")
-            if n % (count // LOOKUPS) == 0 and len(trace_ids) < LOOKUPS:
+            if n % max(1, count // LOOKUPS) == 0 and len(trace_ids) < LOOKUPS:
                 trace_ids.append(span["trace_id"])
     return typed, clickhouse, trace_ids
 
