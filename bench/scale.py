@@ -39,6 +39,7 @@ import psycopg
 
 from bench.common import SERVICES, TYPED_COLUMNS, drop_database, fresh_database, span_dicts, timed, typed_row
 from bench.reads import LOG_COLUMNS, SEVERITIES, fill, load_metrics, log_templates, metric_series_labels
+from bench.storage import timed_each
 from bench.trace_search import figures as ms
 from otel_db.embed import embed_pending, installed_model
 from otel_db.queries import vector_literal
@@ -66,14 +67,8 @@ def vectors_from_env() -> list[int]:
 
 
 def timed_calls(conn: psycopg.Connection, query: str, params: list[tuple]) -> dict:
-    """p50/p95 of the calls after a warm-up, and the median number of rows they returned."""
-    conn.execute(query, params[0]).fetchall()
-    seconds, rows = [], []
-    for args in params:
-        started = time.perf_counter()
-        rows.append(len(conn.execute(query, args).fetchall()))
-        seconds.append(time.perf_counter() - started)
-    return {**ms(seconds), "rows_median": sorted(rows)[len(rows) // 2]}
+    """p50/p95 of the query with each of params after a warm-up, and the median number of rows it returned."""
+    return timed_each([lambda args=args: len(conn.execute(query, args).fetchall()) for args in params])
 
 
 def stage_logs(conn: psycopg.Connection, rng: random.Random, count: int, spans: list[tuple]) -> None:
