@@ -16,14 +16,13 @@ $$;
 comment on function otel.argument_text(text) is
     'An argument as an error message shows it: quoted, at most 100 characters, or null';
 
-create or replace function otel.parse_time(value text)
+create or replace function otel.parse_unix_nanos(value text)
 returns timestamptz
 language sql stable parallel safe
 as $$
-    -- Unix nanoseconds (OTLP fixed64, up to 2^64-1, leading zeros allowed;
-    -- exact to the microsecond, never rounded through float64) or RFC 3339
-    -- text. Text without an offset is UTC inside otel.flush(), which runs
-    -- with timezone = UTC. Nanoseconds up to 8999999999999999999 (the year
+    -- Unix nanoseconds (OTLP fixed64, up to 2^64-1, leading zeros and white
+    -- space around them allowed; exact to the microsecond, never rounded
+    -- through float64). Nanoseconds up to 8999999999999999999 (the year
     -- 2255) take the fast path: recognised without a counted regular
     -- expression ([0-9]{1,19} costs a microsecond a value; a length and a
     -- negated class, a twentieth of that), and as whole microseconds below
@@ -33,15 +32,50 @@ as $$
         when octet_length(value) between 1 and 19 and value !~ '[^0-9]'
          and (octet_length(value) < 19 or value collate "C" <= '8999999999999999999') then
             timestamptz 'epoch' + (value::bigint / 1000) * interval '1 microsecond'
-        when value ~ '^\s*0*[0-9]{1,20}\s*$' and value::numeric <= 18446744073709551615 then  -- leading zeros too
+        when value ~ '^\s*0*[0-9]{1,20}\s*$' and value::numeric <= 18446744073709551615 then
             to_timestamp(div(value::numeric, 1000000000)::float8)
             + div(mod(value::numeric, 1000000000), 1000)::int * interval '1 microsecond'
-        when value ~ '^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?)?\s*([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)?\s*$' then
-            value::timestamptz
     end
+$$;
+comment on function otel.parse_unix_nanos(text) is
+    'Unix nanoseconds (up to 2^64-1) to timestamptz, null when unreadable: how OTLP/JSON gives a time';
+
+create or replace function otel.parse_time(value text)
+returns timestamptz
+language sql stable parallel safe
+as $$
+    -- Unix nanoseconds or RFC 3339 text. Text without an offset is UTC
+    -- inside otel.flush(), which runs with timezone = UTC.
+    select coalesce(
+        otel.parse_unix_nanos(value),
+        case when value ~ '^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?)?\s*([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)?\s*$'
+             then value::timestamptz end)
 $$;
 comment on function otel.parse_time(text) is
     'Unix nanoseconds (up to 2^64-1) or RFC 3339 text to timestamptz, null when unreadable';
+
+create or replace function otel.parse_record_time(value text, from_otlp boolean)
+returns timestamptz
+language sql stable parallel safe
+as $$
+    -- A staged row's time may be RFC 3339; an OTLP/JSON record's is Unix
+    -- nanoseconds only. The typing step checks this rather than the
+    -- decoder: there the value is parsed once anyway, and the OTLP check
+    -- costs nothing more.
+    select case when from_otlp then otel.parse_unix_nanos(value) else otel.parse_time(value) end
+$$;
+comment on function otel.parse_record_time(text, boolean) is
+    'A time of a staged row (Unix nanoseconds or RFC 3339) or, when from_otlp, of a decoded OTLP/JSON record (Unix nanoseconds only) to timestamptz; null when unreadable';
+
+create or replace function otel.unreadable_time(field text, otlp_field text, given text, from_otlp boolean)
+returns text
+language sql immutable parallel safe
+as $$
+    select case when from_otlp then format('invalid OTLP %s (not Unix nanoseconds, 0 to 2^64-1): %s', otlp_field, left(given, 200))
+                else format('%s "%s" is neither Unix nanoseconds (0 to 2^64-1) nor RFC 3339', field, left(given, 100)) end
+$$;
+comment on function otel.unreadable_time(text, text, text, boolean) is
+    'The dead-letter reason for a time that otel.parse_record_time() cannot read: field of a staged row or otlp_field of an OTLP/JSON record';
 
 create or replace function otel.is_integer_text(value text, max_digits int, signed boolean)
 returns boolean

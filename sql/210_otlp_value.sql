@@ -55,48 +55,51 @@ create or replace function otel.otlp_value(v jsonb)
 returns jsonb
 language sql immutable parallel safe
 as $$
-    -- An AnyValue is an object with at most one of the variants (proto3
-    -- JSON refuses a second member of a oneof); {} and null are empty.
     select case
+        when jsonb_typeof(v) = 'object' then
+            -- An AnyValue holds at most one of the variants (proto3 JSON
+            -- refuses a second member of a oneof): each branch looks for the
+            -- variants after its own.
+            case
+                when v ? 'stringValue' then
+                    case when v ?| '{intValue,doubleValue,boolValue,bytesValue,arrayValue,kvlistValue}'
+                         then otel.otlp_invalid('AnyValue (more than one of its variants)', v::text)
+                         else v -> 'stringValue' end
+                when v ? 'intValue' then
+                    case when v ?| '{doubleValue,boolValue,bytesValue,arrayValue,kvlistValue}'
+                         then otel.otlp_invalid('AnyValue (more than one of its variants)', v::text)
+                         -- a JSON number or a string of digits: is_integer_text refuses anything else
+                         when otel.is_integer_text(v ->> 'intValue', 20, true)
+                         then ((v ->> 'intValue')::numeric)::text::jsonb
+                         else otel.otlp_invalid('intValue', v ->> 'intValue') end
+                when v ? 'doubleValue' then
+                    case when v ?| '{boolValue,bytesValue,arrayValue,kvlistValue}'
+                         then otel.otlp_invalid('AnyValue (more than one of its variants)', v::text)
+                         when jsonb_typeof(v -> 'doubleValue') = 'number' then v -> 'doubleValue'
+                         when jsonb_typeof(v -> 'doubleValue') <> 'string' then otel.otlp_invalid('doubleValue', v ->> 'doubleValue')
+                         when v ->> 'doubleValue' in ('NaN', 'Infinity', '-Infinity') then v -> 'doubleValue'
+                         when v ->> 'doubleValue' ~ '^\s*-?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?\s*$'
+                         then ((v ->> 'doubleValue')::numeric)::text::jsonb
+                         else otel.otlp_invalid('doubleValue', v ->> 'doubleValue') end
+                when v ? 'boolValue' then
+                    case when v ?| '{bytesValue,arrayValue,kvlistValue}'
+                         then otel.otlp_invalid('AnyValue (more than one of its variants)', v::text)
+                         when jsonb_typeof(v -> 'boolValue') = 'boolean' then v -> 'boolValue'
+                         else otel.otlp_invalid('boolValue', v ->> 'boolValue') end
+                when v ? 'bytesValue' then
+                    case when v ?| '{arrayValue,kvlistValue}'
+                         then otel.otlp_invalid('AnyValue (more than one of its variants)', v::text)
+                         when jsonb_typeof(v -> 'bytesValue') = 'string'
+                          and v ->> 'bytesValue' ~ '^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$'
+                         then v -> 'bytesValue'
+                         else otel.otlp_invalid('bytesValue (not base64)', v ->> 'bytesValue') end
+                when v ? 'arrayValue' and v ? 'kvlistValue'
+                then otel.otlp_invalid('AnyValue (more than one of its variants)', v::text)
+                when v ? 'arrayValue' then otel.otlp_array(v -> 'arrayValue')
+                when v ? 'kvlistValue' then otel.otlp_kvlist(v -> 'kvlistValue')
+            end  -- {} is an empty AnyValue
         when v is null or jsonb_typeof(v) = 'null' then null
-        when jsonb_typeof(v) <> 'object' then otel.otlp_invalid('AnyValue (not an object)', v::text)
-        when v ? 'stringValue' then
-            -- Most values are strings: one key, found by the cheapest test.
-            case when v - 'stringValue' = '{}' then v -> 'stringValue'
-                 when v ?| '{intValue,doubleValue,boolValue,bytesValue,arrayValue,kvlistValue}'
-                 then otel.otlp_invalid('AnyValue (more than one of its variants)', v::text)
-                 else v -> 'stringValue' end
-        -- Each branch below looks for the variants after its own.
-        when v ? 'intValue' then
-            case when v ?| '{doubleValue,boolValue,bytesValue,arrayValue,kvlistValue}'
-                 then otel.otlp_invalid('AnyValue (more than one of its variants)', v::text)
-                 when otel.is_integer_text(v ->> 'intValue', 20, true) and jsonb_typeof(v -> 'intValue') in ('string', 'number')
-                 then ((v ->> 'intValue')::numeric)::text::jsonb
-                 else otel.otlp_invalid('intValue', v ->> 'intValue') end
-        when v ? 'doubleValue' then
-            case when v ?| '{boolValue,bytesValue,arrayValue,kvlistValue}'
-                 then otel.otlp_invalid('AnyValue (more than one of its variants)', v::text)
-                 when jsonb_typeof(v -> 'doubleValue') = 'number' then v -> 'doubleValue'
-                 when jsonb_typeof(v -> 'doubleValue') <> 'string' then otel.otlp_invalid('doubleValue', v ->> 'doubleValue')
-                 when v ->> 'doubleValue' in ('NaN', 'Infinity', '-Infinity') then v -> 'doubleValue'
-                 when v ->> 'doubleValue' ~ '^\s*-?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?\s*$'
-                 then ((v ->> 'doubleValue')::numeric)::text::jsonb
-                 else otel.otlp_invalid('doubleValue', v ->> 'doubleValue') end
-        when v ? 'boolValue' then
-            case when v ?| '{bytesValue,arrayValue,kvlistValue}'
-                 then otel.otlp_invalid('AnyValue (more than one of its variants)', v::text)
-                 when jsonb_typeof(v -> 'boolValue') = 'boolean' then v -> 'boolValue'
-                 else otel.otlp_invalid('boolValue', v ->> 'boolValue') end
-        when v ? 'bytesValue' then
-            case when v ?| '{arrayValue,kvlistValue}'
-                 then otel.otlp_invalid('AnyValue (more than one of its variants)', v::text)
-                 when jsonb_typeof(v -> 'bytesValue') = 'string'
-                  and v ->> 'bytesValue' ~ '^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$'
-                 then v -> 'bytesValue'
-                 else otel.otlp_invalid('bytesValue (not base64)', v ->> 'bytesValue') end
-        when v ? 'arrayValue' and v ? 'kvlistValue' then otel.otlp_invalid('AnyValue (more than one of its variants)', v::text)
-        when v ? 'arrayValue' then otel.otlp_array(v -> 'arrayValue')
-        when v ? 'kvlistValue' then otel.otlp_kvlist(v -> 'kvlistValue')
+        else otel.otlp_invalid('AnyValue (not an object)', v::text)
     end
 $$;
 comment on function otel.otlp_value(jsonb) is

@@ -123,9 +123,10 @@ as $$
     -- (65536, -1), as complex numbers, is block * 65536 + line: one
     -- conversion of the ctid instead of two. claimed keeps the position
     -- for the dead letter of a rejected row.
-    -- Span rows also get the (null) JSON columns of decoded spans.
+    -- payload_id is null: staged rows, not decoded records. Span rows also
+    -- get the (null) JSON columns of decoded spans.
     select format('(select ((c.ctid::text::point) * point ''(65536,-1)'')[0]::bigint - 4611686018427387904 as n,
-                           c.ctid as claimed, c.*%s
+                           c.ctid as claimed, null::bigint as payload_id, c.*%s
                       from otel.%I as c) as r',
                   case when kind = 'traces' then ', null::jsonb as attributes_jsonb, null::jsonb as resource_attributes_jsonb,
                            null::jsonb as events_jsonb, null::jsonb as links_jsonb' else '' end,

@@ -1,5 +1,7 @@
 -- Stage 2, decode: the records of claimed OTLP/JSON requests become rows
 -- of text, like staged rows; a bad request or record is isolated.
+-- A record's times stay text here: the typing step reads them as Unix
+-- nanoseconds only (otel.parse_record_time), parsing each value once.
 
 create or replace function otel.otlp_keys(kind text, out resource_key text, out scope_key text, out record_key text)
 language sql immutable parallel safe
@@ -110,8 +112,7 @@ begin
     select p.dlq_id, p.id, x.rs, x.ss, x.rec,
            x.v ->> 'traceId', x.v ->> 'spanId', x.v ->> 'parentSpanId', otel.otlp_string(x.v -> 'traceState', 'traceState'),
            x.v ->> 'flags', otel.otlp_string(x.v -> 'name', 'name'), x.v ->> 'kind',
-           otel.otlp_uint64(x.v ->> 'startTimeUnixNano', 'startTimeUnixNano'),
-           otel.otlp_uint64(x.v ->> 'endTimeUnixNano', 'endTimeUnixNano'),
+           x.v ->> 'startTimeUnixNano', x.v ->> 'endTimeUnixNano',
            x.v -> 'status' ->> 'code', otel.otlp_string(x.v -> 'status' -> 'message', 'status.message'),
            x.resource_attributes ->> 'service.name', x.scope ->> 'name', x.scope ->> 'version',
            (select coalesce(jsonb_object_agg(kv.key, otel.otlp_value(kv.value)), '{}')
@@ -156,8 +157,7 @@ begin
         time, observed_time, severity_number, severity_text, body, trace_id, span_id, flags,
         service_name, scope_name, scope_version, attributes, resource_attributes, event_name)
     select p.dlq_id, p.id, x.rs, x.ss, x.rec,
-           otel.otlp_uint64(x.v ->> 'timeUnixNano', 'timeUnixNano'),
-           otel.otlp_uint64(x.v ->> 'observedTimeUnixNano', 'observedTimeUnixNano'), x.v ->> 'severityNumber',
+           x.v ->> 'timeUnixNano', x.v ->> 'observedTimeUnixNano', x.v ->> 'severityNumber',
            otel.otlp_string(x.v -> 'severityText', 'severityText'),
            case when jsonb_typeof(x.v -> 'body') = 'object' and (x.v -> 'body') - 'stringValue' = '{}'
                 then x.v -> 'body' ->> 'stringValue'
@@ -193,8 +193,7 @@ begin
         temporality, is_monotonic, flags, labels, resource_attributes,
         service_name, scope_name, scope_version)
     select p.dlq_id, p.id, x.rs, x.ss, x.rec, d.l,
-           otel.otlp_uint64(coalesce(d.v ->> 'timeUnixNano', '0'), 'timeUnixNano'),
-           otel.otlp_uint64(d.v ->> 'startTimeUnixNano', 'startTimeUnixNano'),
+           coalesce(d.v ->> 'timeUnixNano', '0'), d.v ->> 'startTimeUnixNano',
            otel.otlp_string(x.v -> 'name', 'name'), otel.otlp_string(x.v -> 'description', 'description'),
            -- proto3 JSON refuses a second member of a oneof.
            case when (x.v ? 'gauge')::int + (x.v ? 'sum')::int + (x.v ? 'histogram')::int

@@ -26,10 +26,10 @@ select format($query$
                when p.kind is null then format('kind "%%s" is not a span kind: 0-5 or UNSPECIFIED, INTERNAL, SERVER, CLIENT, PRODUCER, CONSUMER', left(p.given_kind, 100))
                when p.status_code is null then format('status_code "%%s" is not a status: 0-2 or UNSET, OK, ERROR', left(p.given_status_code, 100))
                when p.given_start_time is null or p.given_start_time = '' then 'start_time is missing'
-               when p.start_time is null then format('start_time "%%s" is neither Unix nanoseconds (0 to 2^64-1) nor RFC 3339', left(p.given_start_time, 100))
+               when p.start_time is null then otel.unreadable_time('start_time', 'startTimeUnixNano', p.given_start_time, p.from_otlp)
                when p.start_time = 'epoch' then 'start_time is 0 (unset)'
                when p.given_end_time is null or p.given_end_time = '' then 'end_time is missing'
-               when p.end_time is null then format('end_time "%%s" is neither Unix nanoseconds (0 to 2^64-1) nor RFC 3339', left(p.given_end_time, 100))
+               when p.end_time is null then otel.unreadable_time('end_time', 'endTimeUnixNano', p.given_end_time, p.from_otlp)
                when p.end_time < p.start_time then format('end_time %%s is before start_time %%s', p.end_time, p.start_time)
                when p.flags is null and coalesce(p.given_flags, '') <> '' then format('flags "%%s" is not a 32-bit unsigned integer', left(p.given_flags, 100))
                when octet_length(p.given_service_name) > 1024 then 'service_name is longer than 1024 bytes'
@@ -64,8 +64,9 @@ select format($query$
                    otel.normalize_id(r.parent_span_id, 16) as parent_span_id,
                    otel.parse_span_kind(r.kind) as kind,
                    otel.parse_status_code(r.status_code) as status_code,
-                   otel.parse_time(r.start_time) as start_time,
-                   otel.parse_time(r.end_time) as end_time,
+                   r.payload_id is not null as from_otlp,
+                   otel.parse_record_time(r.start_time, r.payload_id is not null) as start_time,
+                   otel.parse_record_time(r.end_time, r.payload_id is not null) as end_time,
                    otel.parse_flags(r.flags) as flags,
                    coalesce(r.attributes_jsonb, otel.parse_json(r.attributes, '{}')) as attributes,
                    coalesce(r.resource_attributes_jsonb, otel.parse_json(r.resource_attributes, '{}')) as resource_attributes,
@@ -90,9 +91,9 @@ select format($query$
     select p.n, p.claimed,
            case
                when coalesce(p.given_time, '') <> '' and p.time is null
-                   then format('time "%%s" is neither Unix nanoseconds (0 to 2^64-1) nor RFC 3339', left(p.given_time, 100))
+                   then otel.unreadable_time('time', 'timeUnixNano', p.given_time, p.from_otlp)
                when coalesce(p.given_observed_time, '') <> '' and p.observed_time is null
-                   then format('observed_time "%%s" is neither Unix nanoseconds (0 to 2^64-1) nor RFC 3339', left(p.given_observed_time, 100))
+                   then otel.unreadable_time('observed_time', 'observedTimeUnixNano', p.given_observed_time, p.from_otlp)
                when coalesce(nullif(p.time, 'epoch'), p.observed_time) is null
                    then 'time and observed_time are both missing or 0'
                when coalesce(p.given_severity_number, '') <> '' and p.severity_number is null
@@ -123,8 +124,9 @@ select format($query$
                    r.scope_version as given_scope_version, r.service_name as given_service_name,
                    r.severity_number as given_severity_number, r.severity_text as given_severity_text,
                    r.span_id as given_span_id, r.time as given_time, r.trace_id as given_trace_id,
-                   otel.parse_time(r.time) as time,
-                   otel.parse_time(r.observed_time) as observed_time,
+                   r.payload_id is not null as from_otlp,
+                   otel.parse_record_time(r.time, r.payload_id is not null) as time,
+                   otel.parse_record_time(r.observed_time, r.payload_id is not null) as observed_time,
                    otel.parse_severity(r.severity_number) as severity_number,
                    otel.normalize_id(r.trace_id, 32) as trace_id,
                    otel.normalize_id(r.span_id, 16) as span_id,
@@ -150,9 +152,9 @@ select format($query$
     select p.n, p.claimed,
            case
                when coalesce(p.given_time, '') = '' then 'time is missing'
-               when p.time is null then format('time "%%s" is neither Unix nanoseconds (0 to 2^64-1) nor RFC 3339', left(p.given_time, 100))
+               when p.time is null then otel.unreadable_time('time', 'timeUnixNano', p.given_time, p.from_otlp)
                when coalesce(p.given_start_time, '') <> '' and p.start_time is null
-                   then format('start_time "%%s" is neither Unix nanoseconds (0 to 2^64-1) nor RFC 3339', left(p.given_start_time, 100))
+                   then otel.unreadable_time('start_time', 'startTimeUnixNano', p.given_start_time, p.from_otlp)
                when coalesce(p.given_name, '') = '' then 'name is missing'
                when octet_length(p.given_name) > 1024 then 'name is longer than 1024 bytes'
                when p.type is null then format('type "%%s" is not gauge, sum, histogram, exponential_histogram or summary', left(p.given_type, 100))
@@ -191,8 +193,9 @@ select format($query$
                    r.scope_version as given_scope_version, r.service_name as given_service_name,
                    r.start_time as given_start_time, r.sum as given_sum, r.temporality as given_temporality,
                    r.time as given_time, r.type as given_type, r.unit as given_unit, r.value as given_value,
-                   otel.parse_time(r.time) as time,
-                   otel.parse_time(r.start_time) as start_time,
+                   r.payload_id is not null as from_otlp,
+                   otel.parse_record_time(r.time, r.payload_id is not null) as time,
+                   otel.parse_record_time(r.start_time, r.payload_id is not null) as start_time,
                    case regexp_replace(lower(trim(r.type)), '[^a-z]', '', 'g')
                        when 'gauge' then 'gauge' when 'sum' then 'sum' when 'histogram' then 'histogram'
                        when 'exponentialhistogram' then 'exponential_histogram' when 'summary' then 'summary'

@@ -64,7 +64,10 @@ def test_unreadable_request_is_dead_lettered_whole(conn, payload, message):
         (span(parentSpanId="12345"), 'parent_span_id "12345" is not 16 hex digits'),
         (span(kind=9), 'kind "9" is not a span kind'),
         (span(status={"code": 7}), 'status_code "7" is not a status'),
-        (span(startTimeUnixNano="18446744073709551616"), "start_time"),
+        (
+            span(startTimeUnixNano="18446744073709551616"),
+            "invalid OTLP startTimeUnixNano (not Unix nanoseconds, 0 to 2^64-1): 18446744073709551616",
+        ),
         (span(endTimeUnixNano="1763999999000000000"), "is before start_time"),
         (span(attributes=[attribute("n", {"intValue": "notAndInt123"})]), "invalid OTLP intValue"),
         (span(attributes={"not": "a list"}), "rejected record"),

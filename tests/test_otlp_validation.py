@@ -94,11 +94,11 @@ REFUSED = {
     "a span name that is a number": (traces_request(GOOD_SPAN, span(name=5)), "name (not a string)"),
     "a start time in RFC 3339": (
         traces_request(GOOD_SPAN, span(startTimeUnixNano="2025-11-24T16:00:00Z")),
-        "startTimeUnixNano (not an unsigned integer)",
+        "invalid OTLP startTimeUnixNano (not Unix nanoseconds, 0 to 2^64-1): 2025-11-24T16:00:00Z",
     ),
     "a negative log time": (
         logs_request(GOOD_LOG, log_record(timeUnixNano="-1")),
-        "timeUnixNano (not an unsigned integer)",
+        "invalid OTLP timeUnixNano (not Unix nanoseconds, 0 to 2^64-1): -1",
     ),
     "a metric with gauge and sum": (
         metrics_request(GOOD_POINT, {**gauge("q", number_point(1)), "sum": {"dataPoints": [number_point(2)]}}),
