@@ -7,7 +7,7 @@ create or replace function otel.trace_operations(trace_ids text[])
 returns table (
     trace_id text, span_id text, parent_span_id text, service_name text, operation text, label text,
     path text[], depth integer, occurrence integer, status_code text, status_message text, exception_type text,
-    start_time timestamptz, duration_ms double precision, attributes jsonb)
+    raised boolean, start_time timestamptz, duration_ms double precision, attributes jsonb)
 language sql stable
 set search_path = pg_catalog, pg_temp
 -- The planner guesses the recursive step at millions of rows for traces of
@@ -29,7 +29,7 @@ as $$
     spans as (
         select t.trace_id, t.span_id, t.parent_span_id, t.service_name,
                coalesce(otel.normalize_text(t.name), '') as operation, t.status_code, t.status_message,
-               otel.exception_attribute(t.events, 'exception.type') as exception_type,
+               e.attributes ->> 'exception.type' as exception_type, e.attributes is not null as raised,
                t.start_time, t.duration_ms, t.attributes
           from wanted as w
          cross join lateral (
@@ -41,6 +41,7 @@ as $$
               where t.trace_id = w.trace_id and t.start_time between w.start_time and w.end_time
              offset 0
          ) as t
+         cross join lateral (select otel.exception_event_attributes(t.events) as attributes) as e
     ),
     labelled as (
         select s.*, coalesce(s.service_name, '') || '/' || s.operation as label
@@ -69,19 +70,19 @@ as $$
     select l.trace_id, l.span_id, l.parent_span_id, l.service_name, l.operation, l.label, p.path,
            cardinality(p.path),
            (row_number() over (partition by l.trace_id, p.path, l.label order by l.start_time, l.span_id))::integer,
-           l.status_code, l.status_message, l.exception_type, l.start_time, l.duration_ms, l.attributes
+           l.status_code, l.status_message, l.exception_type, l.raised, l.start_time, l.duration_ms, l.attributes
       from labelled as l
       join placed as p on p.trace_id = l.trace_id and p.span_id = l.span_id
 $$;
 comment on function otel.trace_operations(text[]) is
-    'The spans of the given traces with their operation: service and normalised name (otel.normalize_text), the path of operations from the root down to the parent, and the occurrence of that operation under that path in start order; internal to otel.compare_traces() and otel.explain_trace()';
+    'The spans of the given traces with their operation: service and normalised name (otel.normalize_text), the path of operations from the root down to the parent, and the occurrence of that operation under that path in start order, and whether it recorded an `exception` event (raised); internal to otel.compare_traces() and otel.explain_trace()';
 
 create or replace function otel.align_traces(b text, a text[])
 returns table (
     a_trace_id text, service_name text, name text, path text[], depth integer, occurrence integer,
     span_id_a text, span_id_b text, parent_span_id_a text, parent_span_id_b text, topmost boolean,
     status_a text, status_b text, status_message_a text, status_message_b text,
-    exception_type_a text, exception_type_b text,
+    exception_type_a text, exception_type_b text, raised_a boolean, raised_b boolean,
     duration_ms_a double precision, duration_ms_b double precision, duration_ratio double precision,
     differing_attributes jsonb, differences text[], start_time timestamptz)
 language sql stable
@@ -95,7 +96,8 @@ as $$
     -- not stored gives no rows.
     --   status      one span failed (status ERROR) and the other did not, or
     --               both failed with messages that differ beyond ids and numbers
-    --   exception   the exception types differ
+    --   exception   the exception types differ, or one span recorded an
+    --               exception event and the other did not
     --   slower      b took at least twice as long as a, and 1 ms more or over
     --   faster      b took at most half as long as a, and 1 ms less or under
     --   attributes  attribute values differ (exactly, as stored)
@@ -122,6 +124,7 @@ as $$
                t.status_code as status_a, p.status_code as status_b,
                t.status_message as status_message_a, p.status_message as status_message_b,
                t.exception_type as exception_type_a, p.exception_type as exception_type_b,
+               t.raised as raised_a, p.raised as raised_b,
                t.duration_ms as duration_ms_a, p.duration_ms as duration_ms_b,
                t.attributes as attributes_a, p.attributes as attributes_b,
                coalesce(p.start_time, t.start_time) as start_time
@@ -156,7 +159,7 @@ as $$
                              where u.span_id_b is null and u.a_trace_id is not null)
                 else true end,
            c.status_a, c.status_b, c.status_message_a, c.status_message_b, c.exception_type_a, c.exception_type_b,
-           c.duration_ms_a, c.duration_ms_b, c.duration_ratio,
+           c.raised_a, c.raised_b, c.duration_ms_a, c.duration_ms_b, c.duration_ratio,
            case when c.span_id_a is not null and c.span_id_b is not null
                 then coalesce(c.differing_attributes, '{}') end,
            array_remove(array[
@@ -169,7 +172,8 @@ as $$
                                   is distinct from otel.normalize_text(c.status_message_b)))
                     then 'status' end,
                case when c.span_id_a is not null and c.span_id_b is not null
-                     and c.exception_type_a is distinct from c.exception_type_b then 'exception' end,
+                     and (c.exception_type_a is distinct from c.exception_type_b or c.raised_a <> c.raised_b)
+                    then 'exception' end,
                case when c.duration_ms_b >= 2 * c.duration_ms_a and c.duration_ms_b - c.duration_ms_a >= 1
                     then 'slower' end,
                case when c.duration_ms_b <= c.duration_ms_a / 2 and c.duration_ms_a - c.duration_ms_b >= 1
@@ -181,7 +185,7 @@ as $$
       from compared as c
 $$;
 comment on function otel.align_traces(text, text[]) is
-    'Trace b aligned with each stored trace of a by operation, path and occurrence, span by span, with what differs (only in a, only in b, status, exception, slower, faster, attributes); internal to otel.compare_traces() and otel.explain_trace()';
+    'Trace b aligned with each stored trace of a by operation, path and occurrence, span by span, with whether each recorded an `exception` event (raised_a/b) and what differs (only in a, only in b, status, exception, slower, faster, attributes); internal to otel.compare_traces() and otel.explain_trace()';
 
 create or replace function otel.compare_traces(a text, b text)
 returns table (
@@ -236,7 +240,7 @@ begin
                x.duration_ms_a, x.duration_ms_b, x.duration_ratio, x.differing_attributes, x.differences
           from aligned as x
         window w as (order by x.weight,
-                              x.weight <= 2 and coalesce(x.exception_type_a, x.exception_type_b) is not null desc,
+                              x.weight <= 2 and (x.raised_a or x.raised_b) is true desc,
                               case when x.weight <= 2 then -x.depth end,
                               x.path || array[coalesce(x.service_name, '') || '/' || x.name], x.occurrence,
                               x.start_time, x.span_id_a, x.span_id_b)
@@ -244,24 +248,25 @@ begin
 end
 $$;
 comment on function otel.compare_traces(text, text) is
-    'What differs between two traces, span by span. Spans align by operation: service and span name with ids, numbers and uuids replaced (`GET /orders/42` = `GET /orders/43`), the path of such operations from the root down to the parent, and start order for repeated ones. One row per aligned pair and per span of one trace only: rank, service_name, name, path, depth, span_id_a, span_id_b, status_a/b, status_message_a/b, exception_type_a/b, duration_ms_a/b, duration_ratio (b/a), differing_attributes (`{key: [in a, in b]}`), differences (`only in a`, `only in b`, `status`, `exception`, `slower`/`faster`: at least twice or at most half as long and 1 ms apart, `attributes`). Spans failing in one trace only come first, those with an exception and the deepest first (where the error began), then spans of one trace only, durations, attributes. No rows when either trace is not stored; no rows when either trace is not stored; 22023 unless both are 32 hex digits';
+    'What differs between two traces, span by span. Spans align by operation: service and span name with ids, numbers and uuids replaced (`GET /orders/42` = `GET /orders/43`), the path of such operations from the root down to the parent, and start order for repeated ones. One row per aligned pair and per span of one trace only: rank, service_name, name, path, depth, span_id_a, span_id_b, status_a/b, status_message_a/b, exception_type_a/b, duration_ms_a/b, duration_ratio (b/a), differing_attributes (`{key: [in a, in b]}`), differences (`only in a`, `only in b`, `status`, `exception`, `slower`/`faster`: at least twice or at most half as long and 1 ms apart, `attributes`). Spans failing in one trace only come first, those with an exception and the deepest first (where the error began), then spans of one trace only, durations, attributes. No rows when either trace is not stored; 22023 unless both are 32 hex digits';
 
-create or replace function otel.trace_failed(trace_id text, first_start timestamptz, last_start timestamptz)
+create or replace function otel.trace_failed(trace_id text, trace_start timestamptz, trace_end timestamptz)
 returns boolean
 language sql stable
 set search_path = pg_catalog, pg_temp
 as $$
     -- As otel.root_cause() counts a failure: status ERROR, or an exception
-    -- event with a status other than OK. first_start and last_start, the
-    -- trace's extent in otel.trace_summaries, confine it to its partitions.
+    -- event with a status other than OK. trace_start and trace_end, the
+    -- trace's extent in otel.trace_summaries, confine it to its partitions
+    -- (every span of the trace starts between them).
     select exists (
         select from otel.traces as t
-         where t.trace_id = trace_failed.trace_id and t.start_time between first_start and last_start
+         where t.trace_id = trace_failed.trace_id and t.start_time between trace_start and trace_end
            and (t.status_code = 'ERROR'
                 or (t.status_code <> 'OK' and otel.exception_event_attributes(t.events) is not null)))
 $$;
 comment on function otel.trace_failed(text, timestamptz, timestamptz) is
-    'Whether a span of the trace failed as otel.root_cause() counts it (status ERROR, or an exception event without status OK), its spans read between first_start and last_start; internal to otel.explain_trace()';
+    'Whether a span of the trace failed as otel.root_cause() counts it (status ERROR, or an exception event without status OK), its spans read where they start between trace_start and trace_end (its extent in otel.trace_summaries); internal to otel.explain_trace()';
 
 create or replace function otel.explain_trace(trace_id text, k integer default 5)
 returns table (
@@ -360,8 +365,8 @@ begin
         ),
         comparisons as materialized (
             select c.*,
-                   c.status_b = 'ERROR' or (c.exception_type_b is not null and c.status_b <> 'OK') as failing_b,
-                   c.status_a = 'ERROR' or (c.exception_type_a is not null and c.status_a <> 'OK') as failing_a
+                   c.status_b = 'ERROR' or (c.raised_b and c.status_b <> 'OK') as failing_b,
+                   c.status_a = 'ERROR' or (c.raised_a and c.status_a <> 'OK') as failing_a
               from otel.align_traces(wanted, array(select n.trace_id from neighbours as n)) as c
         ),
         total as (
@@ -471,7 +476,7 @@ begin
 end
 $$;
 comment on function otel.explain_trace(text, integer) is
-    'What sets a failing trace (or, when it did not fail, a slow one) apart: it is compared with the k (1..100) traces of the same root service and root span name without a failing span (and, for a trace that did not fail, took less time); a trace or span fails as `otel.root_cause` counts it: status ERROR, or an `exception` event without status OK, the nearest in time with the most similar shape (services, span count, then shared operations). Returns the differences that hold in more than half of the comparisons: rank, holds_in, compared, kind (`failed`, `only here`, `missing here`, `slower`, `faster`, `attribute`), service_name, name, path, span_id, attribute, value_here, value_elsewhere, duration_ratio, exception_type, status_message and a description (`span payment/charge failed with CardDeclined in this trace only`, `inventory/SELECT stock took 4.2 times as long`). Most comparisons first, then by kind, the span `otel.root_cause` names first. An attribute counts when the neighbours that differ agree on their value (ids that differ everywhere never do). No rows when there is nothing to compare with; 12 ms p50 at 1M spans (`python -m bench explain_latency`); no rows when there is nothing to compare with; 22023 unless trace_id is 32 hex digits';
+    'What sets a failing trace (or, when it did not fail, a slow one) apart: it is compared with the k (1..100) traces of the same root service and root span name without a failing span (and, for a trace that did not fail, took less time); a trace or span fails as `otel.root_cause` counts it: status ERROR, or an `exception` event without status OK, the nearest in time with the most similar shape (services, span count, then shared operations). Returns the differences that hold in more than half of the comparisons: rank, holds_in, compared, kind (`failed`, `only here`, `missing here`, `slower`, `faster`, `attribute`), service_name, name, path, span_id, attribute, value_here, value_elsewhere, duration_ratio, exception_type, status_message and a description (`span payment/charge failed with CardDeclined in this trace only`, `inventory/SELECT stock took 4.2 times as long`). Most comparisons first, then by kind, the span `otel.root_cause` names first. An attribute counts when the neighbours that differ agree on their value (ids that differ everywhere never do). No rows when there is nothing to compare with; its latency at 1M spans is in BENCHMARKS.md (`python -m bench explain_latency`); 22023 unless trace_id is 32 hex digits';
 
 create or replace function otel.suspect_attributes(
     service text, operation text, since timestamptz, until timestamptz default now(),

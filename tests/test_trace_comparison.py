@@ -389,17 +389,18 @@ def test_explain_trace_compares_with_the_nearest_healthy_traces_of_the_same_root
     assert [r["holds_in"] for r in explain(conn, declined_among_good, k=2)][:1] == [2]
 
 
-def recorded_exception(n: int, exception_type: str) -> list[dict]:
+def recorded_exception(n: int, exception_type: str | None, message: str | None = None) -> list[dict]:
     """A checkout whose card charge recorded an exception event and left its status UNSET (no span is ERROR)."""
     requests = checkout(n)
     [charge] = [
         s for r in requests for s in r["resourceSpans"][0]["scopeSpans"][0]["spans"] if s["name"] == "charge card 4242"
     ]
+    described = {"exception.type": exception_type, "exception.message": message}
     charge["events"] = [
         {
             "name": "exception",
             "timeUnixNano": charge["endTimeUnixNano"],
-            "attributes": [attribute("exception.type", {"stringValue": exception_type})],
+            "attributes": [attribute(k, {"stringValue": v}) for k, v in described.items() if v is not None],
         }
     ]
     return requests
@@ -416,6 +417,19 @@ def test_explain_trace_counts_a_recorded_exception_as_root_cause_does(conn):
     assert (result[0]["kind"], result[0]["name"], result[0]["compared"]) == ("failed", "charge card <num>", 5)
     assert result[0]["description"] == "span payment/charge card <num> failed with CardDeclined in this trace only"
     assert not [r for r in result if r["kind"] in ("slower", "faster")]
+
+
+def test_an_exception_event_without_a_type_is_a_failure_in_comparisons_too(conn):
+    # The semantic conventions allow an exception event with a message and no type: root_cause names the span,
+    # so explain_trace must say it failed, and compare_traces must see the exception on one side only.
+    load(conn, *[checkout(n) for n in range(1, 6)], recorded_exception(7, None, "card limit reached"))
+    assert [r[0] for r in conn.execute("select name from otel.root_cause(%s)", (trace_id(7),))] == ["charge card 4242"]
+    result = explain(conn, trace_id(7))
+    assert (result[0]["kind"], result[0]["name"], result[0]["compared"]) == ("failed", "charge card <num>", 5)
+    assert result[0]["exception_type"] is None
+    [charge] = [r for r in compare(conn, trace_id(1), trace_id(7)) if r["name"] == "charge card <num>"]
+    assert "exception" in charge["differences"]
+    assert charge["rank"] == 1
 
 
 def test_explain_trace_of_a_slow_trace_names_the_slow_span(conn):
