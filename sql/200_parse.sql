@@ -69,7 +69,7 @@ comment on function otel.parse_record_time(text, boolean) is
 
 create or replace function otel.unreadable_time(field text, otlp_field text, given text, from_otlp boolean)
 returns text
-language sql immutable parallel safe
+language sql stable parallel safe
 as $$
     select case when from_otlp then format('invalid OTLP %s (not Unix nanoseconds, 0 to 2^64-1): %s', otlp_field, left(given, 200))
                 else format('%s "%s" is neither Unix nanoseconds (0 to 2^64-1) nor RFC 3339', field, left(given, 100)) end

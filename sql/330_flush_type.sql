@@ -6,8 +6,9 @@ returns text
 language sql stable
 as $$
 -- The query that validates and casts span rows of source (an aliased
--- relation r with the text columns of otel.traces_staging, n, claimed and
--- the JSON columns of decoded spans):
+-- relation r with the text columns of otel.traces_staging, n, claimed,
+-- payload_id (not null on a decoded OTLP record) and the JSON columns of
+-- decoded spans):
 -- the rows of pg_temp.otel_traces. A row that breaks a rule gets err, the
 -- message its dead letter carries; the casts of a valid row cannot fail,
 -- except on malformed JSON text or an impossible date, which
@@ -84,15 +85,18 @@ returns text
 language sql stable
 as $$
 -- The query that validates and casts the log rows of source (an aliased
--- relation r with the text columns of otel.logs_staging, n and claimed):
--- the rows of pg_temp.otel_logs. time falls back to observed_time when it
--- is absent or 0, as the OTLP spec says.
+-- relation r with the text columns of otel.logs_staging, n, claimed and
+-- payload_id): the rows of pg_temp.otel_logs. time falls back to
+-- observed_time when it is absent or 0, as the OTLP spec says; a staged
+-- row may also leave it empty, an OTLP record may not (proto3 JSON has no
+-- empty fixed64).
 select format($query$
     select p.n, p.claimed,
            case
-               when coalesce(p.given_time, '') <> '' and p.time is null
+               when (p.given_time <> '' or p.from_otlp) and p.given_time is not null and p.time is null
                    then otel.unreadable_time('time', 'timeUnixNano', p.given_time, p.from_otlp)
-               when coalesce(p.given_observed_time, '') <> '' and p.observed_time is null
+               when (p.given_observed_time <> '' or p.from_otlp) and p.given_observed_time is not null
+                    and p.observed_time is null
                    then otel.unreadable_time('observed_time', 'observedTimeUnixNano', p.given_observed_time, p.from_otlp)
                when coalesce(nullif(p.time, 'epoch'), p.observed_time) is null
                    then 'time and observed_time are both missing or 0'
@@ -145,15 +149,16 @@ returns text
 language sql stable
 as $$
 -- The query that validates and casts the metric data points of source (an
--- aliased relation r with the text columns of otel.metrics_staging, n and
--- claimed): the rows of pg_temp.otel_metrics. Integer values are also kept
+-- aliased relation r with the text columns of otel.metrics_staging, n,
+-- claimed and payload_id): the rows of pg_temp.otel_metrics. An empty
+-- start_time is none in a staged row, unreadable in an OTLP record. Integer values are also kept
 -- exactly in int_value; counts are numeric (OTLP counts are uint64).
 select format($query$
     select p.n, p.claimed,
            case
                when coalesce(p.given_time, '') = '' then 'time is missing'
                when p.time is null then otel.unreadable_time('time', 'timeUnixNano', p.given_time, p.from_otlp)
-               when coalesce(p.given_start_time, '') <> '' and p.start_time is null
+               when (p.given_start_time <> '' or p.from_otlp) and p.given_start_time is not null and p.start_time is null
                    then otel.unreadable_time('start_time', 'startTimeUnixNano', p.given_start_time, p.from_otlp)
                when coalesce(p.given_name, '') = '' then 'name is missing'
                when octet_length(p.given_name) > 1024 then 'name is longer than 1024 bytes'

@@ -83,6 +83,10 @@ REFUSED = {
     "a boolValue given as a string": (traces_request(GOOD_SPAN, with_attribute({"boolValue": "true"})), "boolValue"),
     "a bytesValue that is not base64": (traces_request(GOOD_SPAN, with_attribute({"bytesValue": "!!"})), "bytesValue"),
     "an intValue that is a fraction": (traces_request(GOOD_SPAN, with_attribute({"intValue": 1.5})), "intValue"),
+    "an intValue that is a boolean": (traces_request(GOOD_SPAN, with_attribute({"intValue": True})), "intValue"),
+    "an intValue that is null": (traces_request(GOOD_SPAN, with_attribute({"intValue": None})), "intValue"),
+    "an intValue that is an array": (traces_request(GOOD_SPAN, with_attribute({"intValue": [1]})), "intValue"),
+    "an intValue that is an object": (traces_request(GOOD_SPAN, with_attribute({"intValue": {}})), "intValue"),
     "an arrayValue that is a bare array": (
         traces_request(GOOD_SPAN, with_attribute({"arrayValue": [{"stringValue": "a"}]})),
         "arrayValue",
@@ -99,6 +103,18 @@ REFUSED = {
     "a negative log time": (
         logs_request(GOOD_LOG, log_record(timeUnixNano="-1")),
         "invalid OTLP timeUnixNano (not Unix nanoseconds, 0 to 2^64-1): -1",
+    ),
+    "an empty log time beside an observed time": (
+        logs_request(GOOD_LOG, log_record(timeUnixNano="", observedTimeUnixNano="1764000000000000000")),
+        "invalid OTLP timeUnixNano (not Unix nanoseconds, 0 to 2^64-1): ",
+    ),
+    "an empty observed time beside a log time": (
+        logs_request(GOOD_LOG, log_record(observedTimeUnixNano="")),
+        "invalid OTLP observedTimeUnixNano (not Unix nanoseconds, 0 to 2^64-1): ",
+    ),
+    "an empty start time of a data point": (
+        metrics_request(GOOD_POINT, gauge("q", {**number_point(1), "startTimeUnixNano": ""})),
+        "invalid OTLP startTimeUnixNano (not Unix nanoseconds, 0 to 2^64-1): ",
     ),
     "a metric with gauge and sum": (
         metrics_request(GOOD_POINT, {**gauge("q", number_point(1)), "sum": {"dataPoints": [number_point(2)]}}),
