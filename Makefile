@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 export OTEL_DB_PGPORT ?= 54329
 export OTEL_STORAGE_CONNECTION_STRING ?= postgresql://postgres@127.0.0.1:$(OTEL_DB_PGPORT)/otel
 
-.PHONY: help setup system browser venv model db migrate test demo bench docs lint clean stop
+.PHONY: help setup system browser citus venv model db migrate test demo bench docs lint clean stop
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -21,6 +21,9 @@ system:  ## PostgreSQL, pg_cron and pgvector (apt; pgvector built from source on
 
 browser:  ## Chromium and its WebDriver (apt), for the web page's tests and its render benchmark
 	@scripts/setup-system.sh --browser >/dev/null
+
+citus:  ## Citus and citus_columnar, built from ../shared/vendor/citus when it is there (else a message)
+	@scripts/setup-system.sh --citus
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,7 +57,7 @@ demo: migrate model  ## load the sample file, run an SDK-instrumented shop throu
 	@$(BIN)/otel-db ingest examples/sample.jsonl
 	@$(BIN)/otel-db demo
 
-bench: migrate model browser  ## the benchmarks (see BENCHMARKS.md)
+bench: migrate model browser citus  ## the benchmarks (see BENCHMARKS.md)
 	@$(BIN)/pip install -q --disable-pip-version-check -e '.[bench]'
 	@$(BIN)/python -m bench
 

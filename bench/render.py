@@ -182,6 +182,12 @@ GOALS: dict[str, list[Goal]] = {
         Goal("realistic: COPY + flush / ClickHouse insert", "realistic.ingest_otel_vs_clickhouse"),
         Goal("realistic: trace by id, ClickHouse / otel_db p50", "realistic.trace_by_id_clickhouse_vs_otel_p50"),
         Goal("cold: bytes per span", "narrow.bytes_per_span.cold.total", "<= 60"),
+        Goal(
+            "narrow: columnar copy of otel.traces (a prototype of cold partitions), bytes per span",
+            "narrow.columnar_copy.bytes_per_span",
+        ),
+        Goal("narrow: columnar copy, trace by id p50 ms", "narrow.columnar_copy.trace_by_id.p50_ms"),
+        Goal("realistic: columnar copy, bytes per span", "realistic.columnar_copy.bytes_per_span"),
     ],
     "web_render": [
         Goal("5,000-span trace on screen, p95 ms", "trace_5000_spans.rendered.p95_ms", "< 2000"),

@@ -14,7 +14,12 @@ Ingest: spans a second of each, three rounds into empty tables, the medians. Byt
 after `OPTIMIZE … FINAL`: the compressed parts of both tables). Trace by id: `otel.trace_spans()` against the
 exporter's lookup-then-read query (as Grafana's ClickHouse data source runs it), p50 over 50 stored traces, both
 returning every span; and a selective `otel.find_traces()` against a ClickHouse query for the same traces.
-The cold (columnar) layout is not built yet, so its figures are absent.
+
+Cold partitions are not made yet. Where citus_columnar is installed (`make citus`), the stored spans are
+also copied into a columnar table (citus_columnar, zstd, rows ordered by trace id, no index: the chunk
+groups' min/max of trace_id find a trace), the layout cold partitions are to take: its bytes per span and
+its trace-by-id p50 (a plain `where trace_id = …`, not yet through `otel.trace_spans()`) are reported as a
+prototype, not as the cold goal.
 """
 
 from __future__ import annotations
@@ -314,6 +319,41 @@ def lookups(conn: psycopg.Connection, session, trace_ids: list[str]) -> dict:
     }
 
 
+def columnar_copy(conn: psycopg.Connection, count: int, trace_ids: list[str]) -> dict | None:
+    """The stored spans in a citus_columnar table ordered by trace id: bytes per span and trace-by-id latency."""
+    if not conn.execute("select exists (select from pg_available_extensions where name = 'citus_columnar')").fetchone()[
+        0
+    ]:
+        print("bench storage: citus_columnar is not installed (make citus): no columnar figures")
+        return None
+    conn.execute("create extension if not exists citus_columnar")
+    conn.execute("create table bench_columnar (like otel.traces) using columnar")
+    with timed() as copying:
+        conn.execute("insert into bench_columnar select * from otel.traces order by trace_id, start_time")
+    size = conn.execute("select pg_total_relation_size('bench_columnar')").fetchone()[0]
+    lookup = timed_each(
+        [
+            lambda t=t: len(conn.execute("select * from bench_columnar where trace_id = %s", (t,)).fetchall())
+            for t in trace_ids
+        ]
+    )
+    return {
+        "bytes_per_span": round(size / count, 1),
+        "copy_spans_per_s": round(count / copying.seconds),
+        "trace_by_id": lookup,
+        "options": dict(
+            zip(
+                ("chunk_group_row_limit", "stripe_row_limit", "compression", "compression_level"),
+                conn.execute(
+                    "select chunk_group_row_limit, stripe_row_limit, compression, compression_level"
+                    "  from columnar.options where relation = 'bench_columnar'::regclass"
+                ).fetchone(),
+                strict=True,
+            )
+        ),
+    }
+
+
 def one_set(count: int, narrow: bool) -> dict:
     try:
         from chdb import session as chdb_session
@@ -344,6 +384,7 @@ def one_set(count: int, narrow: bool) -> dict:
                     "ingest_otel_vs_clickhouse": round(otel_rate / clickhouse_rate, 3),
                     "ingest_rounds": [{k: round(v) for k, v in r.items()} for r in rounds],
                     **lookups(conn, session, trace_ids),
+                    "columnar_copy": columnar_copy(conn, count, trace_ids),
                 }
         finally:
             session.close()

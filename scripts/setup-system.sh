@@ -3,11 +3,16 @@
 # pgvector. Debian 13 ships all three as binary packages; Debian 12 ships
 # PostgreSQL 15 and pg_cron 1.4, and pgvector is built from Debian's source
 # package for trixie. With --browser: Chromium and chromium-driver instead,
-# for the web page's tests. Idempotent: does nothing when everything is present.
+# for the web page's tests. With --citus: Citus (and its citus_columnar),
+# built from the source in ../shared/vendor/citus when that directory is
+# there (OTEL_DB_CITUS_SOURCE overrides it), else nothing. Idempotent: does
+# nothing when everything is present.
 set -euo pipefail
 
 PGVECTOR_VERSION=0.8.0-1
+CITUS_VERSION=13.2.2
 build_dir=${OTEL_DB_BUILD_DIR:-/var/tmp/otel_db-build}
+citus_source=${OTEL_DB_CITUS_SOURCE:-$(realpath -m "$(dirname "$0")/../../shared/vendor/citus")}
 
 say() { printf 'setup-system: %s\n' "$*"; }
 die() { printf 'setup-system: error: %s\n' "$*" >&2; exit 1; }
@@ -74,6 +79,39 @@ build_pgvector() {
     make -s -C "$build_dir/src/pgvector-$upstream" PG_CONFIG="$pg_config" OPTFLAGS="" install >/dev/null
 }
 
+citus_installed() {
+    local sharedir
+    sharedir=$("/usr/lib/postgresql/$1/bin/pg_config" --sharedir 2>/dev/null) || return 1
+    # Citus 13.2.x installs extension version 13.2-1.
+    grep -qs "default_version = '${CITUS_VERSION%.*}-1'" "$sharedir/extension/citus.control" \
+        && [ -f "$sharedir/extension/citus_columnar.control" ]
+}
+
+build_citus() {
+    local major=$1 pg_config="/usr/lib/postgresql/$1/bin/pg_config"
+    local archive="$citus_source/citus-$CITUS_VERSION.tar.gz"
+    if [ ! -f "$archive" ]; then
+        say "no Citus source at $citus_source: Citus and citus_columnar are not installed"
+        return
+    fi
+    citus_installed "$major" && return
+    # The build dependencies that Citus's README names for Debian.
+    apt_install "postgresql-server-dev-$major" build-essential libcurl4-openssl-dev liblz4-dev libzstd-dev \
+        libkrb5-dev libssl-dev libselinux1-dev libxslt1-dev libpam0g-dev libreadline-dev autoconf flex bison
+    say "building Citus $CITUS_VERSION from $archive (about a minute)"
+    mkdir -p "$build_dir/src"
+    rm -rf "$build_dir/src/citus-$CITUS_VERSION"
+    tar -C "$build_dir/src" -xzf "$archive"
+    # PostgreSQL 15.20 exports have_createdb_privilege(), which Citus's
+    # compatibility header defines too; the patch renames Citus's copy.
+    patch -s -d "$build_dir/src/citus-$CITUS_VERSION" -p1 < "$citus_source/pg15-have-createdb-privilege.patch"
+    (cd "$build_dir/src/citus-$CITUS_VERSION" \
+        && ./configure -q --without-libcurl PG_CONFIG="$pg_config" >/dev/null \
+        && make -s -j"$(nproc)" >/dev/null 2>&1 \
+        && make -s install >/dev/null 2>&1) || die "the Citus build failed in $build_dir/src/citus-$CITUS_VERSION"
+    citus_installed "$major" || die "Citus is still missing for PostgreSQL $major after its build"
+}
+
 main() {
     command -v dpkg-query >/dev/null || die "this set-up needs a Debian system (dpkg and apt)"
     if [ "${1:-}" = --browser ]; then
@@ -83,6 +121,10 @@ main() {
     fi
     local major
     major=$(pick_pg_major)
+    if [ "${1:-}" = --citus ]; then
+        build_citus "$major"
+        return
+    fi
     apt_install "postgresql-$major" "postgresql-$major-cron" "postgresql-client-$major"
     if ! vector_installed "$major"; then
         apt_update_once
