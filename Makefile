@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 export OTEL_DB_PGPORT ?= 54329
 export OTEL_STORAGE_CONNECTION_STRING ?= postgresql://postgres@127.0.0.1:$(OTEL_DB_PGPORT)/otel
 
-.PHONY: help setup system browser citus venv model db migrate test demo bench docs lint clean stop
+.PHONY: help setup system browser citus citus-cluster venv model db migrate test demo bench docs lint clean stop
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -24,6 +24,9 @@ browser:  ## Chromium and its WebDriver (apt), for the web page's tests and its 
 
 citus:  ## Citus and citus_columnar, built from ../shared/vendor/citus when it is there (else a message)
 	@scripts/setup-system.sh --citus
+
+citus-cluster: citus  ## a coordinator and two workers on 54340-54342 (.citus-*), for scale-out
+	@scripts/citus-cluster.sh start
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,7 +53,7 @@ tests/node/node_modules/.package-lock.json: tests/node/package-lock.json
 	@if command -v npm >/dev/null; then cd tests/node && npm ci --no-audit --no-fund --silent; \
 	else echo "npm not found: the Node.js writer test will be skipped"; fi
 
-test: migrate model browser tests/node/node_modules/.package-lock.json lint  ## lint, then the test suite against the project cluster
+test: migrate model browser citus tests/node/node_modules/.package-lock.json lint  ## lint, then the test suite against the project cluster
 	@$(BIN)/pytest -q
 
 demo: migrate model  ## load the sample file, run an SDK-instrumented shop through the exporters, query it
@@ -70,5 +73,6 @@ lint: venv  ## ruff (lint and format) and mypy
 	@$(BIN)/mypy
 	@if command -v node >/dev/null; then node --check otel_db/page/app.js; fi
 
-clean: stop  ## stop the cluster, remove the cluster, the venv and caches
-	rm -rf "$$(readlink -f .pgdata)" .pgdata $(VENV) .ruff_cache .mypy_cache .hypothesis *.egg-info
+clean: stop  ## stop the clusters, remove them, the venv and caches
+	@if ls -d .citus-* >/dev/null 2>&1; then scripts/citus-cluster.sh stop >/dev/null 2>&1 || true; fi
+	rm -rf "$$(readlink -f .pgdata)" .pgdata $(foreach d,$(wildcard .citus-*),"$$(readlink -f $(d))" $(d)) $(VENV) .ruff_cache .mypy_cache .hypothesis *.egg-info

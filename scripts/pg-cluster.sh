@@ -8,8 +8,10 @@
 #   scripts/pg-cluster.sh status
 #
 # OTEL_DB_PGPORT picks the port (54329), OTEL_DB_PGDATA the data directory
-# (.pgdata), OTEL_DB_CRON_DATABASE the database pg_cron lives in (postgres)
-# of a new cluster: the test suite starts a private cluster with them.
+# (else OTEL_DB_PGDATA_NAME in the checkout: .pgdata), OTEL_DB_CRON_DATABASE
+# the database pg_cron lives in (postgres) and OTEL_DB_PRELOAD the
+# shared_preload_libraries (pg_cron) of a new cluster: the test suite starts
+# a private cluster with them, scripts/citus-cluster.sh its three nodes.
 #
 # PostgreSQL refuses to run as root, so as root the cluster runs as the
 # "postgres" OS user. That user must be able to reach the data directory:
@@ -20,6 +22,8 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 port=${OTEL_DB_PGPORT:-54329}
 cron_database=${OTEL_DB_CRON_DATABASE:-postgres}
+preload=${OTEL_DB_PRELOAD:-pg_cron}
+name=${OTEL_DB_PGDATA_NAME:-.pgdata}
 major=${OTEL_DB_PGMAJOR:-$("$repo/scripts/setup-system.sh")}
 bin=/usr/lib/postgresql/$major/bin
 
@@ -38,16 +42,16 @@ data_dir() {
     if [ -n "${OTEL_DB_PGDATA:-}" ]; then
         echo "$OTEL_DB_PGDATA"; return
     fi
-    if [ -L "$repo/.pgdata" ] || [ -d "$repo/.pgdata" ]; then
-        readlink -f "$repo/.pgdata"; return
+    if [ -L "$repo/$name" ] || [ -d "$repo/$name" ]; then
+        readlink -f "$repo/$name"; return
     fi
     if as_owner test -x "$repo" 2>/dev/null; then
-        echo "$repo/.pgdata"
+        echo "$repo/$name"
     else
         local outside
-        outside=/var/tmp/otel_db-pgdata-$(printf '%s' "$repo" | sha1sum | cut -c1-12)
-        say "$owner cannot reach $repo: keeping the cluster in $outside (.pgdata links to it)" >&2
-        ln -sfn "$outside" "$repo/.pgdata"
+        outside=/var/tmp/otel_db-${name#.}-$(printf '%s' "$repo" | sha1sum | cut -c1-12)
+        say "$owner cannot reach $repo: keeping the cluster in $outside ($name links to it)" >&2
+        ln -sfn "$outside" "$repo/$name"
         echo "$outside"
     fi
 }
@@ -66,7 +70,7 @@ create() {
 listen_addresses = '127.0.0.1'
 port = $port
 unix_socket_directories = '$dir'
-shared_preload_libraries = 'pg_cron'
+shared_preload_libraries = '$preload'
 cron.database_name = '$cron_database'
 cron.use_background_workers = on
 max_worker_processes = 16

@@ -1,0 +1,132 @@
+"""scripts/citus-cluster.sh: a coordinator and two workers on this machine, and what scale-out needs of them.
+
+Citus is built from ../shared/vendor/citus (`make citus`, which `make test` runs); where that directory is
+absent, or Citus is not installed, these tests are skipped and say why. The cluster runs on free ports with
+its data in /tmp, and is stopped and removed afterwards.
+"""
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.conftest import ROOT, database_url
+from tests.helpers import free_port
+
+CITUS_SOURCE = ROOT.parent / "shared" / "vendor" / "citus"
+DATABASE = "scaleout"
+
+
+def citus_installed(major: int) -> bool:
+    sharedir = subprocess.run(
+        [f"/usr/lib/postgresql/{major}/bin/pg_config", "--sharedir"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    return (Path(sharedir) / "extension" / "citus.control").exists()
+
+
+@dataclass
+class CitusCluster:
+    ports: list[int]
+    env: dict[str, str]
+
+    def url(self, node: int = 0) -> str:
+        return database_url(DATABASE, self.ports[node])
+
+    def script(self, *arguments: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [ROOT / "scripts" / "citus-cluster.sh", *arguments], env=self.env, capture_output=True, text=True
+        )
+
+
+@pytest.fixture(scope="module")
+def citus() -> Iterator[CitusCluster]:
+    if not CITUS_SOURCE.is_dir():
+        pytest.skip(f"no Citus source in {CITUS_SOURCE}: the Citus tests are skipped (CI has it)")
+    with psycopg.connect(database_url("postgres")) as project:
+        major = project.execute("select current_setting('server_version_num')::int / 10000").fetchone()[0]
+    if not citus_installed(major):
+        pytest.skip(
+            f"Citus is not installed for PostgreSQL {major}: `make citus` (as root) builds it from {CITUS_SOURCE}"
+        )
+    ports = [free_port(), free_port(), free_port()]
+    data = Path(tempfile.mkdtemp(prefix="otel_db-citus-", dir="/tmp"))
+    env = {
+        **os.environ,
+        "OTEL_DB_CITUS_PORT": str(ports[0]),
+        "OTEL_DB_CITUS_WORKER_PORTS": f"{ports[1]} {ports[2]}",
+        "OTEL_DB_CITUS_DATA": str(data),
+        "OTEL_DB_PGMAJOR": str(major),
+    }
+    cluster = CitusCluster(ports, env)
+    try:
+        for arguments in (("start",), ("createdb", DATABASE)):
+            done = cluster.script(*arguments)
+            assert done.returncode == 0, f"citus-cluster.sh {' '.join(arguments)}: {done.stderr}"
+        yield cluster
+    finally:
+        cluster.script("stop")
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def test_the_coordinator_sees_both_workers(citus):
+    with psycopg.connect(citus.url()) as conn:
+        workers = conn.execute("select node_port from citus_get_active_worker_nodes() order by 1").fetchall()
+        assert [port for (port,) in workers] == sorted(citus.ports[1:])
+        for extension in ("citus", "vector"):
+            assert conn.execute("select count(*) from pg_extension where extname = %s", (extension,)).fetchone() == (1,)
+    for port in citus.ports[1:]:
+        with psycopg.connect(database_url(DATABASE, port)) as worker:
+            assert worker.execute("select count(*) from pg_extension where extname = 'vector'").fetchone() == (1,)
+
+
+def test_a_partitioned_table_distributed_by_trace_id_loads_through_colocated_staging(citus):
+    with psycopg.connect(citus.url(), autocommit=True) as conn:
+        conn.execute(
+            "create table spans (trace_id text not null, span_id text not null, start_time timestamptz not null,"
+            " name text) partition by range (start_time)"
+        )
+        conn.execute(
+            "create table spans_p20251124 partition of spans"
+            " for values from ('2025-11-24 00:00+00') to ('2025-11-25 00:00+00')"
+        )
+        conn.execute("select create_distributed_table('spans', 'trace_id')")
+        conn.execute("create unlogged table spans_staging (like spans)")
+        conn.execute("select create_distributed_table('spans_staging', 'trace_id', colocate_with => 'spans')")
+        with conn.cursor().copy("copy spans_staging from stdin") as copy:
+            for n in range(1000):
+                copy.write_row([f"{n % 100:032x}", f"{n:016x}", "2025-11-24 12:00+00", f"op {n % 7}"])
+
+        move = "insert into spans select * from spans_staging"
+        plan = "\n".join(row for (row,) in conn.execute(f"explain {move}"))
+        assert "pull to coordinator" not in plan.lower()  # each worker moves its own shards' rows
+        conn.execute(move)
+        assert conn.execute("select count(*), count(distinct trace_id) from spans").fetchone() == (1000, 100)
+
+        shard_nodes = conn.execute(
+            "select count(distinct nodeport) from citus_shards where table_name = 'spans'::regclass"
+        ).fetchone()[0]
+        assert shard_nodes == 2
+        trace = f"{42:032x}"
+        router = "\n".join(row for (row,) in conn.execute("explain select * from spans where trace_id = %s", (trace,)))
+        assert "Task Count: 1" in router
+        assert conn.execute("select count(*) from spans where trace_id = %s", (trace,)).fetchone() == (10,)
+
+
+def test_a_reference_table_answers_nearest_neighbours_through_its_hnsw_index(citus):
+    with psycopg.connect(citus.url(), autocommit=True) as conn:
+        conn.execute("create table signatures (id bigint primary key, embedding vector(3))")
+        conn.execute("select create_reference_table('signatures')")
+        conn.execute("create index on signatures using hnsw (embedding vector_cosine_ops)")
+        conn.execute("insert into signatures values (1, '[1,0,0]'), (2, '[0.9,0.1,0]'), (3, '[0,1,0]'), (4, '[0,0,1]')")
+        nearest = conn.execute("select id from signatures order by embedding <=> '[1,0.05,0]' limit 2").fetchall()
+        assert nearest == [(1,), (2,)]
+        placements = conn.execute(
+            "select count(distinct nodeport) from citus_shards where table_name = 'signatures'::regclass"
+        ).fetchone()[0]
+        assert placements == 3  # a copy on the coordinator and on each worker
