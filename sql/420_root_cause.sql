@@ -29,8 +29,7 @@ as $$
 -- root, or from the highest stored ancestor when a parent is missing (the
 -- reason says so). As otel.trace_spans(), the trace's time range in
 -- otel.trace_summaries confines the lookup to its partitions, where the
--- (trace_id, span_id) index finds its spans, however many flushes brought
--- them.
+-- trace_id index finds its spans, however many flushes brought them.
 declare
     wanted text := otel.normalize_trace_id(root_cause.trace_id);
     first_start timestamptz;

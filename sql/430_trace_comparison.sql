@@ -20,7 +20,7 @@ as $$
     -- ancestors from the root down. Repeated operations under the same path
     -- are numbered in start order (occurrence). As otel.trace_spans(), each
     -- trace's time range in otel.trace_summaries confines the lookup to its
-    -- partitions, where the (trace_id, span_id) index finds its spans.
+    -- partitions, where the trace_id index finds its spans.
     with recursive wanted as (
         select s.trace_id, s.start_time, s.end_time
           from otel.trace_summaries as s

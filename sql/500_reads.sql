@@ -91,7 +91,7 @@ language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
 -- The trace's time range in otel.trace_summaries confines the lookup to the
--- partitions it spans, where the (trace_id, span_id) index finds its spans.
+-- partitions it spans, where the trace_id index finds its spans.
 -- Depth first, children by start time; a span whose parent is missing is
 -- shown as a root (depth 0).
 declare

@@ -301,3 +301,49 @@ def test_upgrading_to_0022_catalogs_the_operations_already_stored(empty_database
         ("web", "GET /a", "CLIENT", first, ["service.name"]),
         ("web", "GET /a", "SERVER", first, ["service.name"]),
     ]
+
+
+def test_upgrading_to_0034_indexes_every_stored_partition_by_trace_id(empty_database):
+    config = alembic_config(empty_database)
+    command.upgrade(config, "0033")
+    trace = "5b8efff798038103d269b633813fc60c"
+    day_ns = 86_400 * 10**9
+    with psycopg.connect(empty_database, autocommit=True) as conn:
+        stage_otlp(
+            conn,
+            [
+                traces_request(
+                    *[
+                        span(
+                            traceId=trace,
+                            startTimeUnixNano=str(1764000000 * 10**9 + n * day_ns),
+                            endTimeUnixNano=str(1764000001 * 10**9 + n * day_ns),
+                        )
+                        for n in range(2)
+                    ],
+                    span(),
+                )
+            ],
+        )
+        flush(conn)
+        before = conn.execute("select span_id, depth, name from otel.trace_spans(%s)", (trace,)).fetchall()
+
+    def trace_indexes(conn: psycopg.Connection) -> list[tuple[str, str]]:
+        return conn.execute(
+            "select c.relname, pg_get_indexdef(i.indexrelid)"
+            "  from pg_index as i join pg_class as c on c.oid = i.indrelid join pg_class as x on x.oid = i.indexrelid"
+            " where c.relnamespace = 'otel'::regnamespace and (c.relname = 'traces' or c.relname like 'traces\\_p%%')"
+            "   and pg_get_indexdef(i.indexrelid) like '%%(trace_id%%' order by 1"
+        ).fetchall()
+
+    command.upgrade(config, "0034")
+    with psycopg.connect(empty_database) as conn:
+        upgraded = trace_indexes(conn)
+        assert [table for table, _ in upgraded] == ["traces", "traces_p20251124", "traces_p20251125"]
+        assert all(definition.endswith("USING btree (trace_id)") for _, definition in upgraded)
+        assert conn.execute("select span_id, depth, name from otel.trace_spans(%s)", (trace,)).fetchall() == before
+        assert len(before) == 2
+    command.downgrade(config, "0033")
+    with psycopg.connect(empty_database) as conn:
+        assert all(definition.endswith("USING btree (trace_id, span_id)") for _, definition in trace_indexes(conn))
+        assert len(trace_indexes(conn)) == 3
