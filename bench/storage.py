@@ -374,7 +374,7 @@ def one_set(count: int, narrow: bool) -> dict:
                 ]
                 otel_rate = statistics.median(r["otel_db"] for r in rounds)
                 clickhouse_rate = statistics.median(r["clickhouse"] for r in rounds)
-                return {
+                measured = {
                     "spans": count,
                     "bytes_per_span": {
                         "otel_db": otel_bytes(conn, count),
@@ -384,8 +384,9 @@ def one_set(count: int, narrow: bool) -> dict:
                     "ingest_otel_vs_clickhouse": round(otel_rate / clickhouse_rate, 3),
                     "ingest_rounds": [{k: round(v) for k, v in r.items()} for r in rounds],
                     **lookups(conn, session, trace_ids),
-                    "columnar_copy": columnar_copy(conn, count, trace_ids),
                 }
+                columnar = columnar_copy(conn, count, trace_ids)
+                return measured | ({"columnar_copy": columnar} if columnar else {})
         finally:
             session.close()
             drop_database(DATABASE)

@@ -35,7 +35,9 @@ node() {
     local i=$1 action=$2
     local place=(OTEL_DB_PGDATA_NAME=".citus-${nodes[$i]}")
     [ -n "${OTEL_DB_CITUS_DATA:-}" ] && place=(OTEL_DB_PGDATA="$OTEL_DB_CITUS_DATA/${nodes[$i]}")
-    env "${place[@]}" OTEL_DB_PGPORT="${ports[$i]}" OTEL_DB_PGMAJOR="$major" OTEL_DB_PRELOAD=citus,pg_cron \
+    # The project cluster's settings, when the caller has them, are not this node's.
+    env -u OTEL_DB_PGDATA -u OTEL_DB_PGDATA_NAME -u OTEL_DB_CRON_DATABASE "${place[@]}" \
+        OTEL_DB_PGPORT="${ports[$i]}" OTEL_DB_PGMAJOR="$major" OTEL_DB_PRELOAD=citus,pg_cron \
         "$repo/scripts/pg-cluster.sh" "$action"
 }
 
@@ -87,6 +89,6 @@ case ${1:-start} in
     createdb) createdb "${2:?usage: $0 createdb NAME}" ;;
     dropdb) dropdb "${2:?usage: $0 dropdb NAME}" ;;
     stop) for i in 2 1 0; do node "$i" stop || true; done ;;
-    status) for i in 0 1 2; do printf '%s: ' "${nodes[$i]}"; node "$i" status | head -1; done ;;
+    status) for i in 0 1 2; do printf '%s: ' "${nodes[$i]}"; { node "$i" status || true; } | head -1; done ;;
     *) die "usage: $0 start|createdb NAME|dropdb NAME|stop|status" ;;
 esac

@@ -89,12 +89,18 @@ citus_installed() {
 
 build_citus() {
     local major=$1 pg_config="/usr/lib/postgresql/$1/bin/pg_config"
-    local archive="$citus_source/citus-$CITUS_VERSION.tar.gz"
+    local archive="$citus_source/citus-$CITUS_VERSION.tar.gz" patch="$citus_source/pg15-have-createdb-privilege.patch"
+    citus_installed "$major" && return
     if [ ! -f "$archive" ]; then
         say "no Citus source at $citus_source: Citus and citus_columnar are not installed"
         return
     fi
-    citus_installed "$major" && return
+    if [ "$(id -u)" -ne 0 ]; then
+        # Not fatal: what needs Citus skips and says so.
+        say "Citus is not installed: run make citus as root to build it from $citus_source"
+        return
+    fi
+    [ -f "$patch" ] || die "$patch is missing beside $archive"
     # The build dependencies that Citus's README names for Debian.
     apt_install "postgresql-server-dev-$major" build-essential libcurl4-openssl-dev liblz4-dev libzstd-dev \
         libkrb5-dev libssl-dev libselinux1-dev libxslt1-dev libpam0g-dev libreadline-dev autoconf flex bison
@@ -104,11 +110,12 @@ build_citus() {
     tar -C "$build_dir/src" -xzf "$archive"
     # PostgreSQL 15.20 exports have_createdb_privilege(), which Citus's
     # compatibility header defines too; the patch renames Citus's copy.
-    patch -s -d "$build_dir/src/citus-$CITUS_VERSION" -p1 < "$citus_source/pg15-have-createdb-privilege.patch"
+    patch -s -d "$build_dir/src/citus-$CITUS_VERSION" -p1 < "$patch"
+    local log="$build_dir/citus-build.log"
     (cd "$build_dir/src/citus-$CITUS_VERSION" \
-        && ./configure -q --without-libcurl PG_CONFIG="$pg_config" >/dev/null \
-        && make -s -j"$(nproc)" >/dev/null 2>&1 \
-        && make -s install >/dev/null 2>&1) || die "the Citus build failed in $build_dir/src/citus-$CITUS_VERSION"
+        && ./configure --without-libcurl PG_CONFIG="$pg_config" \
+        && make -j"$(nproc)" \
+        && make install) > "$log" 2>&1 || die "the Citus build failed: see $log"
     citus_installed "$major" || die "Citus is still missing for PostgreSQL $major after its build"
 }
 
