@@ -199,7 +199,8 @@ set search_path = pg_catalog, pg_temp
 set jit = off
 as $$
 -- One row per aligned pair of spans and per span of one trace only, the
--- most telling first:
+-- most telling first (a span fails as otel.root_cause() counts it: status
+-- ERROR, or an exception event without status OK):
 --   1  a span failed in one trace only (both present, or present in one and
 --      failed there)
 --   2  both failed, differently (message or exception type)
@@ -223,17 +224,22 @@ begin
             using errcode = 'invalid_parameter_value';
     end if;
     return query
-        with aligned as (
+        with failing as (
             select x.*,
-                   case when (x.span_id_a is null or x.span_id_b is null)
-                             and 'ERROR' in (x.status_a, x.status_b) then 1
-                        when 'status' = any (x.differences) and (x.status_a = 'ERROR') <> (x.status_b = 'ERROR') then 1
+                   coalesce(x.status_a = 'ERROR' or (x.raised_a and x.status_a <> 'OK'), false) as failing_a,
+                   coalesce(x.status_b = 'ERROR' or (x.raised_b and x.status_b <> 'OK'), false) as failing_b
+              from otel.align_traces(second_id, array[first_id]) as x
+        ),
+        aligned as (
+            select x.*,
+                   case when (x.span_id_a is null or x.span_id_b is null) and (x.failing_a or x.failing_b) then 1
+                        when x.failing_a <> x.failing_b then 1
                         when x.differences && array['status', 'exception'] then 2
                         when x.differences && array['only in a', 'only in b'] then 3
                         when x.differences && array['slower', 'faster'] then 4
                         when 'attributes' = any (x.differences) then 5
                         else 6 end as weight
-              from otel.align_traces(second_id, array[first_id]) as x
+              from failing as x
         )
         select (row_number() over w)::integer, x.service_name, x.name, x.path, x.depth, x.span_id_a, x.span_id_b,
                x.status_a, x.status_b, x.status_message_a, x.status_message_b, x.exception_type_a, x.exception_type_b,

@@ -432,6 +432,19 @@ def test_an_exception_event_without_a_type_is_a_failure_in_comparisons_too(conn)
     assert charge["rank"] == 1
 
 
+def test_compare_traces_ranks_a_span_that_only_recorded_an_exception_with_the_error_statuses(conn):
+    # Trace 8's card charge recorded an exception (status UNSET) and its stock query ended ERROR; in trace 1
+    # both went well. Both failed in trace 8 only: the span that raised comes first, as root_cause has it.
+    failing = recorded_exception(8, None, "card limit reached")
+    [stock] = [
+        s for r in failing for s in r["resourceSpans"][0]["scopeSpans"][0]["spans"] if s["name"] == "SELECT stock"
+    ]
+    stock["status"] = {"code": 2, "message": "lock wait timeout"}
+    load(conn, checkout(1), failing)
+    ranked = [(r["name"], r["differences"]) for r in compare(conn, trace_id(1), trace_id(8))][:2]
+    assert ranked == [("charge card <num>", ["exception"]), ("SELECT stock", ["status"])]
+
+
 def test_explain_trace_of_a_slow_trace_names_the_slow_span(conn):
     load(conn, *[checkout(n) for n in range(1, 7)], checkout(7, stock_ms=820), checkout(8, stock_ms=2000))
     result = explain(conn, trace_id(7))
