@@ -28,6 +28,7 @@ from bench import (
     staging_modes,
     staging_space,
     storage,
+    toast_compression,
     trace_search,
     web_render,
 )
@@ -54,6 +55,7 @@ BENCHMARKS = {
     "query_api": query_api.run,
     "web_render": web_render.run,
     "storage": storage.run,
+    "toast_compression": toast_compression.run,
 }
 
 

@@ -189,6 +189,11 @@ GOALS: dict[str, list[Goal]] = {
         Goal("narrow: columnar copy, trace by id p50 ms", "narrow.columnar_copy.trace_by_id.p50_ms"),
         Goal("realistic: columnar copy, bytes per span", "realistic.columnar_copy.bytes_per_span"),
     ],
+    "toast_compression": [
+        Goal("lz4 / pglz, COPY of spans with 4 kB stack traces", "lz4_vs_pglz_copy"),
+        Goal("lz4 / pglz, flush of the same spans", "lz4_vs_pglz_flush"),
+        Goal("lz4 / pglz, bytes a span takes", "lz4_vs_pglz_bytes"),
+    ],
     "web_render": [
         Goal("5,000-span trace on screen, p95 ms", "trace_5000_spans.rendered.p95_ms", "< 2000"),
         Goal("the same, p50 ms", "trace_5000_spans.rendered.p50_ms", "< 2000"),

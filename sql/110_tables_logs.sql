@@ -1,19 +1,20 @@
--- Log records, partitioned by day (UTC) of their time.
+-- Log records, partitioned by day (UTC) of their time. Large values are
+-- compressed with lz4, as in otel.traces.
 
 create table otel.logs (
     time timestamptz not null,
     observed_time timestamptz,
     severity_number integer,
     severity_text text,
-    body text,
+    body text compression lz4,
     trace_id text,
     span_id text,
     flags bigint,
     service_name text,
     scope_name text,
     scope_version text,
-    attributes jsonb not null default '{}',
-    resource_attributes jsonb not null default '{}',
+    attributes jsonb compression lz4 not null default '{}',
+    resource_attributes jsonb compression lz4 not null default '{}',
     event_name text,
     -- Stored, so that otel.search_logs() ranks matches without parsing every
     -- matching body again. A bounded prefix: a tsvector is limited to 1 MB,

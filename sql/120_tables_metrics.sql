@@ -1,4 +1,5 @@
--- Metric data points, partitioned by day (UTC) of their time.
+-- Metric data points, partitioned by day (UTC) of their time. Large values
+-- are compressed with lz4, as in otel.traces.
 
 create table otel.metrics (
     time timestamptz not null,
@@ -13,16 +14,16 @@ create table otel.metrics (
     sum double precision,
     min double precision,
     max double precision,
-    bucket_counts numeric[],
-    explicit_bounds double precision[],
-    quantiles jsonb,
-    exponential jsonb,
-    exemplars jsonb,
+    bucket_counts numeric[] compression lz4,
+    explicit_bounds double precision[] compression lz4,
+    quantiles jsonb compression lz4,
+    exponential jsonb compression lz4,
+    exemplars jsonb compression lz4,
     temporality text,
     is_monotonic boolean,
     flags bigint,
-    labels jsonb not null default '{}',
-    resource_attributes jsonb not null default '{}',
+    labels jsonb compression lz4 not null default '{}',
+    resource_attributes jsonb compression lz4 not null default '{}',
     service_name text,
     scope_name text,
     scope_version text,

@@ -1,23 +1,27 @@
 -- Staging: where writers COPY. UNLOGGED and all text, so that COPY never
 -- fails on a value; otel.flush() judges every row. Autovacuum is eager here
 -- because these tables churn completely on every flush.
+-- The columns that can hold large values compress them with lz4, as the
+-- final tables do: COPY compresses a stack trace in half pglz's time, and
+-- the flush stores the compressed value as it is.
 
 create unlogged table otel.traces_staging (
     trace_id text, span_id text, parent_span_id text, trace_state text, flags text,
     name text, kind text, start_time text, end_time text,
-    status_code text, status_message text,
+    status_code text, status_message text compression lz4,
     service_name text, scope_name text, scope_version text,
-    attributes text, resource_attributes text, events text, links text
+    attributes text compression lz4, resource_attributes text compression lz4,
+    events text compression lz4, links text compression lz4
 ) with (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000,
         autovacuum_vacuum_cost_delay = 0);
 comment on table otel.traces_staging is
     'Spans as writers COPY them, every column text, moved by otel.flush(): trace_id, span_id, parent_span_id, trace_state, flags, name, kind, start_time, end_time, status_code, status_message, service_name, scope_name, scope_version, attributes (object), resource_attributes (object), events (array), links (array)';
 
 create unlogged table otel.logs_staging (
-    time text, observed_time text, severity_number text, severity_text text, body text,
+    time text, observed_time text, severity_number text, severity_text text, body text compression lz4,
     trace_id text, span_id text, flags text,
     service_name text, scope_name text, scope_version text,
-    attributes text, resource_attributes text, event_name text
+    attributes text compression lz4, resource_attributes text compression lz4, event_name text
 ) with (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000,
         autovacuum_vacuum_cost_delay = 0);
 comment on table otel.logs_staging is
@@ -26,9 +30,11 @@ comment on table otel.logs_staging is
 create unlogged table otel.metrics_staging (
     time text, start_time text, name text, description text, type text, unit text,
     value text, count text, sum text, min text, max text,
-    bucket_counts text, explicit_bounds text, quantiles text, exponential text, exemplars text,
+    bucket_counts text compression lz4, explicit_bounds text compression lz4, quantiles text compression lz4,
+    exponential text compression lz4, exemplars text compression lz4,
     temporality text, is_monotonic text, flags text,
-    labels text, resource_attributes text, service_name text, scope_name text, scope_version text
+    labels text compression lz4, resource_attributes text compression lz4,
+    service_name text, scope_name text, scope_version text
 ) with (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000,
         autovacuum_vacuum_cost_delay = 0);
 comment on table otel.metrics_staging is

@@ -48,6 +48,9 @@ security definer
 set search_path = pg_catalog, pg_temp
 set timezone = 'UTC'
 set jit = off  -- compiling these statements costs more than it saves
+-- The working tables compress large values as the final tables do: a
+-- value compressed once is stored as it is (sql/100_tables_traces.sql).
+set default_toast_compression = 'lz4'
 as $$
 -- The second transaction of a flush: the claimed rows to their final
 -- tables or the dead-letter queue, and a row in otel.flush_runs.

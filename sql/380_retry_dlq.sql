@@ -6,6 +6,7 @@ security definer
 set search_path = pg_catalog, pg_temp
 set timezone = 'UTC'
 set jit = off
+set default_toast_compression = 'lz4'  -- as otel.flush_process()
 as $$
 -- Re-validates every unprocessed letter tried fewer than max_retries times
 -- (after a fix to the data, or to otel_db). Letters that pass move to their

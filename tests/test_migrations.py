@@ -347,3 +347,21 @@ def test_upgrading_to_0034_indexes_every_stored_partition_by_trace_id(empty_data
     with psycopg.connect(empty_database) as conn:
         assert all(definition.endswith("USING btree (trace_id, span_id)") for _, definition in trace_indexes(conn))
         assert len(trace_indexes(conn)) == 3
+
+
+def test_upgrading_to_0036_compresses_with_lz4_in_the_partitions_already_made(empty_database):
+    config = alembic_config(empty_database)
+    command.upgrade(config, "0035")
+    with psycopg.connect(empty_database, autocommit=True) as conn:
+        stage_otlp(conn, [traces_request(span())])
+        flush(conn)
+    compression = (
+        "select string_agg(distinct attcompression::text, ',') from pg_attribute"
+        " where attrelid = 'otel.traces_p20251124'::regclass and attname in ('attributes', 'events')"
+    )
+    command.upgrade(config, "0036")
+    with psycopg.connect(empty_database) as conn:
+        assert scalar(conn, compression) == "l"
+    command.downgrade(config, "0035")
+    with psycopg.connect(empty_database) as conn:
+        assert scalar(conn, compression) == ""

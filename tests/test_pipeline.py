@@ -276,3 +276,36 @@ def test_a_repeatable_read_flush_never_truncates_claims_it_cannot_see(conn, dsn)
         "claimed earlier",
         "claimed meanwhile",
     ]
+
+
+def stack_trace(n: int) -> str:
+    """A Python traceback of some 4 kB: a value PostgreSQL compresses."""
+    return "".join(
+        f'  File "/app/orders/step_{i}.py", line {i * 7}, in handle_{i}\n    fetch({n}, {i})\n' for i in range(60)
+    )
+
+
+def test_large_values_are_compressed_with_lz4_from_staging_to_the_final_tables(conn):
+    raised = {
+        "name": "exception",
+        "timeUnixNano": "1764000000100000000",
+        "attributes": [attribute("exception.stacktrace", {"stringValue": stack_trace(1)})],
+    }
+    stage_otlp(conn, [traces_request(span(events=[raised]))])
+    with conn.cursor().copy(
+        "copy otel.traces_staging (trace_id, span_id, name, start_time, end_time, events) from stdin"
+    ) as copy:
+        copy.write_row(
+            [
+                hex_id(32),
+                hex_id(16),
+                "typed",
+                "1764000000000000000",
+                "1764000000250000000",
+                json.dumps([{"name": "exception", "attributes": {"exception.stacktrace": stack_trace(2)}}]),
+            ]
+        )
+    assert scalar(conn, "select pg_column_compression(events) from otel.traces_staging") == "lz4"
+    assert flush(conn)["spans"] == 2
+    stored = conn.execute("select name, pg_column_compression(events) from otel.traces order by name").fetchall()
+    assert stored == [("GET /users/{id}", "lz4"), ("typed", "lz4")]
