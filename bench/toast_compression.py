@@ -2,8 +2,9 @@
 
 Every span gets an exception event with a Python traceback of some 4 kB
 (a value PostgreSQL compresses); the spans are otherwise bench.common's
-realistic ones. Each round COPYs them into otel.traces_staging and flushes
-them, once as the schema has it (lz4 on the columns that can hold large
+realistic ones, written once to a file in COPY's text format, so that the
+COPY is timed on the server's side. Each round COPYs them into
+otel.traces_staging and flushes them, once as the schema has it (lz4 on the columns that can hold large
 values, and in the flush's working tables) and once with every such column
 and the flush set back to pglz, PostgreSQL's default, in alternating order.
 Reported: COPY and flush rates (medians of the rounds) and the bytes a span
@@ -13,12 +14,14 @@ takes in otel.traces (heap, TOAST and indexes).
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterator
+import tempfile
+from pathlib import Path
 
 import psycopg
 
 from bench.common import TYPED_COLUMNS, drop_database, fresh_database, span_dicts, timed, typed_row
 from bench.flush_throughput import settle
+from bench.storage import copy_text
 
 DATABASE = "otel_bench_toast"
 
@@ -39,11 +42,13 @@ def traceback(n: int) -> str:
     )
 
 
-def spans_with_tracebacks(count: int) -> Iterator[list]:
-    for n, span in enumerate(span_dicts(count)):
-        exception = {"exception.type": "QueryCanceled", "exception.stacktrace": traceback(n)}
-        span["events"] = [*span["events"], {"name": "exception", "time": None, "attributes": exception}]
-        yield typed_row(span)
+def write_spans(path: Path, count: int) -> None:
+    """The spans, each with a traceback event, as typed staging rows in COPY's text format."""
+    with path.open("w") as tsv:
+        for n, span in enumerate(span_dicts(count)):
+            exception = {"exception.type": "QueryCanceled", "exception.stacktrace": traceback(n)}
+            span["events"] = [*span["events"], {"name": "exception", "time": None, "attributes": exception}]
+            tsv.write("\t".join(copy_text(value) for value in typed_row(span)) + "\n")
 
 
 def use(conn: psycopg.Connection, columns: list[tuple[str, str]], method: str) -> None:
@@ -53,13 +58,17 @@ def use(conn: psycopg.Connection, columns: list[tuple[str, str]], method: str) -
         conn.execute(f"alter {routine} set default_toast_compression = '{method}'")
 
 
-def copy_and_flush(conn: psycopg.Connection, spans: int) -> tuple[float, float, float]:
-    """Seconds to COPY and to flush the spans into emptied tables, and the bytes a span then takes."""
+def copy_and_flush(conn: psycopg.Connection, typed: Path, spans: int) -> tuple[float, float, float]:
+    """Seconds to COPY the file and to flush its spans into emptied tables, and the bytes a span then takes."""
     conn.execute("truncate otel.traces, otel.trace_summaries, otel.span_signatures, otel.flush_runs")
     settle(conn)
-    with timed() as copying, conn.cursor().copy(f"copy otel.traces_staging ({TYPED_COLUMNS}) from stdin") as copy:
-        for row in spans_with_tracebacks(spans):
-            copy.write_row(row)
+    with (
+        timed() as copying,
+        conn.cursor().copy(f"copy otel.traces_staging ({TYPED_COLUMNS}) from stdin") as copy,
+        typed.open("rb") as f,
+    ):
+        while block := f.read(1 << 20):
+            copy.write(block)
     settle(conn)
     with timed() as flushing:
         conn.execute("call otel.flush()")
@@ -72,6 +81,9 @@ def copy_and_flush(conn: psycopg.Connection, spans: int) -> tuple[float, float, 
 def run(spans: int = 50_000, rounds: int = 3) -> dict:
     url = fresh_database(DATABASE)
     measured: dict[str, list[tuple[float, float, float]]] = {"lz4": [], "pglz": []}
+    scratch = tempfile.TemporaryDirectory(prefix="otel_db-toast-")
+    typed = Path(scratch.name) / "typed.tsv"
+    write_spans(typed, spans)
     try:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("select otel.ensure_partitions('traces', array['2025-11-24'::date, '2025-11-25'::date])")
@@ -79,9 +91,10 @@ def run(spans: int = 50_000, rounds: int = 3) -> dict:
             for round_number in range(rounds):
                 for method in ("lz4", "pglz") if round_number % 2 == 0 else ("pglz", "lz4"):
                     use(conn, columns, method)
-                    measured[method].append(copy_and_flush(conn, spans))
+                    measured[method].append(copy_and_flush(conn, typed, spans))
     finally:
         drop_database(DATABASE)
+        scratch.cleanup()
 
     def figures(method: str) -> dict:
         runs = measured[method]
