@@ -101,9 +101,11 @@ build_citus() {
         return
     fi
     [ -f "$patch" ] || die "$patch is missing beside $archive"
-    # The build dependencies that Citus's README names for Debian.
+    # The build dependencies that Citus's README names for Debian, and ICU's
+    # headers, which PostgreSQL 17's server headers include.
     apt_install "postgresql-server-dev-$major" build-essential libcurl4-openssl-dev liblz4-dev libzstd-dev \
-        libkrb5-dev libssl-dev libselinux1-dev libxslt1-dev libpam0g-dev libreadline-dev autoconf flex bison
+        libkrb5-dev libssl-dev libselinux1-dev libxslt1-dev libpam0g-dev libreadline-dev libicu-dev \
+        autoconf flex bison
     say "building Citus $CITUS_VERSION from $archive (about a minute)"
     mkdir -p "$build_dir/src"
     rm -rf "$build_dir/src/citus-$CITUS_VERSION"
