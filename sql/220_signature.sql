@@ -103,6 +103,18 @@ $$;
 comment on function otel.exception_attribute(jsonb, text) is
     'An attribute (exception.type, exception.message) of the first "exception" event, null when there is none';
 
+create or replace function otel.span_failed(status_code text, raised boolean)
+returns boolean
+language sql immutable parallel safe
+as $$
+    -- Status ERROR, or an "exception" event (raised) with a status other
+    -- than OK: OK is final, the exception was handled. The one rule of the
+    -- root-cause and comparison functions; a span not there has not failed.
+    select coalesce(status_code = 'ERROR' or (raised and status_code <> 'OK'), false)
+$$;
+comment on function otel.span_failed(text, boolean) is
+    'Whether a span failed: status ERROR, or an exception event (raised) with a status other than OK; false for a span that is not there (null status)';
+
 create or replace function otel.signature_input(
     service_name text, kind text, name text, status_code text, status_message text,
     attributes jsonb, events jsonb)

@@ -14,8 +14,8 @@ set search_path = pg_catalog, pg_temp
 -- a few hundred spans: compiling for that costs far more than it saves.
 set jit = off
 as $$
--- A span fails when its status is ERROR, or when it recorded an "exception"
--- event and its status is not OK (OK is final: the exception was handled).
+-- A span fails as otel.span_failed() says: status ERROR, or an "exception"
+-- event with a status other than OK.
 -- A failure is weak when all it says is an HTTP status >= 400: no
 -- exception, no status message beyond the code. The candidates are the
 -- failing spans without a failing descendant (a weak one does not count
@@ -51,7 +51,7 @@ begin
                    t.start_time, t.duration_ms, e.attributes ->> 'exception.type' as exception_type,
                    e.attributes ->> 'exception.message' as exception_message, e.attributes is not null as raised,
                    h.status as http_status,
-                   t.status_code = 'ERROR' or (e.attributes is not null and t.status_code <> 'OK') as failing,
+                   otel.span_failed(t.status_code, e.attributes is not null) as failing,
                    -- a status message that says more than the HTTP status code
                    nullif(t.status_message, '') is not null
                    and (h.status is null or position(h.status::text in t.status_message) = 0) as own_message
@@ -171,4 +171,4 @@ begin
 end
 $$;
 comment on function otel.root_cause(text) is
-    'Where the trace''s failure originates, best first: the failing spans (status ERROR, or an `exception` event without status OK) with no failing descendant (a failure that is only an HTTP status does not count below a span that raised or has a message of its own), so that an error that travelled up through several services comes back as the span that raised it. rank, span_id, parent_span_id, depth (from the root, or from below a missing parent), service_name, name, kind, status_code, status_message, exception_type, exception_message, start_time, duration_ms, score, reason. Score 3: raised an exception (status ERROR); 2.5: recorded an exception, status UNSET; 2: error status alone; 1: only an HTTP status ≥ 400 with no message of its own, or mirroring the 5xx of a descendant that did not fail; ties go to the deeper, then the earlier span. `reason` says which (`raised KeyError; no failing descendant`), and when a parent is missing from the trace. No rows for a trace without errors; reads the trace''s partitions by index, whatever flushes brought its spans; no rows for a trace without errors or an unknown trace; 22023 unless trace_id is 32 hex digits';
+    'Where the trace''s failure originates, best first: the failing spans (status ERROR, or an `exception` event without status OK) with no failing descendant (a failure that is only an HTTP status does not count below a span that raised or has a message of its own), so that an error that travelled up through several services comes back as the span that raised it. rank, span_id, parent_span_id, depth (from the root, or from below a missing parent), service_name, name, kind, status_code, status_message, exception_type, exception_message, start_time, duration_ms, score, reason. Score 3: raised an exception (status ERROR); 2.5: recorded an exception, status UNSET; 2: error status alone; 1: only an HTTP status ≥ 400 with no message of its own, or mirroring the 5xx of a descendant that did not fail; ties go to the deeper, then the earlier span. `reason` says which (`raised KeyError; no failing descendant`), and when a parent is missing from the trace. Reads the trace''s partitions by index, whatever flushes brought its spans; no rows for a trace without errors or an unknown trace; 22023 unless trace_id is 32 hex digits';

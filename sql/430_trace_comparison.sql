@@ -199,8 +199,7 @@ set search_path = pg_catalog, pg_temp
 set jit = off
 as $$
 -- One row per aligned pair of spans and per span of one trace only, the
--- most telling first (a span fails as otel.root_cause() counts it: status
--- ERROR, or an exception event without status OK):
+-- most telling first (a span fails as otel.span_failed() says):
 --   1  a span failed in one trace only (both present, or present in one and
 --      failed there)
 --   2  both failed, differently (message or exception type)
@@ -226,8 +225,8 @@ begin
     return query
         with failing as (
             select x.*,
-                   coalesce(x.status_a = 'ERROR' or (x.raised_a and x.status_a <> 'OK'), false) as failing_a,
-                   coalesce(x.status_b = 'ERROR' or (x.raised_b and x.status_b <> 'OK'), false) as failing_b
+                   otel.span_failed(x.status_a, x.raised_a) as failing_a,
+                   otel.span_failed(x.status_b, x.raised_b) as failing_b
               from otel.align_traces(second_id, array[first_id]) as x
         ),
         aligned as (
@@ -261,15 +260,14 @@ returns boolean
 language sql stable
 set search_path = pg_catalog, pg_temp
 as $$
-    -- As otel.root_cause() counts a failure: status ERROR, or an exception
-    -- event with a status other than OK. trace_start and trace_end, the
-    -- trace's extent in otel.trace_summaries, confine it to its partitions
-    -- (every span of the trace starts between them).
+    -- A failure as otel.root_cause() counts it (otel.span_failed()).
+    -- trace_start and trace_end, the trace's extent in otel.trace_summaries,
+    -- confine it to its partitions (every span of the trace starts between
+    -- them).
     select exists (
         select from otel.traces as t
          where t.trace_id = trace_failed.trace_id and t.start_time between trace_start and trace_end
-           and (t.status_code = 'ERROR'
-                or (t.status_code <> 'OK' and otel.exception_event_attributes(t.events) is not null)))
+           and otel.span_failed(t.status_code, otel.exception_event_attributes(t.events) is not null))
 $$;
 comment on function otel.trace_failed(text, timestamptz, timestamptz) is
     'Whether a span of the trace failed as otel.root_cause() counts it (status ERROR, or an exception event without status OK), its spans read where they start between trace_start and trace_end (its extent in otel.trace_summaries); internal to otel.explain_trace()';
@@ -371,8 +369,8 @@ begin
         ),
         comparisons as materialized (
             select c.*,
-                   c.status_b = 'ERROR' or (c.raised_b and c.status_b <> 'OK') as failing_b,
-                   c.status_a = 'ERROR' or (c.raised_a and c.status_a <> 'OK') as failing_a
+                   otel.span_failed(c.status_b, c.raised_b) as failing_b,
+                   otel.span_failed(c.status_a, c.raised_a) as failing_a
               from otel.align_traces(wanted, array(select n.trace_id from neighbours as n)) as c
         ),
         total as (

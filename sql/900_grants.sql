@@ -93,7 +93,8 @@ grant execute on function
     otel.check_time_range(timestamptz, timestamptz, boolean),
     otel.normalize_trace_id(text),
     otel.exception_attribute(jsonb, text),
-    otel.exception_event_attributes(jsonb)
+    otel.exception_event_attributes(jsonb),
+    otel.span_failed(text, boolean)
     to otel_reader, otel_admin;
 grant execute on function otel.set_retention(text, interval), otel.drop_expired_partitions() to otel_admin;
 grant execute on function otel.set_staging_mode(text) to otel_admin;
