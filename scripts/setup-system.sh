@@ -52,10 +52,16 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-vector_installed() {
+# The control file of extension $2 for PostgreSQL $1 (fails when that server is not installed).
+extension_control() {
     local sharedir
     sharedir=$("/usr/lib/postgresql/$1/bin/pg_config" --sharedir 2>/dev/null) || return 1
-    [ -f "$sharedir/extension/vector.control" ]
+    echo "$sharedir/extension/$2.control"
+}
+
+vector_installed() {
+    local control
+    control=$(extension_control "$1" vector) && [ -f "$control" ]
 }
 
 build_pgvector() {
@@ -80,11 +86,10 @@ build_pgvector() {
 }
 
 citus_installed() {
-    local sharedir
-    sharedir=$("/usr/lib/postgresql/$1/bin/pg_config" --sharedir 2>/dev/null) || return 1
+    local citus columnar
+    citus=$(extension_control "$1" citus) && columnar=$(extension_control "$1" citus_columnar) || return 1
     # Citus 13.2.x installs extension version 13.2-1.
-    grep -qs "default_version = '${CITUS_VERSION%.*}-1'" "$sharedir/extension/citus.control" \
-        && [ -f "$sharedir/extension/citus_columnar.control" ]
+    grep -qs "default_version = '${CITUS_VERSION%.*}-1'" "$citus" && [ -f "$columnar" ]
 }
 
 build_citus() {
