@@ -182,6 +182,22 @@ TYPED_COLUMNS = (
 )
 
 
+def typed_line(span: dict) -> str:
+    """A span as a line of COPY's text format for otel.traces_staging (TYPED_COLUMNS), for a file to COPY later."""
+
+    def copy_text(value: str | None) -> str:
+        return "\\N" if value is None else value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+
+    return "\t".join(copy_text(value) for value in typed_row(span)) + "\n"
+
+
+def copy_typed_file(conn: psycopg.Connection, path: Path) -> None:
+    """COPY a file of typed_line()s into otel.traces_staging, a block at a time."""
+    with conn.cursor().copy(f"copy otel.traces_staging ({TYPED_COLUMNS}) from stdin") as copy, path.open("rb") as f:
+        while block := f.read(1 << 20):
+            copy.write(block)
+
+
 def otlp_value(value: object) -> dict:
     if isinstance(value, bool):
         return {"boolValue": value}

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench.common import TYPED_COLUMNS, drop_database, fresh_database, span_dicts, timed, typed_row
+from bench.common import copy_typed_file, drop_database, fresh_database, span_dicts, timed, typed_line
 from bench.flush_throughput import settle
 from bench.trace_search import figures
 
@@ -170,17 +170,11 @@ def write_files(directory: Path, count: int, narrow: bool) -> tuple[Path, Path, 
     trace_ids: list[str] = []
     with typed.open("w") as tsv, clickhouse.open("w") as jsonl:
         for n, span in enumerate(span_dicts(count, narrow=narrow)):
-            tsv.write("\t".join(copy_text(value) for value in typed_row(span)) + "\n")
+            tsv.write(typed_line(span))
             jsonl.write(json.dumps(clickhouse_row(span)) + "\n")
             if n % max(1, count // LOOKUPS) == 0 and len(trace_ids) < LOOKUPS:
                 trace_ids.append(span["trace_id"])
     return typed, clickhouse, trace_ids
-
-
-def copy_text(value: str | None) -> str:
-    if value is None:
-        return "\\N"
-    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
 
 
 def otel_ingest(conn: psycopg.Connection, typed: Path, count: int) -> float:
@@ -188,12 +182,7 @@ def otel_ingest(conn: psycopg.Connection, typed: Path, count: int) -> float:
     conn.execute("truncate otel.traces, otel.trace_summaries, otel.span_signatures, otel.operation_catalog")
     settle(conn)
     with timed() as ingest:
-        with (
-            conn.cursor().copy(f"copy otel.traces_staging ({TYPED_COLUMNS}) from stdin") as copy,
-            typed.open("rb") as f,
-        ):
-            while block := f.read(1 << 20):
-                copy.write(block)
+        copy_typed_file(conn, typed)
         conn.execute("call otel.flush()")
     stored = conn.execute("select count(*) from otel.traces").fetchone()[0]
     assert stored == count, f"otel_db stored {stored} of {count} spans"

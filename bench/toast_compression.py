@@ -4,9 +4,10 @@ Every span gets an exception event with a Python traceback of some 4 kB
 (a value PostgreSQL compresses); the spans are otherwise bench.common's
 realistic ones, written once to a file in COPY's text format, so that the
 COPY is timed on the server's side. Each round COPYs them into
-otel.traces_staging and flushes them, once as the schema has it (lz4 on the columns that can hold large
-values, and in the flush's working tables) and once with every such column
-and the flush set back to pglz, PostgreSQL's default, in alternating order.
+otel.traces_staging and flushes them, once as the schema has it (lz4 on the
+columns that can hold large values, and in the flush's working tables) and
+once with every such column and the flush set back to pglz, PostgreSQL's
+default, in alternating order.
 Reported: COPY and flush rates (medians of the rounds) and the bytes a span
 takes in otel.traces (heap, TOAST and indexes).
 """
@@ -19,9 +20,8 @@ from pathlib import Path
 
 import psycopg
 
-from bench.common import TYPED_COLUMNS, drop_database, fresh_database, span_dicts, timed, typed_row
+from bench.common import copy_typed_file, drop_database, fresh_database, span_dicts, timed, typed_line
 from bench.flush_throughput import settle
-from bench.storage import copy_text
 
 DATABASE = "otel_bench_toast"
 
@@ -48,7 +48,7 @@ def write_spans(path: Path, count: int) -> None:
         for n, span in enumerate(span_dicts(count)):
             exception = {"exception.type": "QueryCanceled", "exception.stacktrace": traceback(n)}
             span["events"] = [*span["events"], {"name": "exception", "time": None, "attributes": exception}]
-            tsv.write("\t".join(copy_text(value) for value in typed_row(span)) + "\n")
+            tsv.write(typed_line(span))
 
 
 def use(conn: psycopg.Connection, columns: list[tuple[str, str]], method: str) -> None:
@@ -62,13 +62,8 @@ def copy_and_flush(conn: psycopg.Connection, typed: Path, spans: int) -> tuple[f
     """Seconds to COPY the file and to flush its spans into emptied tables, and the bytes a span then takes."""
     conn.execute("truncate otel.traces, otel.trace_summaries, otel.span_signatures, otel.flush_runs")
     settle(conn)
-    with (
-        timed() as copying,
-        conn.cursor().copy(f"copy otel.traces_staging ({TYPED_COLUMNS}) from stdin") as copy,
-        typed.open("rb") as f,
-    ):
-        while block := f.read(1 << 20):
-            copy.write(block)
+    with timed() as copying:
+        copy_typed_file(conn, typed)
     settle(conn)
     with timed() as flushing:
         conn.execute("call otel.flush()")
