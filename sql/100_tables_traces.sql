@@ -1,6 +1,6 @@
 -- Spans and one summary row per trace. Final tables are partitioned by
 -- day (UTC); otel.ensure_partitions() creates the partitions ahead of time
--- and on demand during a flush. Columns that can hold large values (over
+-- and on demand during a flush, each with its own indexes. Columns that can hold large values (over
 -- 2 kB PostgreSQL compresses them) use lz4: it compresses stack traces and
 -- long attribute values in half pglz's time, for about a tenth more bytes
 -- (`python -m bench toast_compression`). A new partition takes its
@@ -31,20 +31,7 @@ create table otel.traces (
     constraint traces_status_check check (status_code in ('UNSET', 'OK', 'ERROR'))
 ) partition by range (start_time);
 comment on table otel.traces is
-    'One row per span: trace_id, span_id, parent_span_id (null for a root), trace_state, flags, name, kind, start_time, end_time, duration_ms, status_code, status_message, service_name, scope_name, scope_version, attributes, resource_attributes, events (`[{name, time, attributes}]`), links (`[{trace_id, span_id, trace_state, attributes}]`), signature_id. Indexes: BRIN (start_time); (service_name, start_time desc); (trace_id); (start_time desc) where status_code = ''ERROR''; GIN `jsonb_path_ops` (attributes), for `@>`; (signature_id)';
-
-create index traces_start_time_idx on otel.traces using brin (start_time);
-create index traces_service_time_idx on otel.traces (service_name, start_time desc);
--- A trace's spans by its id: readers and the flush's check for spans
--- stored before look spans up by trace id, and a trace has few. On
--- trace_id alone B-tree deduplication keeps each id once per leaf page
--- with its spans' row pointers: 27 bytes a span where (trace_id, span_id)
--- took 101 (`python -m bench storage`).
-create index traces_trace_idx on otel.traces (trace_id);
-create index traces_errors_idx on otel.traces (start_time desc) where status_code = 'ERROR';
-create index traces_attributes_idx on otel.traces using gin (attributes jsonb_path_ops);
--- A signature's newest spans first, for otel.similar_traces().
-create index traces_signature_time_idx on otel.traces (signature_id, start_time desc);
+    'One row per span: trace_id, span_id, parent_span_id (null for a root), trace_state, flags, name, kind, start_time, end_time, duration_ms, status_code, status_message, service_name, scope_name, scope_version, attributes, resource_attributes, events (`[{name, time, attributes}]`), links (`[{trace_id, span_id, trace_state, attributes}]`), signature_id. Indexes, on each partition in row format (otel.index_partition()): BRIN (start_time); (service_name, start_time desc); (trace_id); (start_time desc) where status_code = ''ERROR''; GIN `jsonb_path_ops` (attributes), for `@>`; (signature_id, start_time desc). A cold partition (otel.set_cold_storage()) is columnar, without indexes';
 
 create table otel.trace_summaries (
     trace_id text primary key,

@@ -22,9 +22,4 @@ create table otel.logs (
     body_tsv tsvector generated always as (to_tsvector('english', left(coalesce(body, ''), 65536))) stored
 ) partition by range (time);
 comment on table otel.logs is
-    'One row per log record, partitioned by day of time: time, observed_time, severity_number, severity_text, body (text; a non-string body as JSON text), trace_id, span_id, flags, service_name, scope_name, scope_version, attributes, resource_attributes, event_name, body_tsv. Indexes: BRIN (time); (service_name, time desc); (trace_id, time) where trace_id is not null; GIN full text on the stored column `body_tsv` = `to_tsvector(''english'', left(coalesce(body, ''''), 65536))` (the first 64 Ki characters: a tsvector holds at most 1 MB); query it as `body_tsv @@ websearch_to_tsquery(''english'', …)`';
-
-create index logs_time_idx on otel.logs using brin (time);
-create index logs_service_time_idx on otel.logs (service_name, time desc);
-create index logs_trace_idx on otel.logs (trace_id, time) where trace_id is not null;
-create index logs_body_fts_idx on otel.logs using gin (body_tsv);
+    'One row per log record, partitioned by day of time: time, observed_time, severity_number, severity_text, body (text; a non-string body as JSON text), trace_id, span_id, flags, service_name, scope_name, scope_version, attributes, resource_attributes, event_name, body_tsv. Indexes, on each partition in row format (otel.index_partition()): BRIN (time); (service_name, time desc); (trace_id, time) where trace_id is not null; GIN full text on the stored column `body_tsv` = `to_tsvector(''english'', left(coalesce(body, ''''), 65536))` (the first 64 Ki characters: a tsvector holds at most 1 MB); query it as `body_tsv @@ websearch_to_tsquery(''english'', …)`. A cold partition (otel.set_cold_storage()) is columnar, without indexes';

@@ -31,8 +31,4 @@ create table otel.metrics (
     constraint metrics_temporality_check check (temporality in ('unspecified', 'delta', 'cumulative'))
 ) partition by range (time);
 comment on table otel.metrics is
-    'One row per data point: time, start_time, name, description, type, unit, value (float8), int_value (exact, for integer values), count, sum, min, max, bucket_counts, explicit_bounds, quantiles, exponential (scale, zero count, buckets), exemplars, temporality (sums and histograms), is_monotonic (sums), flags, labels (the point''s attributes), resource_attributes, service_name, scope_name, scope_version. Indexes: BRIN (time); (name, time desc); GIN `jsonb_path_ops` (labels)';
-
-create index metrics_time_idx on otel.metrics using brin (time);
-create index metrics_name_time_idx on otel.metrics (name, time desc);
-create index metrics_labels_idx on otel.metrics using gin (labels jsonb_path_ops);
+    'One row per data point: time, start_time, name, description, type, unit, value (float8), int_value (exact, for integer values), count, sum, min, max, bucket_counts, explicit_bounds, quantiles, exponential (scale, zero count, buckets), exemplars, temporality (sums and histograms), is_monotonic (sums), flags, labels (the point''s attributes), resource_attributes, service_name, scope_name, scope_version. Indexes, on each partition in row format (otel.index_partition()): BRIN (time); (name, time desc); GIN `jsonb_path_ops` (labels). A cold partition (otel.set_cold_storage()) is columnar, without indexes';

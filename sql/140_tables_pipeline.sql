@@ -51,3 +51,10 @@ create table otel.retention (
 );
 comment on table otel.retention is
     'How long each kind of telemetry is kept (otel.set_retention()); otel.maintain() drops whole partitions past it';
+
+create table otel.cold_storage (
+    kind text primary key check (kind in ('traces', 'logs', 'metrics')),
+    older_than interval not null check (older_than > interval '0')
+);
+comment on table otel.cold_storage is
+    'After how long the daily partitions of each kind of telemetry become columnar (otel.set_cold_storage()); otel.maintain() converts them';

@@ -58,11 +58,18 @@ begin
     if not found then
         raise exception 'otel.drop_repeated_spans() needs the extent that otel.partition_working_set() records';
     end if;
-    delete from pg_temp.otel_traces as b
-     where b.err is null
-       and exists (select 1 from otel.traces as t
-                    where t.trace_id = b.trace_id and t.span_id = b.span_id
-                      and t.start_time between first_start and last_start);
+    -- Looked up in a query of its own: a delete's subquery would need the
+    -- row position (ctid) of each span it reads, which a cold (columnar)
+    -- partition cannot give.
+    with stored as materialized (
+        select b.n
+          from pg_temp.otel_traces as b
+         where b.err is null
+           and exists (select 1 from otel.traces as t
+                        where t.trace_id = b.trace_id and t.span_id = b.span_id
+                          and t.start_time between first_start and last_start)
+    )
+    delete from pg_temp.otel_traces as b using stored where b.n = stored.n;
     get diagnostics stored_before = row_count;
     return repeated_in_batch + stored_before;
 end

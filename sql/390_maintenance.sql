@@ -31,7 +31,8 @@ $$;
 comment on function otel.run_with_short_locks(text) is
     'Runs a statement that locks a partitioned table exclusively, waiting at most 200 ms for locks, three times; false when it could not; internal to otel.maintain()';
 
-create or replace procedure otel.maintain(days_ahead integer default 3)
+create or replace function otel.maintain_partitions(days_ahead integer)
+returns void
 language plpgsql
 security definer
 set search_path = pg_catalog, pg_temp
@@ -63,8 +64,62 @@ begin
     perform otel.drop_expired_partitions();
 end
 $$;
+comment on function otel.maintain_partitions(integer) is
+    'Creates daily partitions from yesterday to days_ahead days ahead and drops those past their retention; the first step of otel.maintain()';
+
+create or replace procedure otel.maintain(days_ahead integer default 3)
+language plpgsql
+as $$
+-- Partitions ahead and retention first (otel.maintain_partitions()), then
+-- the partitions due for cold storage, each converted in a transaction of
+-- its own (otel.convert_to_columnar()), so that no lock outlives one
+-- partition's conversion. With partitions to convert it commits, so it
+-- must then be called outside a transaction block, as pg_cron does. A
+-- conversion that fails is a warning: the others go on. No `set` clause
+-- and not security definer, which would forbid the commits; the functions
+-- that do the work pin their settings.
+declare
+    due record;
+begin
+    perform otel.maintain_partitions(days_ahead);
+    for due in select * from otel.cold_partitions_due() loop
+        commit;
+        begin
+            perform otel.convert_to_columnar(due.kind, due.partition_name);
+        exception when others then
+            raise warning 'otel_db: otel.% stays in row format: %', due.partition_name, sqlerrm;
+        end;
+    end loop;
+end
+$$;
 comment on procedure otel.maintain(integer) is
-    'Creates daily partitions from yesterday to days_ahead days ahead and drops those past their retention; run by the pg_cron job otel-maintenance';
+    'Creates daily partitions from yesterday to days_ahead days ahead, drops those past their retention, then converts those due for cold storage (otel.set_cold_storage()) to columnar, one transaction each; run by the pg_cron job otel-maintenance, outside a transaction block';
+
+create or replace function otel.whole_days(value interval, argument text, consequence text)
+returns integer
+language plpgsql immutable
+set search_path = pg_catalog, pg_temp
+as $$
+-- value must be whole days, months or years, none of them negative, at
+-- least one day in all (a month counts 30 days and a year 360,
+-- justify_interval()'s rule). PostgreSQL compares intervals by such a
+-- total, so '-2 mons +61 days' would pass a plain "> 1 day" check and mean
+-- a different age every month. Stored as plain days, which now() - value
+-- subtracts exactly.
+declare
+    days numeric := (extract(year from value) * 12 + extract(month from value)) * 30 + extract(day from value);
+begin
+    if value <> date_trunc('day', value) or extract(year from value) < 0 or extract(month from value) < 0
+       or extract(day from value) < 0 or days < 1 then
+        raise exception '% must be whole days, months or years, none negative, at least 1 day in all (%), got %',
+                        argument, consequence, value
+            using errcode = 'invalid_parameter_value';
+    end if;
+    return days;
+end
+$$;
+comment on function otel.whole_days(interval, text, text) is
+    'An age given as whole days, months or years (a month 30 days, a year 360) in days, or an error naming the argument and the consequence; internal to otel.set_retention() and otel.set_cold_storage()';
 
 create or replace function otel.set_retention(kind text, keep interval)
 returns void
@@ -72,14 +127,8 @@ language plpgsql
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
--- keep null removes the limit (keep everything). Otherwise it must be whole
--- days, months or years, none of them negative, at least one day in all
--- (a month counts 30 days and a year 360, justify_interval()'s rule).
--- PostgreSQL compares intervals by such a total, so '-2 mons +61 days'
--- would pass a plain "> 1 day" check and mean a different age every
--- month. It is stored as plain days, which now() - keep subtracts exactly.
-declare
-    days numeric;
+-- keep null removes the limit (keep everything). Otherwise whole days,
+-- months or years, stored as days (otel.whole_days()).
 begin
     if kind is null or kind not in ('traces', 'logs', 'metrics') then
         raise exception 'kind must be traces, logs or metrics, got %', otel.argument_text(kind)
@@ -89,13 +138,8 @@ begin
         delete from otel.retention as r where r.kind = set_retention.kind;
         return;
     end if;
-    days := (extract(year from keep) * 12 + extract(month from keep)) * 30 + extract(day from keep);
-    if keep <> date_trunc('day', keep) or extract(year from keep) < 0 or extract(month from keep) < 0
-       or extract(day from keep) < 0 or days < 1 then
-        raise exception 'keep must be whole days, months or years, none negative, at least 1 day in all (whole daily partitions are dropped), got %', keep
-            using errcode = 'invalid_parameter_value';
-    end if;
-    insert into otel.retention as r (kind, keep) values (set_retention.kind, make_interval(days => days::int))
+    insert into otel.retention as r (kind, keep)
+    values (set_retention.kind, make_interval(days => otel.whole_days(keep, 'keep', 'whole daily partitions are dropped')))
     on conflict on constraint retention_pkey do update set keep = excluded.keep;
 end
 $$;

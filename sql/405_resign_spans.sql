@@ -123,10 +123,15 @@ begin
             select c.old_id, -c.spans from pg_temp.otel_resign_counts as c) as d
      where s.id = d.id;
     -- A statement of its own, so that its snapshot sees the spans of
-    -- flushes that committed while the rows above were being locked.
-    delete from otel.span_signatures as s
-     where s.id in (select c.old_id from pg_temp.otel_resign_counts as c)
-       and not exists (select from otel.traces as t where t.signature_id = s.id);
+    -- flushes that committed while the rows above were being locked. The
+    -- spans are looked up apart from the delete, which would need the row
+    -- position (ctid) of each, and a cold (columnar) partition has none.
+    with unused as materialized (
+        select c.old_id as id
+          from pg_temp.otel_resign_counts as c
+         where not exists (select from otel.traces as t where t.signature_id = c.old_id)
+    )
+    delete from otel.span_signatures as s using unused where s.id = unused.id;
     return moved;
 end
 $$;
@@ -144,10 +149,12 @@ as $$
 -- the work is done by the two functions, which pin theirs.
 declare
     day date;
+    columnar boolean;
     moved bigint;
 begin
-    for day in
-        select to_date(right(c.relname, 8), 'YYYYMMDD')
+    for day, columnar in
+        select to_date(right(c.relname, 8), 'YYYYMMDD'),
+               c.relam <> (select a.oid from pg_catalog.pg_am as a where a.amname = 'heap')
           from pg_catalog.pg_inherits as i
           join pg_catalog.pg_class as c on c.oid = i.inhrelid
          where i.inhparent = 'otel.traces'::regclass
@@ -155,6 +162,10 @@ begin
            and (since is null or to_date(right(c.relname, 8), 'YYYYMMDD') >= (since at time zone 'UTC')::date)
          order by 1
     loop
+        if columnar then  -- a cold partition takes no updates
+            raise notice 'otel_db: the spans of % are in cold storage (columnar) and keep their signatures', day;
+            continue;
+        end if;
         perform otel.resign_signatures(day);
         commit;
         moved := otel.resign_partition(day);
@@ -164,4 +175,4 @@ begin
 end
 $$;
 comment on procedure otel.resign_spans(timestamptz) is
-    'Re-signs the stored spans (of the UTC days from since on, all when null) after an upgrade changed otel.span_signature(); run it outside a transaction block: one daily partition at a time, in two transactions; spans move to the signature a flush would give them now, new signatures are embedded by the embedding worker, old ones left without spans are deleted';
+    'Re-signs the stored spans (of the UTC days from since on, all when null) after an upgrade changed otel.span_signature(); run it outside a transaction block: one daily partition at a time, in two transactions; spans move to the signature a flush would give them now, new signatures are embedded by the embedding worker, old ones left without spans are deleted; partitions in cold storage (columnar) keep theirs';

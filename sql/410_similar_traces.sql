@@ -36,11 +36,24 @@ set hnsw.ef_search = 40
 as $$
 -- Signatures nearest first; for each, its newest spans, one per trace not
 -- seen yet, until k traces. A trace's row is its span with the most
--- similar signature.
+-- similar signature. A signature's spans are read in two time ranges:
+-- after the newest cold (columnar) partition, where each partition's index
+-- finds the newest at once, then before it, where cold partitions, which
+-- have no index, are read whole; the second only when the first did not
+-- give k traces. Without cold partitions the second range is empty.
 declare
     signature record;
     span record;
     seen text[] := '{}';
+    cold_until timestamptz := coalesce(
+        (select max(to_date(right(c.relname, 8), 'YYYYMMDD') + 1)::timestamp at time zone 'UTC'
+           from pg_inherits as i
+           join pg_class as c on c.oid = i.inhrelid
+           join pg_am as a on a.oid = c.relam
+          where i.inhparent = 'otel.traces'::regclass and a.amname = 'columnar'),
+        '-infinity');
+    range_start timestamptz;
+    range_end timestamptz;
 begin
     <<signatures>>
     for signature in
@@ -51,30 +64,34 @@ begin
          limit 20000  -- what hnsw.max_scan_tuples lets an iterative scan visit by default
     loop
         exit when signature.similarity < min_similarity;
-        for span in
-            select t.trace_id, t.span_id, t.service_name, t.name, t.status_code, t.status_message,
-                   t.duration_ms, t.start_time, t.attributes
-              from otel.traces as t
-             where t.signature_id = signature.id
-               and (service is null or t.service_name = service)
-               and (since is null or t.start_time >= since)
-               and t.trace_id is distinct from excluded_trace
-             order by t.start_time desc
-        loop
-            continue when span.trace_id = any (seen);
-            seen := seen || span.trace_id;
-            trace_id := span.trace_id;
-            span_id := span.span_id;
-            service_name := span.service_name;
-            name := span.name;
-            status_code := span.status_code;
-            status_message := span.status_message;
-            duration_ms := span.duration_ms;
-            start_time := span.start_time;
-            attributes := span.attributes;
-            similarity := signature.similarity;
-            return next;
-            exit signatures when cardinality(seen) >= k;
+        for range_start, range_end in values (cold_until, 'infinity'::timestamptz), ('-infinity', cold_until) loop
+            continue when range_start >= range_end;  -- no cold partitions: nothing before them
+            for span in
+                select t.trace_id, t.span_id, t.service_name, t.name, t.status_code, t.status_message,
+                       t.duration_ms, t.start_time, t.attributes
+                  from otel.traces as t
+                 where t.signature_id = signature.id
+                   and t.start_time >= range_start and t.start_time < range_end
+                   and (service is null or t.service_name = service)
+                   and (since is null or t.start_time >= since)
+                   and t.trace_id is distinct from excluded_trace
+                 order by t.start_time desc
+            loop
+                continue when span.trace_id = any (seen);
+                seen := seen || span.trace_id;
+                trace_id := span.trace_id;
+                span_id := span.span_id;
+                service_name := span.service_name;
+                name := span.name;
+                status_code := span.status_code;
+                status_message := span.status_message;
+                duration_ms := span.duration_ms;
+                start_time := span.start_time;
+                attributes := span.attributes;
+                similarity := signature.similarity;
+                return next;
+                exit signatures when cardinality(seen) >= k;
+            end loop;
         end loop;
     end loop;
 end

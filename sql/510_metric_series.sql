@@ -275,16 +275,22 @@ returns table (name text, type text, unit text, last_seen timestamptz)
 language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
--- The distinct names come from skipping through metrics_name_time_idx, one
--- probe a name rather than a scan of every point; each name's newest point
--- in the window gives its type and unit.
+-- The distinct names come from skipping through the (name, time) index of
+-- the window's partitions, one probe a name rather than a scan of every
+-- point; each name's newest point in the window gives its type and unit.
+-- The window bounds the skipping too: a cold partition has no index, and
+-- those outside the window need no reading.
 begin
     perform otel.check_time_range(since, until, true);
     return query
         with recursive names (name) as (
-            (select m.name from otel.metrics as m order by m.name limit 1)
+            (select m.name from otel.metrics as m
+              where m.time >= metric_names.since and m.time < metric_names.until
+              order by m.name limit 1)
             union all
-            select (select m.name from otel.metrics as m where m.name > names.name order by m.name limit 1)
+            select (select m.name from otel.metrics as m
+                     where m.name > names.name and m.time >= metric_names.since and m.time < metric_names.until
+                     order by m.name limit 1)
               from names
              where names.name is not null
         )

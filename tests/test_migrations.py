@@ -365,3 +365,72 @@ def test_upgrading_to_0036_compresses_with_lz4_in_the_partitions_already_made(em
     command.downgrade(config, "0035")
     with psycopg.connect(empty_database) as conn:
         assert scalar(conn, compression) == ""
+
+
+def test_upgrading_to_0038_moves_the_tables_indexes_to_their_partitions_and_back(empty_database):
+    config = alembic_config(empty_database)
+    command.upgrade(config, "0037")
+    day_ns = 86_400 * 10**9
+    traces = [f"{n + 1:032x}" for n in range(2)]
+    with psycopg.connect(empty_database, autocommit=True) as conn:
+        stage_otlp(
+            conn,
+            [
+                traces_request(
+                    *[
+                        span(
+                            traceId=trace,
+                            startTimeUnixNano=str(1764000000 * 10**9 + n * day_ns),
+                            endTimeUnixNano=str(1764000001 * 10**9 + n * day_ns),
+                        )
+                        for n, trace in enumerate(traces)
+                    ]
+                )
+            ],
+        )
+        flush(conn)
+        conn.execute("create index dba_name_idx on otel.traces (name)")  # a DBA's own index stays on the table
+        before = [conn.execute("select span_id, name from otel.trace_spans(%s)", (t,)).fetchall() for t in traces]
+
+    def indexes(conn: psycopg.Connection, table: str) -> list[str]:
+        return [
+            f"{name}: {definition.split(' USING ')[1]}"
+            for name, definition in conn.execute(
+                "select c.relname, pg_get_indexdef(i.indexrelid) from pg_index as i"
+                " join pg_class as c on c.oid = i.indexrelid where i.indrelid = %s::regclass order by 1",
+                (table,),
+            ).fetchall()
+        ]
+
+    command.upgrade(config, "0038")
+    with psycopg.connect(empty_database, autocommit=True) as conn:
+        assert indexes(conn, "otel.traces") == ["dba_name_idx: btree (name)"]
+        assert indexes(conn, "otel.traces_p20251125") == [
+            "traces_p20251125_attributes_idx: gin (attributes jsonb_path_ops)",
+            "traces_p20251125_errors_idx: btree (start_time DESC) WHERE (status_code = 'ERROR'::text)",
+            "traces_p20251125_name_idx: btree (name)",
+            "traces_p20251125_service_time_idx: btree (service_name, start_time DESC)",
+            "traces_p20251125_signature_time_idx: btree (signature_id, start_time DESC)",
+            "traces_p20251125_start_time_idx: brin (start_time)",
+            "traces_p20251125_trace_idx: btree (trace_id)",
+        ]
+        assert [
+            conn.execute("select span_id, name from otel.trace_spans(%s)", (t,)).fetchall() for t in traces
+        ] == before
+        columnar = scalar(conn, "select exists (select from pg_available_extensions where name = 'citus_columnar')")
+        if columnar:
+            conn.execute("select otel.set_cold_storage('traces', interval '7 days')")
+            conn.execute("call otel.maintain()")
+    command.downgrade(config, "0037")
+    with psycopg.connect(empty_database, autocommit=True) as conn:
+        assert len(indexes(conn, "otel.traces")) == 7
+        for partition in ("otel.traces_p20251124", "otel.traces_p20251125"):
+            assert scalar(
+                conn,
+                "select a.amname from pg_class as c join pg_am as a on a.oid = c.relam where c.oid = %s::regclass",
+                (partition,),
+            ) == ("heap")
+            assert len(indexes(conn, partition)) == 7
+        assert [
+            conn.execute("select span_id, name from otel.trace_spans(%s)", (t,)).fetchall() for t in traces
+        ] == before

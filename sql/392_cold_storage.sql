@@ -1,0 +1,181 @@
+-- Cold storage: daily partitions past an age rewritten in the columnar
+-- format of citus_columnar, a tenth of the bytes of the row format with
+-- its indexes (`python -m bench storage`). They stay partitions of the
+-- same tables, so every read function answers from them as before.
+
+create or replace function otel.set_cold_storage(kind text, older_than interval)
+returns void
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+-- older_than null: no more conversions (columnar partitions stay so).
+-- Otherwise whole days, months or years, stored as days
+-- (otel.whole_days()). Installs citus_columnar when the server has it.
+begin
+    if kind is null or kind not in ('traces', 'logs', 'metrics') then
+        raise exception 'kind must be traces, logs or metrics, got %', otel.argument_text(kind)
+            using errcode = 'invalid_parameter_value';
+    end if;
+    if older_than is null then
+        delete from otel.cold_storage as c where c.kind = set_cold_storage.kind;
+        return;
+    end if;
+    insert into otel.cold_storage as c (kind, older_than)
+    values (set_cold_storage.kind,
+            make_interval(days => otel.whole_days(older_than, 'older_than', 'whole daily partitions are converted')))
+    on conflict on constraint cold_storage_pkey do update set older_than = excluded.older_than;
+    if not exists (select from pg_am where amname = 'columnar') then
+        if exists (select from pg_available_extensions where name = 'citus_columnar') then
+            create extension if not exists citus_columnar;
+        else
+            raise warning 'otel_db: citus_columnar is not installed on this server, so otel.maintain() leaves partitions in row format until it is'
+                using hint = 'Build it with `make citus` (see docs/operations.md).';
+        end if;
+    end if;
+end
+$$;
+comment on function otel.set_cold_storage(text, interval) is
+    'Converts the daily partitions of `traces`, `logs` or `metrics` whose day ended more than `older_than` ago (whole days, months or years) to the columnar format of citus_columnar, at each `call otel.maintain()`; null stops converting. Installs citus_columnar when the server has it, warns when it does not';
+
+create or replace function otel.cold_partitions_due()
+returns table (kind text, partition_name text)
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+-- Partitions in row format whose whole day is older than their kind's
+-- older_than, oldest first; none, with a notice, without citus_columnar.
+begin
+    if not exists (select from otel.cold_storage) then
+        return;
+    end if;
+    if not exists (select from pg_am where amname = 'columnar') then
+        raise notice 'otel_db: cold storage is set, but citus_columnar is not installed in this database: partitions stay in row format'
+            using hint = 'Build it with `make citus`, then run `create extension citus_columnar` or otel.set_cold_storage() again.';
+        return;
+    end if;
+    return query
+        select s.kind, c.relname::text
+          from otel.cold_storage as s
+          join pg_inherits as i on i.inhparent = format('otel.%I', s.kind)::regclass
+          join pg_class as c on c.oid = i.inhrelid
+         where c.relname ~ '_p[0-9]{8}$'
+           and c.relam = (select a.oid from pg_am as a where a.amname = 'heap')
+           and (to_date(right(c.relname, 8), 'YYYYMMDD') + 1)::timestamp at time zone 'UTC' <= now() - s.older_than
+         order by right(c.relname, 8), s.kind;
+end
+$$;
+comment on function otel.cold_partitions_due() is
+    'The row-format partitions past their kind''s cold storage age (kind, partition_name), oldest first; internal to otel.maintain()';
+
+create or replace function otel.convert_to_columnar(kind text, partition_name text)
+returns boolean
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+-- Rewrites a daily partition as a columnar table, rows ordered by what
+-- readers look them up by (spans by trace, logs by service and time,
+-- points by metric and time), so that the minimum and maximum kept for
+-- every 5,000 rows skip the rest. The rows are copied while readers and
+-- flushes go on using the partition (only re-signing it waits). Then, for
+-- a moment, the partitioned table and the partition are locked (the table
+-- first, as a flush locks them), the count shows whether a flush wrote into
+-- the day meanwhile, and the copy takes the partition's place. Written
+-- meanwhile: the locks go and the copy is made again, three times at most.
+-- Locks not granted within moments are given up, so that readers never
+-- queue behind them: the copy is dropped and the next maintenance tries
+-- again. Returns whether the partition is columnar now.
+declare
+    partition regclass;
+    bounds text;
+    day date := to_date(substring(partition_name from '_p([0-9]{8})$'), 'YYYYMMDD');
+    time_column text := case kind when 'traces' then 'start_time' else 'time' end;
+    sort_key text := case kind when 'traces' then 'trace_id, start_time' when 'logs' then 'service_name, time'
+                               else 'name, time' end;
+    copy_name text := partition_name || '_columnar';
+    copy_rows text;
+    copied bigint;
+    complete boolean;
+begin
+    if kind is null or kind not in ('traces', 'logs', 'metrics') then
+        raise exception 'kind must be traces, logs or metrics, got %', otel.argument_text(kind)
+            using errcode = 'invalid_parameter_value';
+    end if;
+    select c.oid, pg_get_expr(c.relpartbound, c.oid) into partition, bounds
+      from pg_inherits as i
+      join pg_class as c on c.oid = i.inhrelid
+     where i.inhparent = format('otel.%I', kind)::regclass and c.relname = partition_name;
+    if partition is null or day is null then
+        raise exception '% is not a daily partition of otel.%', otel.argument_text(partition_name), kind
+            using errcode = 'invalid_parameter_value';
+    end if;
+    if not exists (select from pg_am where amname = 'columnar') then
+        raise exception 'citus_columnar is not installed in this database'
+            using errcode = 'undefined_object', hint = 'otel.set_cold_storage() installs it when the server has it.';
+    end if;
+    -- Read committed: the count below must see what flushes committed
+    -- during the copy.
+    if current_setting('transaction_isolation') <> 'read committed' then
+        raise exception 'otel.convert_to_columnar() runs at isolation level read committed, not %',
+                        current_setting('transaction_isolation')
+            using errcode = 'invalid_transaction_state';
+    end if;
+    if to_regclass(format('otel.%I', copy_name)) is not null then
+        raise exception 'otel.% is in the way of converting otel.%: drop or rename it', copy_name, partition_name
+            using errcode = 'duplicate_table';
+    end if;
+    if not otel.run_with_short_locks(format('lock table otel.%I in share update exclusive mode', partition_name)) then
+        raise notice 'otel_db: otel.% is being re-signed, vacuumed or converted; it becomes columnar at a later maintenance',
+                     partition_name;
+        return false;
+    end if;
+    -- Generated columns (logs.body_tsv) are computed again by the insert.
+    select format('insert into otel.%I (%s) select %2$s from otel.%I order by %s',
+                  copy_name, string_agg(quote_ident(a.attname), ', ' order by a.attnum), partition_name, sort_key)
+      into copy_rows
+      from pg_attribute as a
+     where a.attrelid = partition and a.attnum > 0 and not a.attisdropped and a.attgenerated = '';
+    -- Like the partition, not its table: that would lock otel.<kind>
+    -- throughout the copy, and a flush making a partition would wait.
+    execute format('create table otel.%I (like otel.%I including defaults including constraints including generated'
+                   ' including compression) using columnar', copy_name, partition_name);
+    -- 5,000 rows a chunk group: the fastest lookups by trace id of 1,000,
+    -- 5,000 and 10,000, for the same bytes.
+    execute format('alter table otel.%I set (columnar.chunk_group_row_limit = 5000, columnar.compression = zstd)',
+                   copy_name);
+    -- The partition's bounds as a constraint, so that attaching the copy
+    -- needs no scan to prove them.
+    execute format('alter table otel.%I add constraint %I check (%I >= %L and %I < %L)',
+                   copy_name, copy_name || '_bounds', time_column, day::timestamp at time zone 'UTC',
+                   time_column, (day + 1)::timestamp at time zone 'UTC');
+    for attempt in 1 .. 3 loop
+        execute copy_rows;
+        get diagnostics copied = row_count;
+        begin
+            -- only: not every other partition of the table
+            exit when not otel.run_with_short_locks(
+                format('lock table only otel.%I, otel.%I in access exclusive mode', kind, partition_name));
+            execute format('select count(*) = %s from otel.%I', copied, partition_name) into strict complete;
+            if not complete then
+                raise exception 'rows written during the copy' using errcode = 'object_not_in_prerequisite_state';
+            end if;
+        exception when object_not_in_prerequisite_state then
+            execute format('truncate otel.%I', copy_name);  -- and the locks are let go
+            continue;
+        end;
+        execute format('alter table otel.%I detach partition otel.%I', kind, partition_name);
+        execute format('drop table otel.%I', partition_name);
+        execute format('alter table otel.%I rename to %I', copy_name, partition_name);
+        execute format('alter table otel.%I attach partition otel.%I %s', kind, partition_name, bounds);
+        execute format('alter table otel.%I drop constraint %I', partition_name, copy_name || '_bounds');
+        execute format('analyze otel.%I', partition_name);
+        return true;
+    end loop;
+    execute format('drop table otel.%I', copy_name);
+    raise notice 'otel_db: otel.% is in use; it becomes columnar at a later maintenance', partition_name;
+    return false;
+end
+$$;
+comment on function otel.convert_to_columnar(text, text) is
+    'Rewrites a daily partition of otel.traces, otel.logs or otel.metrics in the columnar format, without indexes, beside its readers and flushes; false, with a notice, when locks were not granted within moments; internal to otel.maintain()';

@@ -1,0 +1,348 @@
+"""Per-partition indexes, and cold storage: old daily partitions rewritten as columnar tables by otel.maintain()."""
+
+import random
+import threading
+import time
+
+import psycopg
+import pytest
+
+from tests.helpers import flush, scalar, stage_otlp
+from tests.otlp import (
+    attribute,
+    gauge,
+    log_record,
+    logs_request,
+    metrics_request,
+    number_point,
+    span,
+    traces_request,
+)
+
+DAY = "20251124"  # the day of tests.otlp's spans, logs and points: long past any cold storage age
+
+COLUMNAR_AVAILABLE = (
+    "select exists (select from pg_am where amname = 'columnar')"
+    " or exists (select from pg_available_extensions where name = 'citus_columnar')"
+)
+
+
+@pytest.fixture
+def columnar(conn) -> None:
+    """citus_columnar on this server, or a skip that says how to get it."""
+    if not scalar(conn, COLUMNAR_AVAILABLE):
+        pytest.skip(
+            "citus_columnar is not installed on this server (`make citus` builds it from ../shared/vendor/citus)"
+        )
+
+
+def access_method(conn, partition: str) -> str:
+    return scalar(
+        conn,
+        "select a.amname from pg_class c join pg_am a on a.oid = c.relam where c.oid = %s::regclass",
+        (f"otel.{partition}",),
+    )
+
+
+def indexes(conn, table: str) -> list[str]:
+    return [
+        row[0]
+        for row in conn.execute(
+            "select c.relname from pg_index i join pg_class c on c.oid = i.indexrelid"
+            " where i.indrelid = %s::regclass order by 1",
+            (f"otel.{table}",),
+        )
+    ]
+
+
+def failing_trace(trace_id: str, offset_s: int, start: int = 1764000000) -> list[dict]:
+    """A root span and a child that raised, offset_s seconds after start (Unix seconds; DAY's first span)."""
+    start += offset_s
+    root, child = f"{offset_s + 1:016x}", f"{offset_s + 2:016x}"
+    return [
+        span(
+            traceId=trace_id,
+            spanId=root,
+            name="POST /orders",
+            startTimeUnixNano=f"{start}000000000",
+            endTimeUnixNano=f"{start}900000000",
+            status={"code": 2},
+        ),
+        span(
+            traceId=trace_id,
+            spanId=child,
+            parentSpanId=root,
+            name="charge card",
+            startTimeUnixNano=f"{start}100000000",
+            endTimeUnixNano=f"{start}800000000",
+            status={"code": 2, "message": "card declined"},
+            attributes=[attribute("card.brand", {"stringValue": "visa" if offset_s % 120 else "amex"})],
+            events=[
+                {
+                    "name": "exception",
+                    "timeUnixNano": f"{start}700000000",
+                    "attributes": [attribute("exception.type", {"stringValue": "CardDeclined"})],
+                }
+            ],
+        ),
+    ]
+
+
+TRACES = [f"{n:032x}" for n in range(1, 41)]
+
+
+@pytest.fixture
+def old_day(conn) -> None:
+    """Forty failing traces, logs in them and a gauge, all on DAY, flushed."""
+    stage_otlp(conn, [traces_request(*[s for n, t in enumerate(TRACES) for s in failing_trace(t, n * 60)])])
+    stage_otlp(
+        conn,
+        [
+            logs_request(
+                *[
+                    log_record(traceId=t, body={"stringValue": f"card {n} declined by issuer"})
+                    for n, t in enumerate(TRACES)
+                ]
+            )
+        ],
+    )
+    stage_otlp(
+        conn,
+        [
+            metrics_request(
+                gauge("queue.depth", *[number_point(n, f"{1764000000 + n * 60}000000000") for n in range(40)])
+            )
+        ],
+    )
+    assert flush(conn)["spans"] == 80
+
+
+def answers(conn) -> dict:
+    """What the read functions say about DAY."""
+    since, until = "2025-11-24", "2025-11-25"
+    return {
+        "trace_spans": [conn.execute("select * from otel.trace_spans(%s)", (t,)).fetchall() for t in TRACES],
+        "root_cause": [
+            conn.execute("select span_id, reason from otel.root_cause(%s)", (t,)).fetchall() for t in TRACES[:5]
+        ],
+        "find_traces": conn.execute(
+            'select * from otel.find_traces(attributes => \'{"card.brand": "visa"}\', since => %s, until => %s,'
+            " lim => 100)",
+            (since, until),
+        ).fetchall(),
+        "traces_by_error": conn.execute("select * from otel.traces_by_error(%s, %s)", (since, until)).fetchall(),
+        "trace_logs": conn.execute("select * from otel.trace_logs(%s)", (TRACES[3],)).fetchall(),
+        "search_logs": conn.execute("select * from otel.search_logs('declined', %s, %s)", (since, until)).fetchall(),
+        "metric_names": conn.execute("select * from otel.metric_names(%s, %s)", (since, until)).fetchall(),
+        "metric_series": conn.execute(
+            "select * from otel.metric_series('queue.depth', interval '10 minutes', %s, %s, agg => 'max')",
+            (since, until),
+        ).fetchall(),
+    }
+
+
+def test_each_partition_has_its_own_indexes_and_the_tables_none(conn, old_day):
+    for kind in ("traces", "logs", "metrics"):
+        assert indexes(conn, kind) == []
+    assert indexes(conn, f"traces_p{DAY}") == [
+        f"traces_p{DAY}_{suffix}"
+        for suffix in (
+            "attributes_idx",
+            "errors_idx",
+            "service_time_idx",
+            "signature_time_idx",
+            "start_time_idx",
+            "trace_idx",
+        )
+    ]
+    assert indexes(conn, f"logs_p{DAY}") == [
+        f"logs_p{DAY}_{suffix}" for suffix in ("body_fts_idx", "service_time_idx", "time_idx", "trace_idx")
+    ]
+    assert indexes(conn, f"metrics_p{DAY}") == [
+        f"metrics_p{DAY}_{suffix}" for suffix in ("labels_idx", "name_time_idx", "time_idx")
+    ]
+    plan = "\n".join(
+        row[0] for row in conn.execute("explain select * from otel.traces where trace_id = %s", (TRACES[0],))
+    )
+    assert f"traces_p{DAY}_trace_idx" in plan
+
+
+@pytest.mark.parametrize(
+    ("kind", "older_than", "message"),
+    [
+        ("spans", "7 days", "kind must be traces, logs or metrics"),
+        (None, "7 days", "kind must be traces, logs or metrics"),
+        ("traces", "36 hours", "older_than must be whole days, months or years"),
+        ("traces", "-1 day", "older_than must be whole days"),
+        ("traces", "0 days", "older_than must be whole days"),
+    ],
+)
+def test_set_cold_storage_refuses_what_is_not_a_kind_or_whole_days(conn, kind, older_than, message):
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match=message):
+        conn.execute("select otel.set_cold_storage(%s, %s::interval)", (kind, older_than))
+
+
+def test_set_retention_keeps_its_messages(conn):
+    with pytest.raises(
+        psycopg.errors.InvalidParameterValue,
+        match=r"keep must be whole days, .* \(whole daily partitions are dropped\), got 36:00:00",
+    ):
+        conn.execute("select otel.set_retention('traces', interval '36 hours')")
+
+
+def test_cold_partitions_answer_every_read_as_before_in_a_tenth_of_the_bytes(conn, columnar, old_day):
+    before = answers(conn)
+    assert [name for name, rows in before.items() if not rows] == []
+    row_bytes = scalar(conn, f"select pg_total_relation_size('otel.traces_p{DAY}')")
+    for kind in ("traces", "logs", "metrics"):
+        conn.execute("select otel.set_cold_storage(%s, interval '7 days')", (kind,))
+    conn.execute("call otel.maintain()")
+    for kind in ("traces", "logs", "metrics"):
+        assert access_method(conn, f"{kind}_p{DAY}") == "columnar"
+        assert indexes(conn, f"{kind}_p{DAY}") == []
+    assert access_method(conn, "traces_p" + scalar(conn, "select to_char(now(), 'YYYYMMDD')")) == "heap"
+    assert answers(conn) == before
+    assert scalar(conn, f"select pg_total_relation_size('otel.traces_p{DAY}')") < row_bytes
+
+
+def test_a_cold_day_is_a_tenth_of_the_bytes_and_finds_a_trace_by_its_chunk_groups(conn, columnar):
+    rng = random.Random(7)
+    spans = [span(traceId=f"{rng.getrandbits(128):032x}", spanId=f"{n + 1:016x}") for n in range(12_000)]
+    for first in range(0, len(spans), 2_000):
+        stage_otlp(conn, [traces_request(*spans[first : first + 2_000])])
+    assert flush(conn)["spans"] == 12_000
+    row_bytes = scalar(conn, f"select pg_total_relation_size('otel.traces_p{DAY}')")
+    conn.execute("select otel.set_cold_storage('traces', interval '7 days')")
+    conn.execute("call otel.maintain()")
+    assert scalar(conn, f"select pg_total_relation_size('otel.traces_p{DAY}')") < row_bytes / 5
+    # Sorted by trace id, 5,000 rows a chunk group: the other two are skipped by their minimum and maximum.
+    plan = "\n".join(
+        row[0]
+        for row in conn.execute(
+            f"explain (analyze) select * from otel.traces_p{DAY} where trace_id = %s", (spans[100]["traceId"],)
+        )
+    )
+    assert "Columnar Chunk Groups Removed by Filter: 2" in plan
+    assert len(conn.execute("select * from otel.trace_spans(%s)", (spans[100]["traceId"],)).fetchall()) == 1
+
+
+def test_similar_traces_reads_newer_spans_first_and_cold_days_for_the_rest(conn, columnar, old_day):
+    today = int(time.time()) - 60
+    stage_otlp(conn, [traces_request(*failing_trace("f" * 32, 0, start=today))])
+    flush(conn)
+    conn.execute(
+        "update otel.span_signatures set embedding = array_fill(0, array[383]) || array[1]::real[],"
+        " embedding_model = 'all-MiniLM-L6-v2', embedded_at = now()"
+    )
+    query = "select trace_id, span_id, similarity from otel.similar_traces(%s::vector, k => 5, min_similarity => 0.5)"
+    vector = "[" + ",".join(["0"] * 383 + ["1"]) + "]"
+    before = conn.execute(query, (vector,)).fetchall()
+    assert [row[0] for row in before][:1] == ["f" * 32]  # the newest first
+    conn.execute("select otel.set_cold_storage('traces', interval '7 days')")
+    conn.execute("call otel.maintain()")
+    assert access_method(conn, f"traces_p{DAY}") == "columnar"
+    assert conn.execute(query, (vector,)).fetchall() == before
+
+
+def test_a_cold_partition_takes_late_spans_and_retention_drops_it(conn, columnar, old_day):
+    conn.execute("select otel.set_cold_storage('traces', interval '7 days')")
+    conn.execute("call otel.maintain()")
+    late = span(traceId=TRACES[0], spanId="00000000000000aa", parentSpanId=f"{1:016x}", name="late callback")
+    again = failing_trace(TRACES[0], 0)[0]  # stored before: dropped as a repeat
+    stage_otlp(conn, [traces_request(late, again)])
+    assert flush(conn)["duplicates"] == 1
+    assert scalar(conn, "select count(*) from otel.traces where trace_id = %s", (TRACES[0],)) == 3
+    assert "late callback" in [row[0] for row in conn.execute("select name from otel.trace_spans(%s)", (TRACES[0],))]
+    conn.execute("select otel.set_retention('traces', interval '30 days')")
+    conn.execute("call otel.maintain()")
+    assert scalar(conn, "select to_regclass(%s)", (f"otel.traces_p{DAY}",)) is None
+
+
+def test_resign_leaves_cold_partitions_as_they_are_and_says_so(conn, columnar, old_day):
+    conn.execute("select otel.set_cold_storage('traces', interval '7 days')")
+    conn.execute("call otel.maintain()")
+    notices: list[str] = []
+    conn.add_notice_handler(lambda notice: notices.append(notice.message_primary))
+    conn.execute("call otel.resign_spans()")
+    assert "otel_db: the spans of 2025-11-24 are in cold storage (columnar) and keep their signatures" in notices
+
+
+def test_without_citus_columnar_maintenance_says_so_and_converts_nothing(conn, old_day):
+    if scalar(conn, "select exists (select from pg_am where amname = 'columnar')"):
+        pytest.skip("this database has citus_columnar already")
+    conn.execute("insert into otel.cold_storage values ('traces', interval '7 days')")
+    notices: list[str] = []
+    conn.add_notice_handler(lambda notice: notices.append(notice.message_primary))
+    conn.execute("call otel.maintain()")
+    assert any("citus_columnar is not installed in this database" in n for n in notices)
+    assert access_method(conn, f"traces_p{DAY}") == "heap"
+
+
+def test_rows_flushed_into_the_day_while_it_is_copied_are_copied_too(conn, columnar, old_day, dsn):
+    """A flush's insert into the day, committed while the conversion waits for the table: nothing lost."""
+    conn.execute("select otel.set_cold_storage('traces', interval '7 days')")  # creates citus_columnar
+    with psycopg.connect(dsn) as writer:  # inserts through otel.traces, as a flush does, and holds its locks
+        writer.execute("insert into otel.traces select * from otel.traces where trace_id = %s", (TRACES[1],))
+        converted: list[bool] = []
+
+        def convert() -> None:
+            with psycopg.connect(dsn, autocommit=True) as maintainer:
+                converted.append(
+                    scalar(maintainer, "select otel.convert_to_columnar('traces', %s)", (f"traces_p{DAY}",))
+                )
+
+        conversion = threading.Thread(target=convert)
+        conversion.start()
+        waiting = (
+            "select exists (select from pg_locks"
+            " where not granted and mode = 'AccessExclusiveLock' and relation = 'otel.traces'::regclass)"
+        )
+        deadline = time.monotonic() + 30
+        while not scalar(conn, waiting):
+            assert time.monotonic() < deadline, "the conversion never waited for the writer"
+            time.sleep(0.01)
+        writer.commit()
+        conversion.join()
+    assert converted == [True]
+    assert access_method(conn, f"traces_p{DAY}") == "columnar"
+    assert scalar(conn, "select count(*) from otel.traces where trace_id = %s", (TRACES[1],)) == 4
+
+
+def test_maintenance_goes_on_past_a_conversion_that_fails(conn, columnar, old_day):
+    stage_otlp(conn, [logs_request(log_record(timeUnixNano=f"{1764000000 - 86_400}000000000"))])
+    flush(conn)
+    conn.execute(f"create table otel.traces_p{DAY}_columnar (in_the_way int)")
+    for kind in ("traces", "logs"):
+        conn.execute("select otel.set_cold_storage(%s, interval '7 days')", (kind,))
+    warnings: list[str] = []
+    conn.add_notice_handler(lambda notice: warnings.append(notice.message_primary))
+    conn.execute("call otel.maintain()")
+    assert access_method(conn, f"traces_p{DAY}") == "heap"
+    assert (
+        f"otel_db: otel.traces_p{DAY} stays in row format: otel.traces_p{DAY}_columnar is in the way"
+        " of converting otel.traces_p20251124: drop or rename it"
+    ) in warnings
+    assert access_method(conn, "logs_p20251123") == "columnar"
+    assert access_method(conn, f"logs_p{DAY}") == "columnar"
+
+
+def test_conversion_needs_read_committed(conn, columnar, old_day):
+    conn.execute("select otel.set_cold_storage('traces', interval '7 days')")
+    refused = pytest.raises(psycopg.errors.InvalidTransactionState, match="read committed, not repeatable read")
+    with refused, conn.transaction():
+        conn.execute("set transaction isolation level repeatable read")
+        conn.execute("select otel.convert_to_columnar('traces', %s)", (f"traces_p{DAY}",))
+
+
+def test_a_reader_in_the_way_postpones_the_conversion(conn, columnar, old_day, dsn):
+    conn.execute("select otel.set_cold_storage('traces', interval '7 days')")
+    notices: list[str] = []
+    conn.add_notice_handler(lambda notice: notices.append(notice.message_primary))
+    with psycopg.connect(dsn) as reader:  # a transaction left open after a read
+        reader.execute("select count(*) from otel.traces")
+        conn.execute("call otel.maintain()")
+        assert access_method(conn, f"traces_p{DAY}") == "heap"
+        assert f"otel_db: otel.traces_p{DAY} is in use; it becomes columnar at a later maintenance" in notices
+        assert scalar(conn, "select to_regclass(%s)", (f"otel.traces_p{DAY}_columnar",)) is None
+    conn.execute("call otel.maintain()")
+    assert access_method(conn, f"traces_p{DAY}") == "columnar"
