@@ -15,11 +15,11 @@ after `OPTIMIZE … FINAL`: the compressed parts of both tables). Trace by id: `
 exporter's lookup-then-read query (as Grafana's ClickHouse data source runs it), p50 over 50 stored traces, both
 returning every span; and a selective `otel.find_traces()` against a ClickHouse query for the same traces.
 
-Cold partitions are not made yet. Where citus_columnar is installed (`make citus`), the stored spans are
-also copied into a columnar table (citus_columnar, zstd, rows ordered by trace id, no index: the chunk
-groups' min/max of trace_id find a trace), the layout cold partitions are to take: its bytes per span and
-its trace-by-id p50 (a plain `where trace_id = …`, not yet through `otel.trace_spans()`) are reported as a
-prototype, not as the cold goal.
+Cold: where citus_columnar is installed (`make citus`), `otel.set_cold_storage('traces', '7 days')` and
+`call otel.maintain()` then rewrite the spans' day as a columnar partition (zstd, rows ordered by trace id, no
+index), and the same figures are taken again through the same functions: bytes per span (the columnar
+partition, and the trace summaries, which stay in row format), trace by id and find_traces, and the
+conversion's rate.
 """
 
 from __future__ import annotations
@@ -213,11 +213,14 @@ def otel_bytes(conn: psycopg.Connection, count: int) -> dict:
         " sum(coalesce(pg_total_relation_size(nullif(c.reltoastrelid, 0)), 0))::bigint"
         "  from pg_partition_tree('otel.traces') as p join pg_class as c on c.oid = p.relid where p.isleaf"
     ).fetchone()
+    # Each partition's indexes (otel.index_partition()), summed by their name without the partition's.
     indexes = dict(
         conn.execute(
-            "select i.indexrelid::regclass::text, sum(pg_relation_size(p.relid))::bigint"
-            "  from pg_index as i cross join lateral pg_partition_tree(i.indexrelid) as p"
-            " where i.indrelid = 'otel.traces'::regclass and p.isleaf group by 1 order by 1"
+            "select 'otel.traces_' || regexp_replace(c.relname, '^traces_p[0-9]{8}_', ''),"
+            "       sum(pg_relation_size(i.indexrelid))::bigint"
+            "  from pg_partition_tree('otel.traces') as p"
+            "  join pg_index as i on i.indrelid = p.relid join pg_class as c on c.oid = i.indexrelid"
+            " where p.isleaf group by 1 order by 1"
         ).fetchall()
     )
     summaries = conn.execute("select pg_total_relation_size('otel.trace_summaries')").fetchone()[0]
@@ -266,80 +269,91 @@ def windows() -> list[tuple[datetime, datetime]]:
     return [(start + timedelta(minutes=n), start + timedelta(minutes=n + 10)) for n in range(0, 50, 5)]
 
 
-def lookups(conn: psycopg.Connection, session, trace_ids: list[str]) -> dict:
-    def clickhouse_rows(query: str) -> int:
-        return len(json.loads(session.query(query, "JSONCompact").bytes())["data"])
+def otel_lookups(conn: psycopg.Connection, trace_ids: list[str]) -> dict:
+    """`otel.trace_spans()` for each trace, and the selective `otel.find_traces()` in each window."""
 
     def otel_rows(query: str, args: tuple) -> int:
         return len(conn.execute(query, args).fetchall())
 
-    otel_trace = timed_each([lambda t=t: otel_rows("select * from otel.trace_spans(%s)", (t,)) for t in trace_ids])
-    clickhouse_trace = timed_each([lambda t=t: clickhouse_rows(CLICKHOUSE_TRACE.format(trace_id=t)) for t in trace_ids])
     find = (
         "select * from otel.find_traces(service => %s, operation => %s, attributes => %s::jsonb,"
         " since => %s, until => %s)"
     )
-    otel_find = timed_each(
-        [
-            lambda w=w: otel_rows(
-                find, (FIND_SERVICE, FIND_OPERATION, json.dumps({"http.response.status_code": FIND_STATUS}), *w)
-            )
-            for w in windows()
-        ]
-    )
-    clickhouse_find = timed_each(
-        [
-            lambda w=w: clickhouse_rows(
-                CLICKHOUSE_FIND.format(
-                    service=FIND_SERVICE,
-                    operation=FIND_OPERATION,
-                    status=FIND_STATUS,
-                    since=w[0].strftime("%Y-%m-%d %H:%M:%S"),
-                    until=w[1].strftime("%Y-%m-%d %H:%M:%S"),
-                )
-            )
-            for w in windows()
-        ]
-    )
     return {
-        "trace_by_id": {"otel_db": otel_trace, "clickhouse": clickhouse_trace},
-        "trace_by_id_clickhouse_vs_otel_p50": round(clickhouse_trace["p50_ms"] / otel_trace["p50_ms"], 1),
-        "find_traces": {"otel_db": otel_find, "clickhouse": clickhouse_find},
+        "trace_by_id": timed_each(
+            [lambda t=t: otel_rows("select * from otel.trace_spans(%s)", (t,)) for t in trace_ids]
+        ),
+        "find_traces": timed_each(
+            [
+                lambda w=w: otel_rows(
+                    find, (FIND_SERVICE, FIND_OPERATION, json.dumps({"http.response.status_code": FIND_STATUS}), *w)
+                )
+                for w in windows()
+            ]
+        ),
     }
 
 
-def columnar_copy(conn: psycopg.Connection, count: int, trace_ids: list[str]) -> dict | None:
-    """The stored spans in a citus_columnar table ordered by trace id: bytes per span and trace-by-id latency."""
+def clickhouse_lookups(session, trace_ids: list[str]) -> dict:
+    """The exporter's trace lookup for each trace, and a query for the same traces as find_traces'."""
+
+    def clickhouse_rows(query: str) -> int:
+        return len(json.loads(session.query(query, "JSONCompact").bytes())["data"])
+
+    return {
+        "trace_by_id": timed_each(
+            [lambda t=t: clickhouse_rows(CLICKHOUSE_TRACE.format(trace_id=t)) for t in trace_ids]
+        ),
+        "find_traces": timed_each(
+            [
+                lambda w=w: clickhouse_rows(
+                    CLICKHOUSE_FIND.format(
+                        service=FIND_SERVICE,
+                        operation=FIND_OPERATION,
+                        status=FIND_STATUS,
+                        since=w[0].strftime("%Y-%m-%d %H:%M:%S"),
+                        until=w[1].strftime("%Y-%m-%d %H:%M:%S"),
+                    )
+                )
+                for w in windows()
+            ]
+        ),
+    }
+
+
+def lookups(conn: psycopg.Connection, session, trace_ids: list[str]) -> dict:
+    otel, clickhouse = otel_lookups(conn, trace_ids), clickhouse_lookups(session, trace_ids)
+    return {
+        "trace_by_id": {"otel_db": otel["trace_by_id"], "clickhouse": clickhouse["trace_by_id"]},
+        "trace_by_id_clickhouse_vs_otel_p50": round(
+            clickhouse["trace_by_id"]["p50_ms"] / otel["trace_by_id"]["p50_ms"], 1
+        ),
+        "find_traces": {"otel_db": otel["find_traces"], "clickhouse": clickhouse["find_traces"]},
+    }
+
+
+def cold(conn: psycopg.Connection, count: int, trace_ids: list[str], clickhouse_trace_p50_ms: float) -> dict | None:
+    """The stored day made cold by otel.maintain(): bytes per span, the conversion's rate, the same lookups."""
     if not conn.execute("select exists (select from pg_available_extensions where name = 'citus_columnar')").fetchone()[
         0
     ]:
-        print("bench storage: citus_columnar is not installed (make citus): no columnar figures")
+        print("bench storage: citus_columnar is not installed (make citus): no cold figures")
         return None
-    conn.execute("create extension if not exists citus_columnar")
-    conn.execute("create table bench_columnar (like otel.traces) using columnar")
-    with timed() as copying:
-        conn.execute("insert into bench_columnar select * from otel.traces order by trace_id, start_time")
-    size = conn.execute("select pg_total_relation_size('bench_columnar')").fetchone()[0]
-    lookup = timed_each(
-        [
-            lambda t=t: len(conn.execute("select * from bench_columnar where trace_id = %s", (t,)).fetchall())
-            for t in trace_ids
-        ]
-    )
+    conn.execute("select otel.set_cold_storage('traces', interval '7 days')")
+    with timed() as converting:
+        conn.execute("call otel.maintain()")
+    columnar = conn.execute(
+        "select count(*) from pg_partition_tree('otel.traces') as p join pg_class as c on c.oid = p.relid"
+        " join pg_am as a on a.oid = c.relam where p.isleaf and a.amname = 'columnar'"
+    ).fetchone()[0]
+    assert columnar == 1, f"{columnar} partitions of otel.traces are columnar, not the spans' one day"
+    stored = otel_bytes(conn, count)
+    found = otel_lookups(conn, trace_ids)
     return {
-        "bytes_per_span": round(size / count, 1),
-        "copy_spans_per_s": round(count / copying.seconds),
-        "trace_by_id": lookup,
-        "options": dict(
-            zip(
-                ("chunk_group_row_limit", "stripe_row_limit", "compression", "compression_level"),
-                conn.execute(
-                    "select chunk_group_row_limit, stripe_row_limit, compression, compression_level"
-                    "  from columnar.options where relation = 'bench_columnar'::regclass"
-                ).fetchone(),
-                strict=True,
-            )
-        ),
+        "bytes_per_span": {key: stored[key] for key in ("spans_table", "trace_summaries", "total")},
+        "conversion_spans_per_s": round(count / converting.seconds),
+        **found,
+        "trace_by_id_clickhouse_vs_otel_p50": round(clickhouse_trace_p50_ms / found["trace_by_id"]["p50_ms"], 1),
     }
 
 
@@ -374,8 +388,8 @@ def one_set(count: int, narrow: bool) -> dict:
                     "ingest_rounds": [{k: round(v) for k, v in r.items()} for r in rounds],
                     **lookups(conn, session, trace_ids),
                 }
-                columnar = columnar_copy(conn, count, trace_ids)
-                return measured | ({"columnar_copy": columnar} if columnar else {})
+                cold_figures = cold(conn, count, trace_ids, measured["trace_by_id"]["clickhouse"]["p50_ms"])
+                return measured | ({"cold": cold_figures} if cold_figures else {})
         finally:
             session.close()
             drop_database(DATABASE)
