@@ -25,6 +25,7 @@ import logging
 import math
 import re
 from collections.abc import Mapping, Sequence
+from json.encoder import encode_basestring
 from typing import Any
 
 from google.protobuf import json_format
@@ -47,8 +48,8 @@ _FLAG_HAS_IS_REMOTE = 0x100
 _FLAGS_REMOTE = 0x100 | 0x200
 # The API's SpanKind.INTERNAL is 0, OTLP's SPAN_KIND_INTERNAL is 1.
 _KINDS = {kind: kind.value + 1 for kind in SpanKind}
-# An empty status (UNSET, no message) has no fields; shared, since json.dumps only reads it.
-_STATUS = {code: {"code": code.value} if code.value else {} for code in StatusCode}
+# A status's code as the text after its message: none for UNSET, which OTLP/JSON leaves out.
+_STATUS_CODE = {code: f',"code":{code.value}' if code.value else "" for code in StatusCode}
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 
@@ -131,6 +132,8 @@ _NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
 
 # One encoder for every call: json.dumps() with options builds a new one each time.
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+# A string as that encoder writes it (in C).
+_string = encode_basestring
 
 
 def dumps(d: Any) -> str:
@@ -140,11 +143,19 @@ def dumps(d: Any) -> str:
     U+FFFD here: otherwise the whole request, every span of the batch, would
     be refused as one dead letter.
     """
-    text = _encode(d)
+    return _without_nul(_encode(d))
+
+
+def _without_nul(text: str) -> str:
     return _NUL_ESCAPE.sub(lambda m: m.group(1) + "\ufffd", text) if "\\u0000" in text else text
 
 
 # --------------------------------------------------------------------------- direct spans path
+#
+# The request's JSON text written piece by piece, as the encoder above would
+# write the reference's dict: building a dict per span, attribute and value
+# first cost twice as much as writing the text (`python -m bench
+# exporter_overhead`). Strings go through the json module's own escaping.
 
 
 def spans_json(spans: Sequence[ReadableSpan]) -> str:
@@ -154,10 +165,10 @@ def spans_json(spans: Sequence[ReadableSpan]) -> str:
     first appearance, as the SDK's encoder does; keys follow the proto field
     numbers, so the text is the reference's.
     """
-    groups: dict[Resource, dict[InstrumentationScope | None, list[dict]]] = {}
+    groups: dict[Resource, dict[InstrumentationScope | None, list[str]]] = {}
     # Resource hashes its attributes as sorted JSON on every call: look the
     # (usually single) resource object up by identity instead.
-    by_id: dict[int, dict[InstrumentationScope | None, list[dict]]] = {}
+    by_id: dict[int, dict[InstrumentationScope | None, list[str]]] = {}
     for span in spans:
         scopes = by_id.get(id(span.resource))
         if scopes is None:
@@ -167,140 +178,141 @@ def spans_json(spans: Sequence[ReadableSpan]) -> str:
         if bucket is None:
             bucket = scopes[scope] = []
         bucket.append(_span(span))
+    if not groups:
+        return "{}"
     resource_spans = []
     for resource, scopes in groups.items():
         scope_spans = []
         for scope, encoded in scopes.items():
-            item: dict[str, Any] = {"scope": _scope(scope), "spans": encoded}
-            if scope is not None and scope.schema_url:
-                item["schemaUrl"] = scope.schema_url
-            scope_spans.append(item)
-        rs: dict[str, Any] = {"resource": _resource(resource), "scopeSpans": scope_spans}
-        if resource.schema_url:
-            rs["schemaUrl"] = resource.schema_url
-        resource_spans.append(rs)
-    return dumps({"resourceSpans": resource_spans} if resource_spans else {})
+            schema = f',"schemaUrl":{_string(scope.schema_url)}' if scope is not None and scope.schema_url else ""
+            scope_spans.append(f'{{"scope":{_scope(scope)},"spans":[{",".join(encoded)}]{schema}}}')
+        schema = f',"schemaUrl":{_string(resource.schema_url)}' if resource.schema_url else ""
+        resource_spans.append(f'{{"resource":{_resource(resource)},"scopeSpans":[{",".join(scope_spans)}]{schema}}}')
+    return _without_nul(f'{{"resourceSpans":[{",".join(resource_spans)}]}}')
 
 
-def _span(span: ReadableSpan) -> dict[str, Any]:
+def _span(span: ReadableSpan) -> str:
     ctx = span.context
     parent = span.parent
-    d: dict[str, Any] = {"traceId": f"{ctx.trace_id:032x}", "spanId": f"{ctx.span_id:016x}"}
+    parts = [f'{{"traceId":"{ctx.trace_id:032x}","spanId":"{ctx.span_id:016x}"']
     if ctx.trace_state:
-        d["traceState"] = ",".join(f"{k}={v}" for k, v in ctx.trace_state.items())
+        parts.append(',"traceState":' + _string(",".join(f"{k}={v}" for k, v in ctx.trace_state.items())))
     if parent:
-        d["parentSpanId"] = f"{parent.span_id:016x}"
+        parts.append(f',"parentSpanId":"{parent.span_id:016x}"')
     if span.name:
-        d["name"] = span.name
-    d["kind"] = _KINDS[span.kind]
+        parts.append(',"name":' + _string(span.name))
+    parts.append(f',"kind":{_KINDS[span.kind]}')
     if span.start_time:
-        d["startTimeUnixNano"] = str(span.start_time)
+        parts.append(f',"startTimeUnixNano":"{span.start_time}"')
     if span.end_time:
-        d["endTimeUnixNano"] = str(span.end_time)
+        parts.append(f',"endTimeUnixNano":"{span.end_time}"')
     # The SDK's properties copy on every access (MappingProxyType, tuple());
     # its own fields, when a span has them, are read as they are.
     attributes = getattr(span, "_attributes", None) or span.attributes
     if attributes:
-        d["attributes"] = _attributes(attributes)
+        parts.append(',"attributes":' + _attributes(attributes))
     if span.dropped_attributes:
-        d["droppedAttributesCount"] = span.dropped_attributes
+        parts.append(f',"droppedAttributesCount":{span.dropped_attributes}')
     events = getattr(span, "_events", None)
     if events is None:
         events = span.events
     if events:
-        d["events"] = [_event(e) for e in events]
+        parts.append(',"events":[' + ",".join(_event(e) for e in events) + "]")
     if span.dropped_events:
-        d["droppedEventsCount"] = span.dropped_events
+        parts.append(f',"droppedEventsCount":{span.dropped_events}')
     links = getattr(span, "_links", None)
     if links is None:
         links = span.links
     if links:
-        d["links"] = [_link(link) for link in links]
+        parts.append(',"links":[' + ",".join(_link(link) for link in links) + "]")
     if span.dropped_links:
-        d["droppedLinksCount"] = span.dropped_links
+        parts.append(f',"droppedLinksCount":{span.dropped_links}')
     status = span.status
+    code = _STATUS_CODE[status.status_code]
     if status.description:
-        d["status"] = {"message": status.description} | _STATUS[status.status_code]
+        parts.append(',"status":{"message":' + _string(status.description) + code + "}")
     else:
-        d["status"] = _STATUS[status.status_code]
-    d["flags"] = _FLAGS_REMOTE if parent is not None and parent.is_remote else _FLAG_HAS_IS_REMOTE
-    return d
+        parts.append(',"status":{' + code.removeprefix(",") + "}")
+    flags = _FLAGS_REMOTE if parent is not None and parent.is_remote else _FLAG_HAS_IS_REMOTE
+    parts.append(f',"flags":{flags}}}')
+    return "".join(parts)
 
 
-def _event(event: Any) -> dict[str, Any]:
-    d: dict[str, Any] = {}
+def _event(event: Any) -> str:
+    parts = []
     if event.timestamp:
-        d["timeUnixNano"] = str(event.timestamp)
+        parts.append(f'"timeUnixNano":"{event.timestamp}"')
     if event.name:
-        d["name"] = event.name
+        parts.append('"name":' + _string(event.name))
     if event.attributes:
-        d["attributes"] = _attributes(event.attributes)
+        parts.append('"attributes":' + _attributes(event.attributes))
     if event.dropped_attributes:
-        d["droppedAttributesCount"] = event.dropped_attributes
-    return d
+        parts.append(f'"droppedAttributesCount":{event.dropped_attributes}')
+    return "{" + ",".join(parts) + "}"
 
 
-def _link(link: Any) -> dict[str, Any]:
+def _link(link: Any) -> str:
     ctx = link.context
-    d: dict[str, Any] = {"traceId": f"{ctx.trace_id:032x}", "spanId": f"{ctx.span_id:016x}"}
+    parts = [f'{{"traceId":"{ctx.trace_id:032x}","spanId":"{ctx.span_id:016x}"']
     if link.attributes:
-        d["attributes"] = _attributes(link.attributes)
+        parts.append(',"attributes":' + _attributes(link.attributes))
     if link.dropped_attributes:
-        d["droppedAttributesCount"] = link.dropped_attributes
-    d["flags"] = _FLAGS_REMOTE if ctx.is_remote else _FLAG_HAS_IS_REMOTE
-    return d
+        parts.append(f',"droppedAttributesCount":{link.dropped_attributes}')
+    parts.append(f',"flags":{_FLAGS_REMOTE if ctx.is_remote else _FLAG_HAS_IS_REMOTE}}}')
+    return "".join(parts)
 
 
-def _resource(resource: Resource) -> dict[str, Any]:
-    return {"attributes": _attributes(resource.attributes)} if resource.attributes else {}
+def _resource(resource: Resource) -> str:
+    return '{"attributes":' + _attributes(resource.attributes) + "}" if resource.attributes else "{}"
 
 
-def _scope(scope: InstrumentationScope | None) -> dict[str, Any]:
-    d: dict[str, Any] = {}
+def _scope(scope: InstrumentationScope | None) -> str:
     if scope is None:
-        return d
+        return "{}"
+    parts = []
     if scope.name:
-        d["name"] = scope.name
+        parts.append('"name":' + _string(scope.name))
     if scope.version:
-        d["version"] = scope.version
+        parts.append('"version":' + _string(scope.version))
     if scope.attributes:
-        d["attributes"] = _attributes(scope.attributes)
-    return d
+        parts.append('"attributes":' + _attributes(scope.attributes))
+    return "{" + ",".join(parts) + "}"
 
 
-def _attributes(attributes: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _attributes(attributes: Mapping[str, Any]) -> str:
     out = []
     # The SDK's BoundedAttributes iterates through the Mapping mixins, key by
     # key; its inner dict iterates in C.
     for key, value in getattr(attributes, "_dict", attributes).items():
         try:
-            out.append(_key_value(key, value))
+            out.append(
+                '{"key":' + _string(key) + ',"value":' + _value(value) + "}"
+                if key
+                else '{"value":' + _value(value) + "}"
+            )
         except (TypeError, ValueError) as exc:
             # As the SDK's encoder: an attribute it cannot encode is left out.
             _logger.warning("attribute %r not exported: %s", key, exc)
-    return out
+    return "[" + ",".join(out) + "]"
 
 
-def _key_value(key: str, value: Any) -> dict[str, Any]:
-    return {"key": key, "value": _value(value)} if key else {"value": _value(value)}
-
-
-def _value(value: Any) -> dict[str, Any]:
+def _value(value: Any) -> str:
     kind = type(value)
     if kind is str:
-        return {"stringValue": value}
+        return '{"stringValue":' + _string(value) + "}"
     if kind is bool:
-        return {"boolValue": value}
+        return '{"boolValue":true}' if value else '{"boolValue":false}'
     if kind is int:
         if _INT64_MIN <= value <= _INT64_MAX:
-            return {"intValue": str(value)}
+            return f'{{"intValue":"{value}"}}'
         raise ValueError(f"integer {value} is out of the int64 range")
     if kind is float:
-        return {"doubleValue": value if math.isfinite(value) else float_name(value)}
-    return _other_value(value)
+        return f'{{"doubleValue":{float.__repr__(value) if math.isfinite(value) else _string(float_name(value))}}}'
+    return _encode(_other_value(value))
 
 
 def _other_value(value: Any) -> dict[str, Any]:
+    """The rarer values (subclasses of the plain types, bytes, arrays, maps, None) as the reference's dict."""
     if value is None:
         return {}
     if isinstance(value, bool):
@@ -308,16 +320,21 @@ def _other_value(value: Any) -> dict[str, Any]:
     if isinstance(value, str):
         return {"stringValue": str(value)}
     if isinstance(value, int):
-        return _value(int(value))
+        if _INT64_MIN <= value <= _INT64_MAX:
+            return {"intValue": str(int(value))}
+        raise ValueError(f"integer {value} is out of the int64 range")
     if isinstance(value, float):
-        return _value(float(value))
+        return {"doubleValue": float(value) if math.isfinite(value) else float_name(value)}
     if isinstance(value, bytes):
         return {"bytesValue": base64.b64encode(value).decode("ascii")}
     if isinstance(value, Sequence):
-        values = [_value(v) for v in value]
+        values = [_other_value(v) for v in value]
         return {"arrayValue": {"values": values} if values else {}}
     if isinstance(value, Mapping):
-        pairs = [_key_value(str(k), v) for k, v in value.items()]
+        pairs = [
+            {"key": str(k), "value": _other_value(v)} if str(k) else {"value": _other_value(v)}
+            for k, v in value.items()
+        ]
         return {"kvlistValue": {"values": pairs} if pairs else {}}
     raise TypeError(f"invalid type {type(value).__name__} of value {value!r}")
 
