@@ -61,15 +61,32 @@ begin
     -- Looked up in a query of its own: a delete's subquery would need the
     -- row position (ctid) of each span it reads, which a cold (columnar)
     -- partition cannot give.
-    with stored as materialized (
-        select b.n
-          from pg_temp.otel_traces as b
-         where b.err is null
-           and exists (select 1 from otel.traces as t
-                        where t.trace_id = b.trace_id and t.span_id = b.span_id
-                          and t.start_time between first_start and last_start)
-    )
-    delete from pg_temp.otel_traces as b using stored where b.n = stored.n;
+    if not otel.distributed('otel.traces') then
+        with stored as materialized (
+            select b.n
+              from pg_temp.otel_traces as b
+             where b.err is null
+               and exists (select 1 from otel.traces as t
+                            where t.trace_id = b.trace_id and t.span_id = b.span_id
+                              and t.start_time between first_start and last_start)
+        )
+        delete from pg_temp.otel_traces as b using stored where b.n = stored.n;
+    else
+        -- Citus joins a distributed table with local rows only once they are
+        -- a CTE of their own, which it sends to the workers, and then by a
+        -- join rather than a semi-join. A fifth slower for a batch of spans
+        -- all stored before, so not on one node.
+        with batch as materialized (
+            select b.n, b.trace_id, b.span_id from pg_temp.otel_traces as b where b.err is null
+        ),
+        stored as materialized (
+            select distinct b.n
+              from batch as b
+              join otel.traces as t on t.trace_id = b.trace_id and t.span_id = b.span_id
+             where t.start_time between first_start and last_start
+        )
+        delete from pg_temp.otel_traces as b using stored where b.n = stored.n;
+    end if;
     get diagnostics stored_before = row_count;
     return repeated_in_batch + stored_before;
 end

@@ -158,6 +158,7 @@ as $$
 declare
     expired record;
     busy text[] := '{}';  -- tables whose readers kept a partition from being dropped
+    traces_cutoff timestamptz;
 begin
     for expired in
         select r.kind, c.relname, c.oid::regclass as partition
@@ -177,12 +178,13 @@ begin
                          expired.kind, expired.partition;
         end if;
     end loop;
-    delete from otel.trace_summaries as s
-     using otel.retention as r
-     where r.kind = 'traces' and s.end_time < now() - r.keep - interval '1 day';
-    delete from otel.operation_catalog as c
-     using otel.retention as r
-     where r.kind = 'traces' and c.last_seen < now() - r.keep - interval '1 day';
+    -- The cutoff as a value, not now() in the deletes: Citus cannot send a
+    -- stable function to the workers within a distributed delete.
+    select now() - r.keep - interval '1 day' into traces_cutoff from otel.retention as r where r.kind = 'traces';
+    if found then
+        delete from otel.trace_summaries as s where s.end_time < traces_cutoff;
+        delete from otel.operation_catalog as c where c.last_seen < traces_cutoff;
+    end if;
 end
 $$;
 comment on function otel.drop_expired_partitions() is

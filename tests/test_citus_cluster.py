@@ -11,12 +11,15 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
+from alembic import command
 
-from tests.conftest import ROOT, database_url
+from bench.shop_failures import export, generate
+from tests.conftest import ROOT, alembic_config, database_url
 from tests.helpers import free_port
 
 CITUS_SOURCE = ROOT.parent / "shared" / "vendor" / "citus"
@@ -139,3 +142,66 @@ def test_a_reference_table_answers_nearest_neighbours_through_its_hnsw_index(cit
             "select count(distinct nodeport) from citus_shards where table_name = 'signatures'::regclass"
         ).fetchone()[0]
         assert placements == 3  # a copy on the coordinator and on each worker
+
+
+def test_otel_db_distributed_by_trace_id_answers_as_one_node_does(citus, dsn):
+    """Real SDK spans (the shop, errors across services) through otel_db's exporter into both, flushed, read."""
+    command.upgrade(alembic_config(citus.url()), "head")
+    with psycopg.connect(citus.url(), autocommit=True) as conn:
+        assert [row for (row,) in conn.execute("select * from otel.distribute(4)")] == [
+            "otel.traces: distributed",
+            "otel.trace_summaries: distributed",
+            "otel.span_signatures: reference",
+            "otel.operation_catalog: reference",
+        ]
+        assert conn.execute("select * from otel.distribute(4)").fetchall() == []
+        conn.execute("call otel.maintain()")
+    labels, spans = generate(120, seed=11)
+    for url in (citus.url(), dsn):
+        export(url, spans)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("call otel.flush()")
+    first = datetime.fromtimestamp(min(s.start_time for s in spans) / 1e9, UTC)
+    last = datetime.fromtimestamp(max(s.end_time for s in spans) / 1e9, UTC) + timedelta(seconds=1)
+    traces = sorted(label.trace_id for label in labels)
+    failing = sorted(label.trace_id for label in labels if label.cause)
+
+    def answers(url: str) -> dict:
+        with psycopg.connect(url) as conn:
+            return {
+                "spans": conn.execute("select count(*) from otel.traces").fetchone(),
+                "trace_spans": [conn.execute("select * from otel.trace_spans(%s)", (t,)).fetchall() for t in traces],
+                "root_cause": [conn.execute("select * from otel.root_cause(%s)", (t,)).fetchall() for t in failing],
+                "find_traces": conn.execute(
+                    "select * from otel.find_traces(service => 'payment', since => %s, until => %s, lim => 1000)",
+                    (first, last),
+                ).fetchall(),
+                "find_errors": conn.execute(
+                    "select * from otel.find_traces(status => 'error', since => %s, until => %s, lim => 1000)",
+                    (first, last),
+                ).fetchall(),
+                "traces_by_error": conn.execute(
+                    "select * from otel.traces_by_error(%s, %s, lim => 1000) order by trace_id, span_id", (first, last)
+                ).fetchall(),
+                "services": conn.execute("select * from otel.services()").fetchall(),
+                "dependencies": conn.execute(
+                    "select * from otel.service_dependencies(%s, %s)", (first, last)
+                ).fetchall(),
+            }
+
+    one_node = answers(dsn)
+    assert one_node["spans"] == (len(spans),) and len(failing) > 10
+    assert answers(citus.url()) == one_node
+    with psycopg.connect(citus.url(), autocommit=True) as conn:
+        shards = "select count(distinct nodeport) from citus_shards where table_name = %s::regclass"
+        assert conn.execute(shards, ("otel.traces",)).fetchone() == (2,)
+        router = "\n".join(
+            row for (row,) in conn.execute("explain select * from otel.traces where trace_id = %s", (traces[0],))
+        )
+        assert "Task Count: 1" in router
+        export(citus.url(), spans)  # sent again: every span is a repeat
+        conn.execute("call otel.flush()")
+        assert conn.execute("select spans, duplicates from otel.flush_runs order by id desc limit 1").fetchone() == (
+            0,
+            len(spans),
+        )

@@ -1,0 +1,68 @@
+-- Scale-out on Citus (docs/scale-out.md): otel.distribute() spreads the
+-- spans and their trace summaries over the workers by trace id, after
+-- `alembic upgrade head` on a Citus coordinator. A single node never runs it.
+
+create or replace function otel.distributed(relation regclass)
+returns boolean
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+-- Citus's catalog is there only where Citus is: looked up by name.
+declare
+    result boolean;
+begin
+    if to_regclass('pg_catalog.pg_dist_partition') is null then
+        return false;
+    end if;
+    execute 'select exists (select from pg_catalog.pg_dist_partition where logicalrelid = $1)' into result using relation;
+    return result;
+end
+$$;
+comment on function otel.distributed(regclass) is
+    'Whether a table is distributed by Citus (false without Citus)';
+
+create or replace function otel.distribute(shard_count integer default 32)
+returns setof text
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+-- otel.traces and otel.trace_summaries are distributed by trace_id in
+-- shard_count co-located shards, so that a trace's spans and its summary
+-- are on one worker and a lookup by trace id is routed there; the span
+-- signatures and the catalog of operations, which every worker joins, are
+-- reference tables (a copy on each node). The staging tables, the
+-- dead-letter queue, logs and metrics stay on the coordinator: staged rows
+-- may lack the trace id that would place them. Returns what it changed;
+-- run again, it changes nothing.
+declare
+    target record;
+begin
+    if not exists (select from pg_extension where extname = 'citus') then
+        raise exception 'otel.distribute() needs Citus in this database: create extension citus, on a coordinator with workers'
+            using errcode = 'feature_not_supported', hint = 'See docs/scale-out.md.';
+    end if;
+    if shard_count is null or shard_count not between 1 and 64000 then
+        raise exception 'shard_count must be between 1 and 64000, got %', coalesce(shard_count::text, 'null')
+            using errcode = 'invalid_parameter_value';
+    end if;
+    for target in
+        select * from (values (1, 'otel.traces'::regclass, 'distributed', null::regclass),
+                              (2, 'otel.trace_summaries'::regclass, 'distributed', 'otel.traces'::regclass),
+                              (3, 'otel.span_signatures'::regclass, 'reference', null),
+                              (4, 'otel.operation_catalog'::regclass, 'reference', null)) as t (n, relation, layout, colocate_with)
+         order by n
+    loop
+        continue when otel.distributed(target.relation);
+        if target.layout = 'reference' then
+            perform create_reference_table(target.relation);
+        elsif target.colocate_with is null then
+            perform create_distributed_table(target.relation, 'trace_id', shard_count => distribute.shard_count);
+        else
+            perform create_distributed_table(target.relation, 'trace_id', colocate_with => target.colocate_with::text);
+        end if;
+        return next format('%s: %s', target.relation, target.layout);
+    end loop;
+end
+$$;
+comment on function otel.distribute(integer) is
+    'On a Citus coordinator, after `alembic upgrade head`: distributes otel.traces and otel.trace_summaries by trace_id in shard_count (default 32) co-located shards, and makes otel.span_signatures and otel.operation_catalog reference tables; returns what it changed (nothing when run again). Staging, dead letters, logs and metrics stay on the coordinator';
