@@ -70,6 +70,8 @@ as $$
 declare
     bad record;
     stored bigint;
+    ids bigint[];
+    vectors vector[];
 begin
     if model is null or model = '' then
         raise exception 'model must name the embedding model, e.g. all-MiniLM-L6-v2'
@@ -84,11 +86,16 @@ begin
                         bad.id, coalesce(bad.dimensions, 0)
             using errcode = 'invalid_parameter_value';
     end if;
+    -- From arrays rather than the temporary table: Citus updates a
+    -- reference table (a copy on every node) from values, not from a
+    -- table only this session has.
+    select array_agg(e.id), array_agg(e.embedding::vector(384)) into ids, vectors
+      from pg_temp.otel_embeddings as e;
     update otel.span_signatures as s
-       set embedding = e.embedding::vector(384), embedding_model = model, embedded_at = now(),
+       set embedding = v.embedding, embedding_model = model, embedded_at = now(),
            last_error = null, next_attempt_at = null
-      from pg_temp.otel_embeddings as e
-     where s.id = e.id;
+      from unnest(ids, vectors) as v (id, embedding)
+     where s.id = v.id;
     get diagnostics stored = row_count;
     return stored;
 end

@@ -154,8 +154,10 @@ declare
     wanted text := lower(trim(of_trace));
     first_start timestamptz;
     last_end timestamptz;
+    causes text[];
     telling bigint[];
     model text;
+    queries vector[];
 begin
     if wanted is null or wanted !~ '^[0-9a-f]{32}$' then
         raise exception 'trace_id must be a trace id (32 hex digits), got %', otel.argument_text(of_trace)
@@ -171,15 +173,19 @@ begin
     if not found then
         return;
     end if;
+    -- The causes, then their signatures, in two statements: joined with the
+    -- spans, otel.root_cause() would run where they are kept, which on
+    -- Citus is a worker that cannot query the shards itself.
+    select array_agg(c.span_id) into causes
+      from (select r.span_id
+              from (select r.span_id, r.rank, r.score, max(r.score) over () as best
+                      from otel.root_cause(wanted) as r) as r
+             where r.score = r.best
+             order by r.rank
+             limit 3) as c;
     select array_agg(distinct t.signature_id) into telling
-      from (select c.span_id, c.start_time
-              from (select r.span_id, r.start_time, r.rank, r.score, max(r.score) over () as best
-                      from otel.root_cause(wanted) as r) as c
-             where c.score = c.best
-             order by c.rank
-             limit 3) as c
-      join otel.traces as t
-        on t.trace_id = wanted and t.span_id = c.span_id and t.start_time = c.start_time;
+      from otel.traces as t
+     where t.trace_id = wanted and t.span_id = any (causes) and t.start_time between first_start and last_end;
     if telling is null then
         select array[t.signature_id] into telling
           from otel.traces as t
@@ -195,13 +201,18 @@ begin
     if model is null then
         return;  -- the signatures are not embedded yet
     end if;
+    -- The query vectors first, in a statement of their own: searched from a
+    -- join with the signatures, the search would run where those are kept,
+    -- which on Citus is a worker that cannot query the spans' shards.
+    select array_agg(g.embedding order by g.id) into queries
+      from otel.span_signatures as g
+     where g.id = any (telling) and g.embedding_model = model;
     return query
         select best.*
           from (select distinct on (hit.trace_id) hit.*
-                  from otel.span_signatures as g
+                  from unnest(queries) as q (embedding)
                  cross join lateral otel.similar_traces_search(
-                           g.embedding, k, min_similarity, service, since, model, wanted) as hit
-                 where g.id = any (telling) and g.embedding_model = model
+                           q.embedding, k, min_similarity, service, since, model, wanted) as hit
                  order by hit.trace_id, hit.similarity desc, hit.start_time desc) as best
          order by best.similarity desc, best.start_time desc
          limit k;

@@ -19,6 +19,8 @@ import pytest
 from alembic import command
 
 from bench.shop_failures import export, generate
+from otel_db.embed import embed_pending
+from otel_db.embedding import Embedder
 from tests.conftest import ROOT, alembic_config, database_url
 from tests.helpers import free_port
 
@@ -145,7 +147,7 @@ def test_a_reference_table_answers_nearest_neighbours_through_its_hnsw_index(cit
 
 
 def test_otel_db_distributed_by_trace_id_answers_as_one_node_does(citus, dsn):
-    """Real SDK spans (the shop, errors across services) through otel_db's exporter into both, flushed, read."""
+    """The shop's SDK spans (errors across services) into both through otel_db's exporter, flushed, embedded, read."""
     command.upgrade(alembic_config(citus.url()), "head")
     with psycopg.connect(citus.url(), autocommit=True) as conn:
         assert [row for (row,) in conn.execute("select * from otel.distribute(4)")] == [
@@ -157,10 +159,12 @@ def test_otel_db_distributed_by_trace_id_answers_as_one_node_does(citus, dsn):
         assert conn.execute("select * from otel.distribute(4)").fetchall() == []
         conn.execute("call otel.maintain()")
     labels, spans = generate(120, seed=11)
+    embedder = Embedder()
     for url in (citus.url(), dsn):
         export(url, spans)
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("call otel.flush()")
+            assert embed_pending(conn, embedder, 100).failed == 0
     first = datetime.fromtimestamp(min(s.start_time for s in spans) / 1e9, UTC)
     last = datetime.fromtimestamp(max(s.end_time for s in spans) / 1e9, UTC) + timedelta(seconds=1)
     traces = sorted(label.trace_id for label in labels)
@@ -183,6 +187,12 @@ def test_otel_db_distributed_by_trace_id_answers_as_one_node_does(citus, dsn):
                 "traces_by_error": conn.execute(
                     "select * from otel.traces_by_error(%s, %s, lim => 1000) order by trace_id, span_id", (first, last)
                 ).fetchall(),
+                "similar_traces": [
+                    conn.execute(
+                        "select * from otel.similar_traces(%s, k => 5, min_similarity => 0.5)", (t,)
+                    ).fetchall()
+                    for t in failing[:8]
+                ],
                 "services": conn.execute("select * from otel.services()").fetchall(),
                 "dependencies": conn.execute(
                     "select * from otel.service_dependencies(%s, %s)", (first, last)
@@ -191,6 +201,7 @@ def test_otel_db_distributed_by_trace_id_answers_as_one_node_does(citus, dsn):
 
     one_node = answers(dsn)
     assert one_node["spans"] == (len(spans),) and len(failing) > 10
+    assert all(len(found) == 5 for found in one_node["similar_traces"])
     assert answers(citus.url()) == one_node
     with psycopg.connect(citus.url(), autocommit=True) as conn:
         shards = "select count(distinct nodeport) from citus_shards where table_name = %s::regclass"
