@@ -210,7 +210,7 @@ def _span(span: ReadableSpan) -> str:
     # its own fields, when a span has them, are read as they are.
     attributes = getattr(span, "_attributes", None) or span.attributes
     if attributes:
-        parts.append(',"attributes":' + _attributes(attributes))
+        parts.append(_attributes(attributes, ","))
     if span.dropped_attributes:
         parts.append(f',"droppedAttributesCount":{span.dropped_attributes}')
     events = getattr(span, "_events", None)
@@ -244,8 +244,8 @@ def _event(event: Any) -> str:
         parts.append(f'"timeUnixNano":"{event.timestamp}"')
     if event.name:
         parts.append('"name":' + _string(event.name))
-    if event.attributes:
-        parts.append('"attributes":' + _attributes(event.attributes))
+    if event.attributes and (encoded := _attributes(event.attributes)):
+        parts.append(encoded)
     if event.dropped_attributes:
         parts.append(f'"droppedAttributesCount":{event.dropped_attributes}')
     return "{" + ",".join(parts) + "}"
@@ -255,7 +255,7 @@ def _link(link: Any) -> str:
     ctx = link.context
     parts = [f'{{"traceId":"{ctx.trace_id:032x}","spanId":"{ctx.span_id:016x}"']
     if link.attributes:
-        parts.append(',"attributes":' + _attributes(link.attributes))
+        parts.append(_attributes(link.attributes, ","))
     if link.dropped_attributes:
         parts.append(f',"droppedAttributesCount":{link.dropped_attributes}')
     parts.append(f',"flags":{_FLAGS_REMOTE if ctx.is_remote else _FLAG_HAS_IS_REMOTE}}}')
@@ -263,7 +263,7 @@ def _link(link: Any) -> str:
 
 
 def _resource(resource: Resource) -> str:
-    return '{"attributes":' + _attributes(resource.attributes) + "}" if resource.attributes else "{}"
+    return "{" + (_attributes(resource.attributes) if resource.attributes else "") + "}"
 
 
 def _scope(scope: InstrumentationScope | None) -> str:
@@ -274,12 +274,13 @@ def _scope(scope: InstrumentationScope | None) -> str:
         parts.append('"name":' + _string(scope.name))
     if scope.version:
         parts.append('"version":' + _string(scope.version))
-    if scope.attributes:
-        parts.append('"attributes":' + _attributes(scope.attributes))
+    if scope.attributes and (encoded := _attributes(scope.attributes)):
+        parts.append(encoded)
     return "{" + ",".join(parts) + "}"
 
 
-def _attributes(attributes: Mapping[str, Any]) -> str:
+def _attributes(attributes: Mapping[str, Any], prefix: str = "") -> str:
+    """The "attributes" member, after prefix; nothing when none of them can be encoded, as the SDK leaves it out."""
     out = []
     # The SDK's BoundedAttributes iterates through the Mapping mixins, key by
     # key; its inner dict iterates in C.
@@ -293,7 +294,7 @@ def _attributes(attributes: Mapping[str, Any]) -> str:
         except (TypeError, ValueError) as exc:
             # As the SDK's encoder: an attribute it cannot encode is left out.
             _logger.warning("attribute %r not exported: %s", key, exc)
-    return "[" + ",".join(out) + "]"
+    return prefix + '"attributes":[' + ",".join(out) + "]" if out else ""
 
 
 def _value(value: Any) -> str:

@@ -114,6 +114,21 @@ def test_spans_json_is_the_sdk_protobuf_encoding_byte_for_byte():
                 ok.set_status(StatusCode.OK)
             with tracer.start_as_current_span("client", kind=SpanKind.CLIENT) as client:
                 client.set_status(StatusCode.ERROR)
+            # Strings that need escaping, and the values the SDK lets through beyond the plain types.
+            with tracer.start_as_current_span(
+                'quote " backslash \\ tab \t line \u2028 emoji \U0001f600',
+                attributes={
+                    "control": "\x01\x1f\x7f",
+                    "bytes": b"\x00\xff",
+                    "enum": SpanKind.CLIENT,
+                    "with none": ("a", None),
+                    "empty": (),
+                    "floats": (0.1, -2.5e-300),
+                },
+            ) as odd:
+                odd.add_event("only unencodable", {"too big": 2**64})
+            with tracer.start_as_current_span("nothing encodable", attributes={"too big": 2**64}):
+                pass
         provider.shutdown()
     spans = memory.get_finished_spans()
     assert spans_json(spans) == dumps(spans_request(spans))
