@@ -66,6 +66,7 @@ begin
         exit when signature.similarity < min_similarity;
         for range_start, range_end in values (cold_until, 'infinity'::timestamptz), ('-infinity', cold_until) loop
             continue when range_start >= range_end;  -- no cold partitions: nothing before them
+            continue when since >= range_end;  -- all of the range is before since
             for span in
                 select t.trace_id, t.span_id, t.service_name, t.name, t.status_code, t.status_message,
                        t.duration_ms, t.start_time, t.attributes
@@ -75,7 +76,7 @@ begin
                    and (service is null or t.service_name = service)
                    and (since is null or t.start_time >= since)
                    and t.trace_id is distinct from excluded_trace
-                 order by t.start_time desc
+                 order by t.start_time desc, t.trace_id, t.span_id  -- ties in one order, on one node or many
             loop
                 continue when span.trace_id = any (seen);
                 seen := seen || span.trace_id;
@@ -213,8 +214,8 @@ begin
                   from unnest(queries) as q (embedding)
                  cross join lateral otel.similar_traces_search(
                            q.embedding, k, min_similarity, service, since, model, wanted) as hit
-                 order by hit.trace_id, hit.similarity desc, hit.start_time desc) as best
-         order by best.similarity desc, best.start_time desc
+                 order by hit.trace_id, hit.similarity desc, hit.start_time desc, hit.span_id) as best
+         order by best.similarity desc, best.start_time desc, best.trace_id
          limit k;
 end
 $$;
