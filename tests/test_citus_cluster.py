@@ -22,7 +22,8 @@ from bench.shop_failures import export, generate
 from otel_db.embed import embed_pending
 from otel_db.embedding import Embedder
 from tests.conftest import ROOT, alembic_config, database_url
-from tests.helpers import free_port
+from tests.helpers import free_port, stage_otlp
+from tests.otlp import span, traces_request
 
 CITUS_SOURCE = ROOT.parent / "shared" / "vendor" / "citus"
 DATABASE = "scaleout"
@@ -215,9 +216,29 @@ def test_otel_db_distributed_by_trace_id_answers_as_one_node_does(citus, dsn):
             row for (row,) in conn.execute("explain select * from otel.traces where trace_id = %s", (traces[0],))
         )
         assert "Task Count: 1" in router
+        # Maintenance made today's partition: Citus gave each of its shards the six indexes.
+        today = conn.execute("select 'otel.traces_p' || to_char(now() at time zone 'UTC', 'YYYYMMDD')").fetchone()[0]
+        indexes = conn.execute(
+            "select array_agg(distinct result) from run_command_on_shards(%s,"
+            " 'select count(*) from pg_index where indrelid = ''%%s''::regclass')",
+            (today,),
+        ).fetchone()[0]
+        assert indexes == ["6"]
         export(citus.url(), spans)  # sent again: every span is a repeat
         conn.execute("call otel.flush()")
         assert conn.execute("select spans, duplicates from otel.flush_runs order by id desc limit 1").fetchone() == (
             0,
             len(spans),
         )
+        # A day past its retention goes from every worker, with its summaries; the shop's days stay.
+        old = span(traceId="ab" * 16, startTimeUnixNano="1704067200000000000", endTimeUnixNano="1704067201000000000")
+        stage_otlp(conn, [traces_request(old)])  # 2024-01-01
+        conn.execute("call otel.flush()")
+        assert conn.execute("select count(*) from otel.traces_p20240101").fetchone() == (1,)
+        keep = (datetime.now(UTC).date() - first.date()).days + 2
+        conn.execute("select otel.set_retention('traces', make_interval(days => %s))", (keep,))
+        conn.execute("call otel.maintain()")
+        assert conn.execute("select to_regclass('otel.traces_p20240101')").fetchone() == (None,)
+        summaries = "select count(*) from otel.trace_summaries where trace_id = %s"
+        assert conn.execute(summaries, ("ab" * 16,)).fetchone() == (0,)
+        assert conn.execute("select count(*) from otel.traces").fetchone() == (len(spans),)
