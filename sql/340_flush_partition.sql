@@ -81,6 +81,23 @@ $$;
 comment on function otel.ensure_partitions(text, date[]) is
     'Creates the missing daily partitions (UTC) of otel.traces, otel.logs or otel.metrics for the given days, with their indexes (otel.index_partition())';
 
+create or replace function otel.daily_partitions(parent text)
+returns table (name text, day date, columnar boolean)
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    -- The partitions otel.ensure_partitions() names otel.<parent>_pYYYYMMDD,
+    -- read back: the day from the name, and the storage from the access
+    -- method (cold storage is columnar, the rest heap).
+    select c.relname::text, to_date(right(c.relname, 8), 'YYYYMMDD'), a.amname <> 'heap'
+      from pg_inherits as i
+      join pg_class as c on c.oid = i.inhrelid
+      join pg_am as a on a.oid = c.relam
+     where i.inhparent = format('otel.%I', parent)::regclass and c.relname ~ '_p[0-9]{8}$'
+$$;
+comment on function otel.daily_partitions(text) is
+    'The daily partitions of otel.traces, otel.logs or otel.metrics: name, UTC day, and whether it is columnar (cold storage); internal';
+
 create or replace function otel.accepted_time_window(kind text)
 returns tstzrange
 language plpgsql stable

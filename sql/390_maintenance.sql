@@ -161,17 +161,15 @@ declare
     traces_cutoff timestamptz;
 begin
     for expired in
-        select r.kind, c.relname, c.oid::regclass as partition
+        select r.kind, p.name, format('otel.%I', p.name) as partition
           from otel.retention as r
-          join pg_inherits as i on i.inhparent = format('otel.%I', r.kind)::regclass
-          join pg_class as c on c.oid = i.inhrelid
-         where c.relname ~ '_p[0-9]{8}$'
-           and (to_date(right(c.relname, 8), 'YYYYMMDD') + 1)::timestamp at time zone 'UTC' <= now() - r.keep
-         order by c.relname
+         cross join lateral otel.daily_partitions(r.kind) as p
+         where (p.day + 1)::timestamp at time zone 'UTC' <= now() - r.keep
+         order by p.name
     loop
         continue when expired.kind = any (busy);
-        if otel.run_with_short_locks(format('drop table otel.%I', expired.relname)) then
-            return next expired.partition::text;
+        if otel.run_with_short_locks(format('drop table otel.%I', expired.name)) then
+            return next expired.partition;
         else
             busy := busy || expired.kind;
             raise notice 'otel_db: otel.% is in use; % and older partitions are dropped by the next maintenance',

@@ -55,14 +55,11 @@ begin
         return;
     end if;
     return query
-        select s.kind, c.relname::text
+        select s.kind, p.name
           from otel.cold_storage as s
-          join pg_inherits as i on i.inhparent = format('otel.%I', s.kind)::regclass
-          join pg_class as c on c.oid = i.inhrelid
-         where c.relname ~ '_p[0-9]{8}$'
-           and c.relam = (select a.oid from pg_am as a where a.amname = 'heap')
-           and (to_date(right(c.relname, 8), 'YYYYMMDD') + 1)::timestamp at time zone 'UTC' <= now() - s.older_than
-         order by right(c.relname, 8), s.kind;
+         cross join lateral otel.daily_partitions(s.kind) as p
+         where not p.columnar and (p.day + 1)::timestamp at time zone 'UTC' <= now() - s.older_than
+         order by p.day, s.kind;
 end
 $$;
 comment on function otel.cold_partitions_due() is

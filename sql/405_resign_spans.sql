@@ -153,14 +153,10 @@ declare
     moved bigint;
 begin
     for day, columnar in
-        select to_date(right(c.relname, 8), 'YYYYMMDD'),
-               c.relam <> (select a.oid from pg_catalog.pg_am as a where a.amname = 'heap')
-          from pg_catalog.pg_inherits as i
-          join pg_catalog.pg_class as c on c.oid = i.inhrelid
-         where i.inhparent = 'otel.traces'::regclass
-           and c.relname ~ '_p[0-9]{8}$'
-           and (since is null or to_date(right(c.relname, 8), 'YYYYMMDD') >= (since at time zone 'UTC')::date)
-         order by 1
+        select p.day, p.columnar
+          from otel.daily_partitions('traces') as p
+         where since is null or p.day >= (since at time zone 'UTC')::date
+         order by p.day
     loop
         if columnar then  -- a cold partition takes no updates
             raise notice 'otel_db: the spans of % are in cold storage (columnar) and keep their signatures', day;

@@ -46,11 +46,7 @@ declare
     span record;
     seen text[] := '{}';
     cold_until timestamptz := coalesce(
-        (select max(to_date(right(c.relname, 8), 'YYYYMMDD') + 1)::timestamp at time zone 'UTC'
-           from pg_inherits as i
-           join pg_class as c on c.oid = i.inhrelid
-           join pg_am as a on a.oid = c.relam
-          where i.inhparent = 'otel.traces'::regclass and a.amname = 'columnar'),
+        (select max(p.day + 1)::timestamp at time zone 'UTC' from otel.daily_partitions('traces') as p where p.columnar),
         '-infinity');
     range_start timestamptz;
     range_end timestamptz;
