@@ -105,13 +105,21 @@ comment on function otel.store_embeddings(text) is
 
 create or replace function otel.embedding_failed(ids bigint[], error text)
 returns void
-language sql
+language plpgsql
 as $$
-    update otel.span_signatures
-       set attempts = attempts + 1,
-           last_error = left(coalesce(error, 'unknown error'), 2000),
-           next_attempt_at = now() + otel.embedding_retry_delay(attempts + 1)
-     where id = any (ids) and (embedding is null or embedding_model = 'fallback-hash')
+-- Written for Citus too, where otel.span_signatures is a reference table
+-- (otel.distribute()): PL/pgSQL, as Citus plans no statement of an SQL
+-- function that takes parameters, and the next attempt's time in epoch
+-- seconds, as it rejects a stable operator (timestamptz + interval) over
+-- a column in an update.
+begin
+    update otel.span_signatures as s
+       set attempts = s.attempts + 1,
+           last_error = left(coalesce(embedding_failed.error, 'unknown error'), 2000),
+           next_attempt_at = to_timestamp(
+               extract(epoch from now()) + extract(epoch from otel.embedding_retry_delay(s.attempts + 1)))
+     where s.id = any (embedding_failed.ids) and (s.embedding is null or s.embedding_model = 'fallback-hash');
+end
 $$;
 comment on function otel.embedding_failed(bigint[], text) is
     'Records a failed attempt on signatures: the error, and when to try again';

@@ -8,39 +8,45 @@ returns table (
     trace_id text, span_id text, parent_span_id text, service_name text, operation text, label text,
     path text[], depth integer, occurrence integer, status_code text, status_message text, exception_type text,
     raised boolean, start_time timestamptz, duration_ms double precision, attributes jsonb)
-language sql stable
+language plpgsql stable
 set search_path = pg_catalog, pg_temp
 -- The planner guesses the recursive step at millions of rows for traces of
 -- a few hundred spans: compiling for that costs far more than it saves.
 set jit = off
 as $$
-    -- A span's operation is its service and its name with ids, numbers and
-    -- uuids replaced (otel.normalize_text), so that "GET /orders/42" and
-    -- "GET /orders/43" are one operation; its path is the operations of its
-    -- ancestors from the root down. Repeated operations under the same path
-    -- are numbered in start order (occurrence). As otel.trace_spans(), each
-    -- trace's time range in otel.trace_summaries confines the lookup to its
-    -- partitions, where the trace_id index finds its spans.
-    with recursive wanted as (
-        select s.trace_id, s.start_time, s.end_time
-          from otel.trace_summaries as s
-         where s.trace_id = any (trace_ids)
-    ),
-    spans as (
+-- A span's operation is its service and its name with ids, numbers and
+-- uuids replaced (otel.normalize_text), so that "GET /orders/42" and
+-- "GET /orders/43" are one operation; its path is the operations of its
+-- ancestors from the root down. Repeated operations under the same path
+-- are numbered in start order (occurrence).
+declare
+    span_rows otel.traces[];
+begin
+    -- The spans first, in a statement of their own: as otel.trace_spans(),
+    -- each trace's time range in otel.trace_summaries confines the lookup
+    -- to its partitions, where the trace_id index finds its spans (offset
+    -- 0: trace by trace, rather than one join over every partition the
+    -- traces together touch). On Citus this is a join of co-located
+    -- tables, run on the workers; the recursive query below reads only
+    -- these rows, which Citus requires of a recursive query over several
+    -- traces.
+    span_rows := array(
+        select x.t
+          from otel.trace_summaries as w
+         cross join lateral (
+             select t
+               from otel.traces as t
+              where t.trace_id = w.trace_id and t.start_time between w.start_time and w.end_time
+             offset 0
+         ) as x
+         where w.trace_id = any (trace_operations.trace_ids));
+    return query
+    with recursive spans as (
         select t.trace_id, t.span_id, t.parent_span_id, t.service_name,
                coalesce(otel.normalize_text(t.name), '') as operation, t.status_code, t.status_message,
                e.attributes ->> 'exception.type' as exception_type, e.attributes is not null as raised,
                t.start_time, t.duration_ms, t.attributes
-          from wanted as w
-         cross join lateral (
-             -- offset 0: looked up trace by trace, so that each lookup
-             -- reads only its own partitions, by index, rather than one
-             -- join over every partition the traces together touch
-             select t.*
-               from otel.traces as t
-              where t.trace_id = w.trace_id and t.start_time between w.start_time and w.end_time
-             offset 0
-         ) as t
+          from unnest(span_rows) as t
          cross join lateral (select otel.exception_event_attributes(t.events) as attributes) as e
     ),
     labelled as (
@@ -72,7 +78,8 @@ as $$
            (row_number() over (partition by l.trace_id, p.path, l.label order by l.start_time, l.span_id))::integer,
            l.status_code, l.status_message, l.exception_type, l.raised, l.start_time, l.duration_ms, l.attributes
       from labelled as l
-      join placed as p on p.trace_id = l.trace_id and p.span_id = l.span_id
+      join placed as p on p.trace_id = l.trace_id and p.span_id = l.span_id;
+end
 $$;
 comment on function otel.trace_operations(text[]) is
     'The spans of the given traces with their operation: service and normalised name (otel.normalize_text), the path of operations from the root down to the parent, and the occurrence of that operation under that path in start order, and whether it recorded an `exception` event (raised); internal to otel.compare_traces() and otel.explain_trace()';
@@ -255,23 +262,6 @@ $$;
 comment on function otel.compare_traces(text, text) is
     'What differs between two traces, span by span. Spans align by operation: service and span name with ids, numbers and uuids replaced (`GET /orders/42` = `GET /orders/43`), the path of such operations from the root down to the parent, and start order for repeated ones. One row per aligned pair and per span of one trace only: rank, service_name, name, path, depth, span_id_a, span_id_b, status_a/b, status_message_a/b, exception_type_a/b, duration_ms_a/b, duration_ratio (b/a), differing_attributes (`{key: [in a, in b]}`), differences (`only in a`, `only in b`, `status`, `exception`, `slower`/`faster`: at least twice or at most half as long and 1 ms apart, `attributes`). Spans failing in one trace only come first, those with an exception and the deepest first (where the error began), then spans of one trace only, durations, attributes. No rows when either trace is not stored; 22023 unless both are 32 hex digits';
 
-create or replace function otel.trace_failed(trace_id text, trace_start timestamptz, trace_end timestamptz)
-returns boolean
-language sql stable
-set search_path = pg_catalog, pg_temp
-as $$
-    -- A failure as otel.root_cause() counts it (otel.span_failed()).
-    -- trace_start and trace_end, the trace's extent in otel.trace_summaries,
-    -- confine it to its partitions (every span of the trace starts between
-    -- them).
-    select exists (
-        select from otel.traces as t
-         where t.trace_id = trace_failed.trace_id and t.start_time between trace_start and trace_end
-           and otel.span_failed(t.status_code, otel.exception_event_attributes(t.events) is not null))
-$$;
-comment on function otel.trace_failed(text, timestamptz, timestamptz) is
-    'Whether a span of the trace failed as otel.root_cause() counts it (status ERROR, or an exception event without status OK), its spans read where they start between trace_start and trace_end (its extent in otel.trace_summaries); internal to otel.explain_trace()';
-
 create or replace function otel.explain_trace(trace_id text, k integer default 5)
 returns table (
     rank integer, holds_in integer, compared integer, kind text, service_name text, name text, path text[],
@@ -317,7 +307,7 @@ begin
     if not found or this.root_service is null or this.root_name is null then
         return;
     end if;
-    failed := this.error_count > 0 or otel.trace_failed(wanted, this.start_time, this.end_time);
+    failed := this.error_count > 0 or exists (select from otel.root_cause(wanted));
     return query
         with candidates as materialized (
             (select s.trace_id, s.start_time, s.span_count, s.services
@@ -325,7 +315,12 @@ begin
               where s.root_service = this.root_service and s.root_name = this.root_name
                 and s.start_time <= this.start_time and s.trace_id <> wanted
                 and s.error_count = 0 and (failed or s.duration_ms < this.duration_ms)
-                and not otel.trace_failed(s.trace_id, s.start_time, s.end_time)
+                -- no failing span, its spans read where they start (on Citus, a
+                -- join of co-located tables that the workers run)
+                and not exists (
+                    select from otel.traces as t
+                     where t.trace_id = s.trace_id and t.start_time between s.start_time and s.end_time
+                       and otel.span_failed(t.status_code, otel.exception_event_attributes(t.events) is not null))
               order by s.start_time desc
               limit 100)
             union all
@@ -334,7 +329,10 @@ begin
               where s.root_service = this.root_service and s.root_name = this.root_name
                 and s.start_time > this.start_time and s.trace_id <> wanted
                 and s.error_count = 0 and (failed or s.duration_ms < this.duration_ms)
-                and not otel.trace_failed(s.trace_id, s.start_time, s.end_time)
+                and not exists (
+                    select from otel.traces as t
+                     where t.trace_id = s.trace_id and t.start_time between s.start_time and s.end_time
+                       and otel.span_failed(t.status_code, otel.exception_event_attributes(t.events) is not null))
               order by s.start_time
               limit 100)
         ),

@@ -69,7 +69,6 @@ grant execute on function
     otel.normalize_text(text),
     otel.trace_operations(text[]),
     otel.align_traces(text, text[]),
-    otel.trace_failed(text, timestamptz, timestamptz),
     otel.compare_traces(text, text),
     otel.explain_trace(text, integer),
     otel.suspect_attributes(text, text, timestamptz, timestamptz, double precision),

@@ -194,6 +194,16 @@ def test_otel_db_distributed_by_trace_id_answers_as_one_node_does(citus, dsn):
                     ).fetchall()
                     for t in failing[:8]
                 ],
+                "compare_traces": [
+                    conn.execute("select * from otel.compare_traces(%s, %s)", (a, b)).fetchall()
+                    for a, b in zip(failing[:6], traces[:6], strict=True)
+                ],
+                "explain_trace": [
+                    conn.execute("select * from otel.explain_trace(%s)", (t,)).fetchall() for t in failing[:6]
+                ],
+                "suspect_attributes": conn.execute(
+                    "select * from otel.suspect_attributes('payment', 'authorize card', %s, %s)", (first, last)
+                ).fetchall(),
                 "services": conn.execute("select * from otel.services()").fetchall(),
                 "dependencies": conn.execute(
                     "select * from otel.service_dependencies(%s, %s)", (first, last)
@@ -203,6 +213,7 @@ def test_otel_db_distributed_by_trace_id_answers_as_one_node_does(citus, dsn):
     one_node = answers(dsn)
     assert one_node["spans"] == (len(spans),) and len(failing) > 10
     assert all(len(found) == 5 for found in one_node["similar_traces"])
+    assert all(one_node["compare_traces"]) and all(one_node["explain_trace"]) and one_node["suspect_attributes"]
     assert answers(citus.url()) == one_node
     with psycopg.connect(citus.url(), autocommit=True) as conn:
         workers_with_spans = (
@@ -242,3 +253,14 @@ def test_otel_db_distributed_by_trace_id_answers_as_one_node_does(citus, dsn):
         summaries = "select count(*) from otel.trace_summaries where trace_id = %s"
         assert conn.execute(summaries, ("ab" * 16,)).fetchone() == (0,)
         assert conn.execute("select count(*) from otel.traces").fetchone() == (len(spans),)
+        # A failed embedding is recorded on the reference table, with its retry 30 s on.
+        pending = conn.execute(
+            "update otel.span_signatures set embedding = null, embedding_model = null"
+            " where id = (select min(id) from otel.span_signatures) returning id"
+        ).fetchone()[0]
+        conn.execute("select otel.embedding_failed(array[%s::bigint], 'model unavailable')", (pending,))
+        assert conn.execute(
+            "select attempts, last_error, next_attempt_at - now() between interval '29 s' and interval '31 s'"
+            " from otel.span_signatures where id = %s",
+            (pending,),
+        ).fetchone() == (1, "model unavailable", True)
