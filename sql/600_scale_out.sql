@@ -32,10 +32,15 @@ as $$
 -- signatures and the catalog of operations, which every worker joins, are
 -- reference tables (a copy on each node). The staging tables, the
 -- dead-letter queue, logs and metrics stay on the coordinator: staged rows
--- may lack the trace id that would place them. Returns what it changed;
--- run again, it changes nothing.
+-- may lack the trace id that would place them. Citus reads and writes
+-- the shards as the current role: otel_reader and otel_admin, which
+-- cannot log in on the coordinator, may on the workers (only there; who
+-- can connect is then the workers' pg_hba.conf). Returns what it changed;
+-- run again, it changes nothing but what a new worker lacks.
 declare
     target record;
+    role_name text;
+    refused text;
 begin
     if not exists (select from pg_extension where extname = 'citus') then
         raise exception 'otel.distribute() needs Citus in this database: create extension citus, on a coordinator with workers'
@@ -62,7 +67,21 @@ begin
         end if;
         return next format('%s: %s', target.relation, target.layout);
     end loop;
+    foreach role_name in array array['otel_reader', 'otel_admin'] loop
+        continue when not exists (
+            select from run_command_on_workers(format('select rolcanlogin from pg_roles where rolname = %L', role_name))
+             where result is distinct from 't');
+        select string_agg(format('%s:%s: %s', w.nodename, w.nodeport, w.result), '; ') into refused
+          from run_command_on_workers(
+                   -- on each worker alone: Citus would pass it on to every node
+                   format('set citus.enable_alter_role_propagation to off; alter role %I login', role_name)) as w
+         where not w.success;
+        if refused is not null then
+            raise exception 'could not let % log in on the workers: %', role_name, refused;
+        end if;
+        return next format('%s: may log in on the workers', role_name);
+    end loop;
 end
 $$;
 comment on function otel.distribute(integer) is
-    'On a Citus coordinator, after `alembic upgrade head`: distributes otel.traces and otel.trace_summaries by trace_id in shard_count (default 32) co-located shards, and makes otel.span_signatures and otel.operation_catalog reference tables; returns what it changed (nothing when run again). Staging, dead letters, logs and metrics stay on the coordinator';
+    'On a Citus coordinator, after `alembic upgrade head`: distributes otel.traces and otel.trace_summaries by trace_id in shard_count (default 32) co-located shards, and makes otel.span_signatures and otel.operation_catalog reference tables; lets otel_reader and otel_admin log in on the workers (Citus reaches the shards as the current role); returns what it changed (nothing when run again, unless a worker was added). Staging, dead letters, logs and metrics stay on the coordinator';

@@ -4,11 +4,19 @@ import itertools
 import json
 import os
 import random
+import signal
 import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from otel_db.ingest import OTLP_COPY_SQL
 
@@ -81,3 +89,81 @@ def free_port() -> int:
                 continue
             return port
     raise RuntimeError("no free port left for the tests' servers")
+
+
+@dataclass
+class Server:
+    """One `otel-db serve` process."""
+
+    process: subprocess.Popen
+    http_port: int
+    grpc_port: int
+    query_port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def query_url(self) -> str:
+        return f"http://127.0.0.1:{self.query_port}"
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM, then the exit code."""
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"otel-db serve did not stop within {timeout} s:\n{self.output()}")
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+# The `otel-db` command, after `prelude` (Python that prepares the process, such as an import blocker).
+CLI = "{prelude}\nimport sys\nfrom otel_db.cli import main\nsys.exit(main(sys.argv[1:]))"
+
+
+def start_serve(
+    dsn: str, log: Path, *options: str, env: dict[str, str] | None = None, embed: bool = False, prelude: str = ""
+) -> Server:
+    """`otel-db serve` on free ports (without embedding unless asked), once /healthz answers; the caller stops it.
+
+    `options` come last, so that a `--query` among them overrides the free port chosen here.
+    """
+    http_port, grpc_port, query_port = free_port(), free_port(), free_port()
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [
+                *(sys.executable, "-c", CLI.format(prelude=prelude), "--dsn", dsn, "serve"),
+                *("--http", f"127.0.0.1:{http_port}", "--grpc", f"127.0.0.1:{grpc_port}"),
+                *("--query", f"127.0.0.1:{query_port}", *options),
+                *([] if embed else ["--no-embed"]),
+            ],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+    server = Server(process, http_port, grpc_port, query_port, log)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"otel-db serve exited with {process.returncode}:\n{server.output()}")
+        try:
+            with urllib.request.urlopen(f"{server.url}/healthz", timeout=1):
+                return server
+        except (OSError, urllib.error.HTTPError):
+            time.sleep(0.05)
+    server.kill()
+    pytest.fail(f"otel-db serve did not answer /healthz within 30 s:\n{server.output()}")

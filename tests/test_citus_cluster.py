@@ -5,11 +5,15 @@ absent, or Citus is not installed, these tests are skipped and say why. The clus
 its data in /tmp, and is stopped and removed afterwards.
 """
 
+import json
 import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,16 +21,20 @@ from pathlib import Path
 import psycopg
 import pytest
 from alembic import command
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExportResult
 
 from bench.shop_failures import export, generate
 from otel_db.embed import embed_pending
 from otel_db.embedding import Embedder
 from tests.conftest import ROOT, alembic_config, database_url
-from tests.helpers import free_port, stage_otlp
+from tests.helpers import Server, free_port, stage_otlp, start_serve
 from tests.otlp import span, traces_request
 
 CITUS_SOURCE = ROOT.parent / "shared" / "vendor" / "citus"
 DATABASE = "scaleout"
+SERVE_DATABASE = "scaleout_serve"
 
 # One worker runs them all, so that the suite starts one cluster of three nodes.
 pytestmark = pytest.mark.xdist_group("citus")
@@ -156,8 +164,19 @@ def test_otel_db_distributed_by_trace_id_answers_as_one_node_does(citus, dsn):
             "otel.trace_summaries: distributed",
             "otel.span_signatures: reference",
             "otel.operation_catalog: reference",
+            "otel_reader: may log in on the workers",
+            "otel_admin: may log in on the workers",
         ]
         assert conn.execute("select * from otel.distribute(4)").fetchall() == []
+        can_log_in = (
+            "select array_agg(rolcanlogin order by rolname) from pg_roles"
+            " where rolname in ('otel_reader', 'otel_admin')"
+        )
+        assert conn.execute(can_log_in).fetchone() == ([False, False],)
+    for port in citus.ports[1:]:
+        with psycopg.connect(database_url(DATABASE, port)) as worker:
+            assert worker.execute(can_log_in).fetchone() == ([True, True],)
+    with psycopg.connect(citus.url(), autocommit=True) as conn:
         conn.execute("call otel.maintain()")
     labels, spans = generate(120, seed=11)
     embedder = Embedder()
@@ -264,3 +283,84 @@ def test_otel_db_distributed_by_trace_id_answers_as_one_node_does(citus, dsn):
             " from otel.span_signatures where id = %s",
             (pending,),
         ).fetchone() == (1, "model unavailable", True)
+
+
+def test_sdk_writers_through_serve_and_two_flushes_lose_nothing_and_the_jaeger_api_answers_as_one_node(
+    citus, dsn, tmp_path
+):
+    """Three threads send the shop's spans with the SDK's OTLP/HTTP exporter to `otel-db serve` on the coordinator
+    while two sessions flush; then the Jaeger API of a serve on the cluster and of one on one node."""
+    done = citus.script("createdb", SERVE_DATABASE)
+    assert done.returncode == 0, done.stderr
+    url = database_url(SERVE_DATABASE, citus.ports[0])
+    command.upgrade(alembic_config(url), "head")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("select otel.distribute(4)")
+    labels, spans = generate(150, seed=23)
+    cluster = start_serve(url, tmp_path / "cluster.log", "--no-flush")
+    one_node = start_serve(dsn, tmp_path / "one-node.log", "--no-flush")
+    try:
+        writers = [threading.Thread(target=send, args=(cluster.url, spans[part::3])) for part in range(3)] + [
+            threading.Thread(target=send, args=(one_node.url, spans))
+        ]
+        flushes = [threading.Thread(target=flush_while, args=(url, writers[:3])) for _ in range(2)]
+        for thread in writers + flushes:
+            thread.start()
+        for thread in writers + flushes:
+            thread.join(timeout=120)
+        assert not any(thread.is_alive() for thread in writers + flushes)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("call otel.flush()")
+        with psycopg.connect(url) as conn:
+            assert conn.execute("select count(*), count(distinct (trace_id, span_id)) from otel.traces").fetchone() == (
+                len(spans),
+                len(spans),
+            )
+            assert conn.execute("select count(*) from otel.telemetry_dlq").fetchone() == (0,)
+            assert conn.execute("select count(*) from otel.flush_runs where spans > 0").fetchone()[0] >= 2
+
+        first = min(s.start_time for s in spans) // 1000
+        last = max(s.end_time for s in spans) // 1000 + 1
+        paths = [
+            "/api/services",
+            *(f"/api/services/{service}/operations" for service in ("frontend", "checkout", "payment", "inventory")),
+            f"/api/traces?service=checkout&start={first}&end={last}&limit=1000",
+            f"/api/traces?service=payment&tags=%7B%22error%22%3A%22true%22%7D&start={first}&end={last}&limit=1000",
+            *(f"/api/traces/{label.trace_id}" for label in labels[:12]),
+            f"/api/dependencies?endTs={last // 1000}&lookback={(last - first) // 1000 + 1}",
+        ]
+
+        def jaeger(server: Server) -> list:
+            answers = []
+            for path in paths:
+                with urllib.request.urlopen(server.query_url + path, timeout=30) as response:
+                    answers.append(json.loads(response.read()))
+            return answers
+
+        on_one_node = jaeger(one_node)
+        assert all(answer["data"] for answer in on_one_node), "every path finds something on one node"
+        assert jaeger(cluster) == on_one_node
+    finally:
+        cluster.kill()
+        one_node.kill()
+
+
+def send(otlp_url: str, spans: Sequence[ReadableSpan]) -> None:
+    """The SDK's OTLP/HTTP span exporter, in batches as a BatchSpanProcessor sends them."""
+    exporter = OTLPSpanExporter(endpoint=f"{otlp_url}/v1/traces")
+    try:
+        for first in range(0, len(spans), 128):
+            assert exporter.export(spans[first : first + 128]) is SpanExportResult.SUCCESS
+    finally:
+        exporter.shutdown()
+
+
+def flush_while(url: str, writers: list[threading.Thread]) -> None:
+    """`call otel.flush()` until the writers are done and nothing is staged."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        while True:
+            writing = any(writer.is_alive() for writer in writers)
+            conn.execute("call otel.flush()")
+            if not writing and conn.execute("select count(*) from otel.otlp_staging").fetchone() == (0,):
+                return
+            time.sleep(0.05)

@@ -3,10 +3,8 @@
 import base64
 import gzip
 import json
-import os
 import random
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -46,7 +44,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Link, SpanKind, StatusCode
 
 from tests.conftest import database_url
-from tests.helpers import flush, free_port, scalar
+from tests.helpers import Server, flush, free_port, scalar, start_serve
 from tests.otlp import attribute, log_record, logs_request, random_spans, span, traces_request
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,38 +53,6 @@ RESOURCE = Resource({"service.name": "checkout", "deployment.id": BIG})
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 
-
-@dataclass
-class Server:
-    """One `otel-db serve` process."""
-
-    process: subprocess.Popen
-    http_port: int
-    grpc_port: int
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
-
-    @property
-    def grpc_target(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
-
-    def output(self) -> str:
-        return self.log.read_text()
-
-    def stop(self, timeout: float = 30) -> int:
-        """SIGTERM, then the exit code."""
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"otel-db serve did not stop within {timeout} s:\n{self.output()}")
-
-
-# The `otel-db` command, after `prelude` (Python that prepares the process, such as an import blocker).
-CLI = "{prelude}\nimport sys\nfrom otel_db.cli import main\nsys.exit(main(sys.argv[1:]))"
 
 # Makes the packages of the embedding extra look uninstalled.
 WITHOUT_EMBEDDING_EXTRA = """
@@ -109,39 +75,15 @@ def serve(dsn: str, tmp_path: Path) -> Iterator[Callable[..., Server]]:
     servers: list[Server] = []
 
     def start(*options: str, env: dict[str, str] | None = None, embed: bool = False, prelude: str = "") -> Server:
-        http_port, grpc_port = free_port(), free_port()
-        log = tmp_path / f"serve-{len(servers)}.log"
-        with log.open("wb") as sink:
-            process = subprocess.Popen(
-                [
-                    *(sys.executable, "-c", CLI.format(prelude=prelude), "--dsn", dsn, "serve"),
-                    *("--http", f"127.0.0.1:{http_port}", "--grpc", f"127.0.0.1:{grpc_port}"),
-                    *("--query", f"127.0.0.1:{free_port()}", *options),
-                    *([] if embed else ["--no-embed"]),
-                ],
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, **(env or {})},
-                cwd=ROOT,
-            )
-        server = Server(process, http_port, grpc_port, log)
+        server = start_serve(
+            dsn, tmp_path / f"serve-{len(servers)}.log", *options, env=env, embed=embed, prelude=prelude
+        )
         servers.append(server)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(f"otel-db serve exited with {process.returncode}:\n{server.output()}")
-            try:
-                with urllib.request.urlopen(f"{server.url}/healthz", timeout=1):
-                    return server
-            except (OSError, urllib.error.HTTPError):
-                time.sleep(0.05)
-        pytest.fail(f"otel-db serve did not answer /healthz within 30 s:\n{server.output()}")
+        return server
 
     yield start
     for server in servers:
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.wait()
+        server.kill()
 
 
 @dataclass

@@ -20,9 +20,9 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
 
 from bench import browser
 from tests.conftest import ROOT
-from tests.helpers import flush, free_port, scalar, stage_spans_with_ids
+from tests.helpers import Server, flush, free_port, scalar, stage_spans_with_ids
 from tests.otlp import gauge, log_record, logs_request, metrics_request, number_point
-from tests.test_serve import Server, post, serve  # noqa: F401 (serve is a fixture)
+from tests.test_serve import post, serve  # noqa: F401 (serve is a fixture)
 
 if (absent := browser.missing()) is not None:
     if os.environ.get("CI"):  # the project's set-up installs the browser: its absence in CI is a failure
