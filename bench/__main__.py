@@ -3,7 +3,7 @@
 OTEL_DB_BENCH_SPANS sets the span count of the flush benchmark (default 1,000,000),
 OTEL_DB_BENCH_SERVE_SPANS that of serve_throughput (default 200,000), OTEL_DB_BENCH_SPANS_EXPLAIN that of
 explain_latency, OTEL_DB_BENCH_SPANS_SEARCH that of trace_search and OTEL_DB_BENCH_SPANS_STORAGE that of
-storage (default 1,000,000 each).
+storage (default 1,000,000 each); OTEL_DB_BENCH_SPANS_SCALE_OUT that of scale_out (default 200,000).
 """
 
 import os
@@ -19,6 +19,7 @@ from bench import (
     query_api,
     reads,
     render,
+    scale_out,
     search_quality,
     seed_orm,
     serve_throughput,
@@ -55,6 +56,7 @@ BENCHMARKS = {
     "query_api": query_api.run,
     "web_render": web_render.run,
     "storage": storage.run,
+    "scale_out": scale_out.run,
     "toast_compression": toast_compression.run,
 }
 

@@ -38,10 +38,15 @@ def fresh_database(name: str) -> str:
         admin.execute(f"drop database if exists {name} with (force)")
         admin.execute(f"create database {name}")
     url = f"{SERVER}/{name}"
+    migrate(url)
+    return url
+
+
+def migrate(url: str) -> None:
+    """`alembic upgrade head` on the database at `url`."""
     config = Config(str(ROOT / "alembic.ini"))
     config.cmd_opts = type("Options", (), {"x": [f"url={url}"]})()
     command.upgrade(config, "head")
-    return url
 
 
 def drop_database(name: str) -> None:

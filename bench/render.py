@@ -162,6 +162,29 @@ GOALS: dict[str, list[Goal]] = {
         Goal("build s, m 32 / 128", "hnsw_sweep.builds.2.hnsw_build_seconds"),
         Goal("drop a day of retention, s", "retention_drop_one_day.seconds"),
     ],
+    "scale_out": [
+        Goal(
+            "flush, narrow spans, empty tables: cluster / one node",
+            "loads.narrow.cluster_vs_one_node.0.flush_spans_per_s",
+        ),
+        Goal(
+            "flush, narrow spans, populated tables: cluster / one node",
+            "loads.narrow.cluster_vs_one_node.1.flush_spans_per_s",
+        ),
+        Goal(
+            "flush, realistic spans, empty tables: cluster / one node",
+            "loads.realistic.cluster_vs_one_node.0.flush_spans_per_s",
+        ),
+        Goal(
+            "flush, realistic spans, populated tables: cluster / one node",
+            "loads.realistic.cluster_vs_one_node.1.flush_spans_per_s",
+        ),
+        Goal("COPY, realistic spans: cluster / one node", "loads.realistic.cluster_vs_one_node.0.copy_spans_per_s"),
+        Goal("trace_spans p50: cluster / one node", "reads.cluster_vs_one_node.trace_spans"),
+        Goal("find_traces p50: cluster / one node", "reads.cluster_vs_one_node.find_traces"),
+        Goal("similar_traces by trace p50: cluster / one node", "reads.cluster_vs_one_node.similar_traces"),
+        Goal("explain_trace p50: cluster / one node", "reads.cluster_vs_one_node.explain_trace"),
+    ],
     "storage": [
         Goal(
             "narrow: bytes per span, spans and trace summaries, every index",

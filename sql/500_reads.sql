@@ -75,12 +75,12 @@ begin
          where t.status_code = 'ERROR'
            and t.start_time >= since and t.start_time < until
            and (service is null or t.service_name = service)
-         order by t.start_time desc
+         order by t.start_time desc, t.trace_id, t.span_id  -- ties in one order, on one node or many
          limit lim;
 end
 $$;
 comment on function otel.traces_by_error(timestamptz, timestamptz, text, integer) is
-    'Error spans started in [since, until), newest first: trace_id, span_id, parent_span_id, service_name, name, kind, start_time, duration_ms, status_message, exception_type, exception_message, attributes';
+    'Error spans started in [since, until), newest first (then by trace_id, span_id): trace_id, span_id, parent_span_id, service_name, name, kind, start_time, duration_ms, status_message, exception_type, exception_message, attributes';
 
 create or replace function otel.trace_spans(trace_id text)
 returns table (

@@ -1,0 +1,211 @@
+"""One node against a Citus coordinator with two workers on the same machine, in one run (docs/scale-out.md).
+
+The project cluster is the one node; `scripts/citus-cluster.sh start` (ports 54340-54342 unless
+OTEL_DB_CITUS_PORT says otherwise) gives the three-node cluster, where the database is distributed with
+`otel.distribute()` (32 shards). Both sides get the same bench spans (bench.common.span_dicts), narrow
+(three attributes) and realistic, OTEL_DB_BENCH_SPANS_SCALE_OUT spans of each (default 200,000) in two
+batches: into empty tables, then into tables holding the first batch. Each batch is COPYed into
+otel.traces_staging, then flushed by `call otel.flush()`: spans per second for each step.
+
+After the realistic load, and `vacuum analyze` on both, the reads a user makes, each after a warm-up
+call, wall-clock from the client: `trace_spans` and `root_cause` of 50 failing traces, `find_traces` by
+service over the hour of data (20 calls), `traces_by_error` (limit 100), `similar_traces` by trace id
+(k 10, the signatures embedded with the model) and `explain_trace` of 10 failing traces. Every read must
+return the same rows on both sides (checked). Figures are cluster / one node: above 1 the cluster is
+faster for rates, slower for latencies.
+
+Nothing here is a goal: on two cores three nodes share the CPU one node has alone. The figures show the
+overhead of the distribution (a round trip from the coordinator to a worker, shards planned and merged),
+and where the workers' parallel inserts win already.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+
+from bench.common import (
+    ROOT,
+    SERVICES,
+    copy_typed_file,
+    drop_database,
+    fresh_database,
+    migrate,
+    span_dicts,
+    timed,
+    typed_line,
+)
+
+DATABASE = "otel_bench_scale_out"
+BASE_NS = 1_764_000_000_000_000_000  # span_dicts' default: spans over the hour from 2025-11-24 16:00 UTC
+HOUR = ("2025-11-24 16:00+00", "2025-11-24 18:00+00")
+SHARDS = 32
+READS = 50
+
+
+def spans_from_env() -> int:
+    return int(os.environ.get("OTEL_DB_BENCH_SPANS_SCALE_OUT", "200000"))
+
+
+def citus_cluster(*arguments: str) -> None:
+    done = subprocess.run([ROOT / "scripts" / "citus-cluster.sh", *arguments], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"scale_out needs the Citus cluster (make citus-cluster): {done.stderr.strip()}")
+
+
+def cluster_url() -> str:
+    return f"postgresql://postgres@127.0.0.1:{os.environ.get('OTEL_DB_CITUS_PORT', '54340')}/{DATABASE}"
+
+
+def load(url: str, files: list[Path], count: int) -> list[dict]:
+    """COPY then flush each file in turn: spans per second of each step."""
+    steps = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        for path in files:
+            with timed() as copying:
+                copy_typed_file(conn, path)
+            with timed() as flushing:
+                conn.execute("call otel.flush()")
+            steps.append(
+                {
+                    "copy_spans_per_s": round(count / copying.seconds),
+                    "flush_spans_per_s": round(count / flushing.seconds),
+                }
+            )
+    return steps
+
+
+def p50_ms(conn: psycopg.Connection, query: str, arguments: list[tuple]) -> tuple[float, list[list[tuple]]]:
+    """The median wall-clock time of the query over the arguments, after a warm-up call, and its answers."""
+    conn.execute(query, arguments[0]).fetchall()
+    seconds, answers = [], []
+    for argument in arguments:
+        start = time.perf_counter()
+        answers.append(conn.execute(query, argument).fetchall())
+        seconds.append(time.perf_counter() - start)
+    return round(statistics.median(seconds) * 1000, 2), answers
+
+
+def reads(url: str, failing: list[str]) -> tuple[dict, dict]:
+    """Each read's p50 in ms, and its answers."""
+    queries: dict[str, tuple[str, list[tuple]]] = {
+        "trace_spans": ("select * from otel.trace_spans(%s)", [(t,) for t in failing[:READS]]),
+        "root_cause": ("select * from otel.root_cause(%s)", [(t,) for t in failing[:READS]]),
+        "find_traces": (
+            "select * from otel.find_traces(service => %s, since => %s, until => %s, lim => 20)",
+            [(SERVICES[i % len(SERVICES)], *HOUR) for i in range(20)],
+        ),
+        "traces_by_error": ("select * from otel.traces_by_error(%s, %s, lim => 100)", [HOUR] * 20),
+        "similar_traces": (
+            "select * from otel.similar_traces(%s, k => 10, min_similarity => 0.5)",
+            [(t,) for t in failing[:10]],
+        ),
+        "explain_trace": ("select * from otel.explain_trace(%s)", [(t,) for t in failing[:10]]),
+    }
+    latencies, answers = {}, {}
+    with psycopg.connect(url, autocommit=True) as conn:
+        for name, (query, arguments) in queries.items():
+            latencies[name], answers[name] = p50_ms(conn, query, arguments)
+    return latencies, answers
+
+
+def embed(url: str) -> None:
+    from otel_db.embed import embed_pending
+    from otel_db.embedding import Embedder
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        embedder = Embedder()
+        while embed_pending(conn, embedder, 256).embedded:
+            pass
+
+
+def ratios(cluster: dict, one_node: dict) -> dict:
+    return {name: round(cluster[name] / one_node[name], 2) for name in one_node}
+
+
+def run(spans: int | None = None) -> dict:
+    spans = spans_from_env() if spans is None else spans
+    citus_cluster("start")
+    citus_cluster("createdb", DATABASE)
+    one_node_url, distributed_url = fresh_database(DATABASE), cluster_url()
+    result: dict = {"spans_per_shape": spans, "batches": 2, "shards": SHARDS, "loads": {}}
+    try:
+        migrate(distributed_url)
+        with psycopg.connect(distributed_url, autocommit=True) as conn:
+            conn.execute("select otel.distribute(%s)", (SHARDS,))
+        with tempfile.TemporaryDirectory() as directory:
+            for shape, narrow in (("narrow", True), ("realistic", False)):
+                files = []
+                for batch in range(2):
+                    path = Path(directory) / f"{shape}-{batch}.copy"
+                    seed = 7 + batch + (100 if narrow else 0)
+                    with path.open("w") as f:
+                        f.writelines(typed_line(s) for s in span_dicts(spans // 2, seed=seed, narrow=narrow))
+                    files.append(path)
+                one_node = load(one_node_url, files, spans // 2)
+                cluster = load(distributed_url, files, spans // 2)
+                result["loads"][shape] = {
+                    "one_node": one_node,
+                    "cluster": cluster,
+                    "cluster_vs_one_node": [ratios(c, o) for c, o in zip(cluster, one_node, strict=True)],
+                }
+        for url in (one_node_url, distributed_url):
+            embed(url)
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("vacuum analyze otel.traces, otel.trace_summaries, otel.span_signatures")
+        with psycopg.connect(one_node_url) as conn:
+            failing = [
+                t
+                for (t,) in conn.execute(
+                    "select trace_id from otel.trace_summaries where error_count > 0 order by md5(trace_id) limit %s",
+                    (READS,),
+                )
+            ]
+            stored = conn.execute("select count(*) from otel.traces").fetchone()[0]
+        one_node_reads, one_node_answers = reads(one_node_url, failing)
+        cluster_reads, cluster_answers = reads(distributed_url, failing)
+        with psycopg.connect(distributed_url) as conn:
+            assert conn.execute("select count(*) from otel.traces").fetchone()[0] == stored
+        differing = [name for name in one_node_answers if cluster_answers[name] != one_node_answers[name]]
+        if differing:
+            raise AssertionError(f"the cluster answered differently from one node: {', '.join(differing)}")
+        result["reads"] = {
+            "spans_stored": stored,
+            "p50_ms_one_node": one_node_reads,
+            "p50_ms_cluster": cluster_reads,
+            "cluster_vs_one_node": ratios(cluster_reads, one_node_reads),
+            "same_answers": True,
+        }
+    finally:
+        drop_database(DATABASE)
+        citus_cluster("dropdb", DATABASE)
+    result["summary"] = headline(result)
+    for line in result["summary"]:
+        print(line)
+    return result
+
+
+def rates(step: dict) -> str:
+    return f"COPY {step['copy_spans_per_s']:,}, flush {step['flush_spans_per_s']:,} spans/s"
+
+
+def headline(result: dict) -> list[str]:
+    lines = []
+    for shape, load in result["loads"].items():
+        for batch, name in enumerate(("empty tables", "populated tables")):
+            lines.append(
+                f"{shape} spans into {name}: one node {rates(load['one_node'][batch])};"
+                f" cluster {rates(load['cluster'][batch])};"
+                f" flush cluster/one node {load['cluster_vs_one_node'][batch]['flush_spans_per_s']}"
+            )
+    lines.append(
+        "reads p50 cluster/one node: "
+        + ", ".join(f"{name} {ratio}" for name, ratio in result["reads"]["cluster_vs_one_node"].items())
+    )
+    return lines
