@@ -164,26 +164,21 @@ GOALS: dict[str, list[Goal]] = {
     ],
     "scale_out": [
         Goal(
-            "flush, narrow spans, empty tables: cluster / one node",
-            "loads.narrow.cluster_vs_one_node.0.flush_spans_per_s",
+            "flush, narrow spans, empty tables: cluster / one node, 32 shards", "clusters.32.flush_vs_one_node.narrow.0"
         ),
-        Goal(
-            "flush, narrow spans, populated tables: cluster / one node",
-            "loads.narrow.cluster_vs_one_node.1.flush_spans_per_s",
-        ),
-        Goal(
-            "flush, realistic spans, empty tables: cluster / one node",
-            "loads.realistic.cluster_vs_one_node.0.flush_spans_per_s",
-        ),
-        Goal(
-            "flush, realistic spans, populated tables: cluster / one node",
-            "loads.realistic.cluster_vs_one_node.1.flush_spans_per_s",
-        ),
-        Goal("COPY, realistic spans: cluster / one node", "loads.realistic.cluster_vs_one_node.0.copy_spans_per_s"),
-        Goal("trace_spans p50: cluster / one node", "reads.cluster_vs_one_node.trace_spans"),
-        Goal("find_traces p50: cluster / one node", "reads.cluster_vs_one_node.find_traces"),
-        Goal("similar_traces by trace p50: cluster / one node", "reads.cluster_vs_one_node.similar_traces"),
-        Goal("explain_trace p50: cluster / one node", "reads.cluster_vs_one_node.explain_trace"),
+        Goal("the same, populated tables", "clusters.32.flush_vs_one_node.narrow.1"),
+        Goal("flush, realistic spans, empty tables, 32 shards", "clusters.32.flush_vs_one_node.realistic.0"),
+        Goal("the same, populated tables", "clusters.32.flush_vs_one_node.realistic.1"),
+        Goal("flush, narrow spans, empty tables, 4 shards", "clusters.4.flush_vs_one_node.narrow.0"),
+        Goal("flush, realistic spans, populated tables, 4 shards", "clusters.4.flush_vs_one_node.realistic.1"),
+        Goal("trace_spans p50: cluster / one node, 32 shards", "clusters.32.reads_vs_one_node.trace_spans"),
+        Goal("find_traces p50, 32 shards", "clusters.32.reads_vs_one_node.find_traces"),
+        Goal("traces_by_error p50, 32 shards", "clusters.32.reads_vs_one_node.traces_by_error"),
+        Goal("explain_trace p50, 32 shards", "clusters.32.reads_vs_one_node.explain_trace"),
+        Goal("trace_spans p50, 4 shards", "clusters.4.reads_vs_one_node.trace_spans"),
+        Goal("find_traces p50, 4 shards", "clusters.4.reads_vs_one_node.find_traces"),
+        Goal("traces_by_error p50, 4 shards", "clusters.4.reads_vs_one_node.traces_by_error"),
+        Goal("explain_trace p50, 4 shards", "clusters.4.reads_vs_one_node.explain_trace"),
     ],
     "storage": [
         Goal(

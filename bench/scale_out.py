@@ -1,22 +1,23 @@
 """One node against a Citus coordinator with two workers on the same machine, in one run (docs/scale-out.md).
 
 The project cluster is the one node; `scripts/citus-cluster.sh start` (ports 54340-54342 unless
-OTEL_DB_CITUS_PORT says otherwise) gives the three-node cluster, where the database is distributed with
-`otel.distribute()` (32 shards). Both sides get the same bench spans (bench.common.span_dicts), narrow
-(three attributes) and realistic, OTEL_DB_BENCH_SPANS_SCALE_OUT spans of each (default 200,000) in two
-batches: into empty tables, then into tables holding the first batch. Each batch is COPYed into
-otel.traces_staging, then flushed by `call otel.flush()`: spans per second for each step.
+OTEL_DB_CITUS_PORT says otherwise) gives the three-node cluster, where the database is distributed by
+`otel.distribute()` twice in turn: with its default of 32 shards, then with 4 (about twice this machine's
+cores). Each gets the same bench spans (bench.common.span_dicts), narrow (three attributes) and
+realistic, OTEL_DB_BENCH_SPANS_SCALE_OUT spans of each (default 200,000) in two batches: into empty
+tables, then into tables holding the first batch. Each batch is COPYed into otel.traces_staging, then
+flushed by `call otel.flush()`: spans per second for each step.
 
-After the realistic load, and `vacuum analyze` on both, the reads a user makes, each after a warm-up
-call, wall-clock from the client: `trace_spans` and `root_cause` of 50 failing traces, `find_traces` by
-service over the hour of data (20 calls), `traces_by_error` (limit 100), `similar_traces` by trace id
-(k 10, the signatures embedded with the model) and `explain_trace` of 10 failing traces. Every read must
-return the same rows on both sides (checked). Figures are cluster / one node: above 1 the cluster is
-faster for rates, slower for latencies.
+After the load, the signatures embedded and `vacuum analyze`, the reads a user makes, each after a
+warm-up call, wall-clock from the client: `trace_spans` and `root_cause` of 50 failing traces,
+`find_traces` by service over the hour of data (20 calls), `traces_by_error` (limit 100, 20 calls),
+`similar_traces` by trace id (k 10) and `explain_trace` of 10 failing traces. Every read must return the
+same rows on the cluster as on one node (checked). Figures are cluster / one node: above 1 the cluster
+is faster for rates, slower for latencies.
 
 Nothing here is a goal: on two cores three nodes share the CPU one node has alone. The figures show the
 overhead of the distribution (a round trip from the coordinator to a worker, shards planned and merged),
-and where the workers' parallel inserts win already.
+how it grows with the shard count, and where the workers' parallel inserts win already.
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ from bench.common import (
 DATABASE = "otel_bench_scale_out"
 BASE_NS = 1_764_000_000_000_000_000  # span_dicts' default: spans over the hour from 2025-11-24 16:00 UTC
 HOUR = ("2025-11-24 16:00+00", "2025-11-24 18:00+00")
-SHARDS = 32
 READS = 50
+# otel.distribute()'s default, and about twice the cores of this machine
+SHARD_COUNTS = (32, 4)
 
 
 def spans_from_env() -> int:
@@ -129,83 +131,91 @@ def ratios(cluster: dict, one_node: dict) -> dict:
     return {name: round(cluster[name] / one_node[name], 2) for name in one_node}
 
 
+def load_and_read(url: str, files: dict[str, list[Path]], count: int, failing: list[str] | None) -> dict:
+    """Every shape's batches loaded, the signatures embedded, then the reads (of `failing`, else of failing
+    traces chosen here)."""
+    loads = {shape: load(url, paths, count) for shape, paths in files.items()}
+    embed(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("vacuum analyze otel.traces, otel.trace_summaries, otel.span_signatures")
+        stored = conn.execute("select count(*) from otel.traces").fetchone()[0]
+        failing = failing or [
+            t
+            for (t,) in conn.execute(
+                "select trace_id from otel.trace_summaries where error_count > 0 order by md5(trace_id) limit %s",
+                (READS,),
+            )
+        ]
+    latencies, answers = reads(url, failing)
+    return {"loads": loads, "spans_stored": stored, "failing": failing, "p50_ms": latencies, "answers": answers}
+
+
 def run(spans: int | None = None) -> dict:
     spans = spans_from_env() if spans is None else spans
     citus_cluster("start")
-    citus_cluster("createdb", DATABASE)
-    one_node_url, distributed_url = fresh_database(DATABASE), cluster_url()
-    result: dict = {"spans_per_shape": spans, "batches": 2, "shards": SHARDS, "loads": {}}
-    try:
-        migrate(distributed_url)
-        with psycopg.connect(distributed_url, autocommit=True) as conn:
-            conn.execute("select otel.distribute(%s)", (SHARDS,))
-        with tempfile.TemporaryDirectory() as directory:
-            for shape, narrow in (("narrow", True), ("realistic", False)):
-                files = []
-                for batch in range(2):
-                    path = Path(directory) / f"{shape}-{batch}.copy"
+    result: dict = {"spans_per_shape": spans, "batches": 2, "clusters": {}}
+    with tempfile.TemporaryDirectory() as directory:
+        files: dict[str, list[Path]] = {}
+        for shape, narrow in (("narrow", True), ("realistic", False)):
+            files[shape] = []
+            for batch in range(2):
+                path = Path(directory) / f"{shape}-{batch}.copy"
+                with path.open("w") as f:
                     seed = 7 + batch + (100 if narrow else 0)
-                    with path.open("w") as f:
-                        f.writelines(typed_line(s) for s in span_dicts(spans // 2, seed=seed, narrow=narrow))
-                    files.append(path)
-                one_node = load(one_node_url, files, spans // 2)
-                cluster = load(distributed_url, files, spans // 2)
-                result["loads"][shape] = {
-                    "one_node": one_node,
-                    "cluster": cluster,
-                    "cluster_vs_one_node": [ratios(c, o) for c, o in zip(cluster, one_node, strict=True)],
-                }
-        for url in (one_node_url, distributed_url):
-            embed(url)
-            with psycopg.connect(url, autocommit=True) as conn:
-                conn.execute("vacuum analyze otel.traces, otel.trace_summaries, otel.span_signatures")
-        with psycopg.connect(one_node_url) as conn:
-            failing = [
-                t
-                for (t,) in conn.execute(
-                    "select trace_id from otel.trace_summaries where error_count > 0 order by md5(trace_id) limit %s",
-                    (READS,),
-                )
-            ]
-            stored = conn.execute("select count(*) from otel.traces").fetchone()[0]
-        one_node_reads, one_node_answers = reads(one_node_url, failing)
-        cluster_reads, cluster_answers = reads(distributed_url, failing)
-        with psycopg.connect(distributed_url) as conn:
-            assert conn.execute("select count(*) from otel.traces").fetchone()[0] == stored
-        differing = [name for name in one_node_answers if cluster_answers[name] != one_node_answers[name]]
-        if differing:
-            raise AssertionError(f"the cluster answered differently from one node: {', '.join(differing)}")
-        result["reads"] = {
-            "spans_stored": stored,
-            "p50_ms_one_node": one_node_reads,
-            "p50_ms_cluster": cluster_reads,
-            "cluster_vs_one_node": ratios(cluster_reads, one_node_reads),
-            "same_answers": True,
-        }
-    finally:
-        drop_database(DATABASE)
-        citus_cluster("dropdb", DATABASE)
+                    f.writelines(typed_line(s) for s in span_dicts(spans // 2, seed=seed, narrow=narrow))
+                files[shape].append(path)
+        try:
+            one_node = load_and_read(fresh_database(DATABASE), files, spans // 2, None)
+        finally:
+            drop_database(DATABASE)
+        result["one_node"] = {key: one_node[key] for key in ("loads", "spans_stored", "p50_ms")}
+        for shards in SHARD_COUNTS:
+            citus_cluster("createdb", DATABASE)
+            try:
+                migrate(cluster_url())
+                with psycopg.connect(cluster_url(), autocommit=True) as conn:
+                    conn.execute("select otel.distribute(%s)", (shards,))
+                cluster = load_and_read(cluster_url(), files, spans // 2, one_node["failing"])
+            finally:
+                citus_cluster("dropdb", DATABASE)
+            assert cluster["spans_stored"] == one_node["spans_stored"]
+            differing = [name for name, rows in one_node["answers"].items() if cluster["answers"][name] != rows]
+            if differing:
+                raise AssertionError(f"{shards} shards answered differently from one node: {', '.join(differing)}")
+            result["clusters"][str(shards)] = {
+                "loads": cluster["loads"],
+                "p50_ms": cluster["p50_ms"],
+                "flush_vs_one_node": {
+                    shape: [
+                        round(c["flush_spans_per_s"] / o["flush_spans_per_s"], 2)
+                        for c, o in zip(steps, one_node["loads"][shape], strict=True)
+                    ]
+                    for shape, steps in cluster["loads"].items()
+                },
+                "copy_vs_one_node": {
+                    shape: [
+                        round(c["copy_spans_per_s"] / o["copy_spans_per_s"], 2)
+                        for c, o in zip(steps, one_node["loads"][shape], strict=True)
+                    ]
+                    for shape, steps in cluster["loads"].items()
+                },
+                "reads_vs_one_node": ratios(cluster["p50_ms"], one_node["p50_ms"]),
+                "same_answers": True,
+            }
     result["summary"] = headline(result)
     for line in result["summary"]:
         print(line)
     return result
 
 
-def rates(step: dict) -> str:
-    return f"COPY {step['copy_spans_per_s']:,}, flush {step['flush_spans_per_s']:,} spans/s"
-
-
 def headline(result: dict) -> list[str]:
     lines = []
-    for shape, load in result["loads"].items():
-        for batch, name in enumerate(("empty tables", "populated tables")):
-            lines.append(
-                f"{shape} spans into {name}: one node {rates(load['one_node'][batch])};"
-                f" cluster {rates(load['cluster'][batch])};"
-                f" flush cluster/one node {load['cluster_vs_one_node'][batch]['flush_spans_per_s']}"
-            )
-    lines.append(
-        "reads p50 cluster/one node: "
-        + ", ".join(f"{name} {ratio}" for name, ratio in result["reads"]["cluster_vs_one_node"].items())
-    )
+    for shards, cluster in result["clusters"].items():
+        flush = "; ".join(
+            f"{shape} {ratios[0]} into empty, {ratios[1]} into populated tables"
+            for shape, ratios in cluster["flush_vs_one_node"].items()
+        )
+        reads = ", ".join(f"{name} {ratio}" for name, ratio in cluster["reads_vs_one_node"].items())
+        lines.append(f"{shards} shards, flush cluster/one node: {flush}")
+        lines.append(f"{shards} shards, reads p50 cluster/one node: {reads}")
     return lines
