@@ -209,17 +209,12 @@ begin
     end if;
     if since is null then
         for day_start in
-            select to_date(right(c.relname, 8), 'YYYYMMDD')::timestamp at time zone 'UTC'
-              from pg_inherits as i
-              join pg_class as c on c.oid = i.inhrelid
-             where i.inhparent = 'otel.logs'::regclass
-               and c.relname ~ '_p[0-9]{8}$'
-             order by 1 desc
+            select p.day::timestamp at time zone 'UTC' from otel.daily_partitions('logs') as p order by p.day desc
         loop
             continue when day_start >= until;
             found := found + (
                 select count(*)
-                  from (select
+                  from (select 1  -- a column: Citus plans no select list without one
                           from otel.logs as l
                          where l.time >= day_start and l.time < day_start + interval '1 day'
                            and l.body_tsv @@ tsquery

@@ -279,9 +279,19 @@ as $$
 -- the window's partitions, one probe a name rather than a scan of every
 -- point; each name's newest point in the window gives its type and unit.
 -- The window bounds the skipping too: a cold partition has no index, and
--- those outside the window need no reading.
+-- those outside the window need no reading. On Citus, where otel.metrics
+-- is distributed by name (otel.distribute()) and a recursive query must
+-- stay on one shard, each shard finds the newest point of its own names.
 begin
     perform otel.check_time_range(since, until, true);
+    if otel.distributed('otel.metrics') then
+        return query
+            select distinct on (m.name) m.name, m.type, m.unit, m.time
+              from otel.metrics as m
+             where m.time >= metric_names.since and m.time < metric_names.until
+             order by m.name, m.time desc;
+        return;
+    end if;
     return query
         with recursive names (name) as (
             (select m.name from otel.metrics as m

@@ -30,9 +30,11 @@ as $$
 -- shard_count co-located shards, so that a trace's spans and its summary
 -- are on one worker and a lookup by trace id is routed there; the span
 -- signatures and the catalog of operations, which every worker joins, are
--- reference tables (a copy on each node). The staging tables, the
--- dead-letter queue, logs and metrics stay on the coordinator: staged rows
--- may lack the trace id that would place them. Citus reads and writes
+-- reference tables (a copy on each node). Log records spread by time, the
+-- one key every record has (most have no trace id, and Citus refuses a
+-- null key); metric points by name, so that a series is on one shard. The
+-- staging tables and the dead-letter queue stay on the coordinator: staged
+-- rows may lack the key that would place them. Citus reads and writes
 -- the shards as the current role: otel_reader and otel_admin, which
 -- cannot log in on the coordinator, may on the workers (only there; who
 -- can connect is then the workers' pg_hba.conf). Returns what it changed;
@@ -51,21 +53,28 @@ begin
             using errcode = 'invalid_parameter_value';
     end if;
     for target in
-        select * from (values (1, 'otel.traces'::regclass, 'distributed', null::regclass),
-                              (2, 'otel.trace_summaries'::regclass, 'distributed', 'otel.traces'::regclass),
-                              (3, 'otel.span_signatures'::regclass, 'reference', null),
-                              (4, 'otel.operation_catalog'::regclass, 'reference', null)) as t (n, relation, layout, colocate_with)
+        select *
+          from (values (1, 'otel.traces'::regclass, 'trace_id', 'default'),
+                       (2, 'otel.trace_summaries'::regclass, 'trace_id', 'otel.traces'),
+                       (3, 'otel.span_signatures'::regclass, null, null),
+                       (4, 'otel.operation_catalog'::regclass, null, null),
+                       (5, 'otel.logs'::regclass, 'time', 'none'),
+                       (6, 'otel.metrics'::regclass, 'name', 'none')) as t (n, relation, key, colocate_with)
          order by n
     loop
         continue when otel.distributed(target.relation);
-        if target.layout = 'reference' then
+        if target.key is null then
             perform create_reference_table(target.relation);
-        elsif target.colocate_with is null then
-            perform create_distributed_table(target.relation, 'trace_id', shard_count => distribute.shard_count);
-        else
-            perform create_distributed_table(target.relation, 'trace_id', colocate_with => target.colocate_with::text);
+            return next format('%s: reference', target.relation);
+            continue;
         end if;
-        return next format('%s: %s', target.relation, target.layout);
+        if target.colocate_with in ('default', 'none') then
+            perform create_distributed_table(target.relation, target.key, shard_count => distribute.shard_count,
+                                             colocate_with => target.colocate_with);
+        else
+            perform create_distributed_table(target.relation, target.key, colocate_with => target.colocate_with);
+        end if;
+        return next format('%s: distributed by %s', target.relation, target.key);
     end loop;
     foreach role_name in array array['otel_reader', 'otel_admin'] loop
         continue when not exists (
@@ -84,4 +93,4 @@ begin
 end
 $$;
 comment on function otel.distribute(integer) is
-    'On a Citus coordinator, after `alembic upgrade head`: distributes otel.traces and otel.trace_summaries by trace_id in shard_count (default 32) co-located shards, and makes otel.span_signatures and otel.operation_catalog reference tables; lets otel_reader and otel_admin log in on the workers (Citus reaches the shards as the current role); returns what it changed (nothing when run again, unless a worker was added). Staging, dead letters, logs and metrics stay on the coordinator';
+    'On a Citus coordinator, after `alembic upgrade head`: distributes otel.traces and otel.trace_summaries by trace_id in shard_count (default 32) co-located shards, otel.logs by time and otel.metrics by name, and makes otel.span_signatures and otel.operation_catalog reference tables; lets otel_reader and otel_admin log in on the workers (Citus reaches the shards as the current role); returns what it changed (nothing when run again, unless a worker was added). Staging and dead letters stay on the coordinator';

@@ -21,8 +21,21 @@ from pathlib import Path
 import psycopg
 import pytest
 from alembic import command
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    MetricExporter,
+    MetricExportResult,
+    MetricsData,
+    PeriodicExportingMetricReader,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from bench.shop_failures import export, generate
@@ -30,11 +43,12 @@ from otel_db.embed import embed_pending
 from otel_db.embedding import Embedder
 from tests.conftest import ROOT, alembic_config, database_url
 from tests.helpers import Server, free_port, stage_otlp, start_serve
-from tests.otlp import span, traces_request
+from tests.otlp import log_record, logs_request, span, traces_request
 
 CITUS_SOURCE = ROOT.parent / "shared" / "vendor" / "citus"
 DATABASE = "scaleout"
 SERVE_DATABASE = "scaleout_serve"
+SIGNALS_DATABASE = "scaleout_signals"
 
 # One worker runs them all, so that the suite starts one cluster of three nodes.
 pytestmark = pytest.mark.xdist_group("citus")
@@ -160,10 +174,12 @@ def test_otel_db_distributed_by_trace_id_answers_as_one_node_does(citus, dsn):
     command.upgrade(alembic_config(citus.url()), "head")
     with psycopg.connect(citus.url(), autocommit=True) as conn:
         assert [row for (row,) in conn.execute("select * from otel.distribute(4)")] == [
-            "otel.traces: distributed",
-            "otel.trace_summaries: distributed",
+            "otel.traces: distributed by trace_id",
+            "otel.trace_summaries: distributed by trace_id",
             "otel.span_signatures: reference",
             "otel.operation_catalog: reference",
+            "otel.logs: distributed by time",
+            "otel.metrics: distributed by name",
             "otel_reader: may log in on the workers",
             "otel_admin: may log in on the workers",
         ]
@@ -364,3 +380,143 @@ def flush_while(url: str, writers: list[threading.Thread]) -> None:
             if not writing and conn.execute("select count(*) from otel.otlp_staging").fetchone() == (0,):
                 return
             time.sleep(0.05)
+
+
+def test_sdk_logs_and_metrics_read_on_the_cluster_as_on_one_node(citus, dsn, tmp_path):
+    """Logs (in spans and outside them) and metrics from the SDK's OTLP/HTTP exporters, sent to `otel-db serve`
+    on the coordinator and on one node alike; logs spread by time, points by metric name."""
+    done = citus.script("createdb", SIGNALS_DATABASE)
+    assert done.returncode == 0, done.stderr
+    url = database_url(SIGNALS_DATABASE, citus.ports[0])
+    command.upgrade(alembic_config(url), "head")
+    with psycopg.connect(url, autocommit=True) as conn:
+        layout = [row for (row,) in conn.execute("select * from otel.distribute(4)")]
+        assert {"otel.logs: distributed by time", "otel.metrics: distributed by name"} <= set(layout)
+    servers = [start_serve(url, tmp_path / "cluster.log"), start_serve(dsn, tmp_path / "one-node.log")]
+    try:
+        started = datetime.now(UTC) - timedelta(minutes=1)
+        trace_ids = send_logs_and_metrics([server.url for server in servers])
+        for database in (url, dsn):
+            with psycopg.connect(database, autocommit=True) as conn:
+                conn.execute("call otel.flush()")
+    finally:
+        for server in servers:
+            server.kill()
+    until = datetime.now(UTC) + timedelta(minutes=1)
+
+    def answers(database: str) -> dict:
+        with psycopg.connect(database) as conn:
+            return {
+                "counts": conn.execute(
+                    "select (select count(*) from otel.logs), (select count(*) from otel.metrics),"
+                    " (select count(*) from otel.telemetry_dlq)"
+                ).fetchone(),
+                "trace_logs": [conn.execute("select * from otel.trace_logs(%s)", (t,)).fetchall() for t in trace_ids],
+                "search_logs": sorted(
+                    conn.execute("select * from otel.search_logs('declined', lim => 1000)").fetchall(), key=repr
+                ),
+                "search_errors": sorted(
+                    conn.execute(
+                        "select * from otel.search_logs('card', service => 'payment', min_severity => 17)"
+                    ).fetchall(),
+                    key=repr,
+                ),
+                "metric_names": conn.execute("select * from otel.metric_names(%s, %s)", (started, until)).fetchall(),
+                "series": [
+                    conn.execute(
+                        "select * from otel.metric_series(%s, '1 minute', %s, %s, labels => %s, agg => %s)",
+                        (name, started, until, labels, agg),
+                    ).fetchall()
+                    for name, labels, agg in (
+                        ("orders", None, "sum"),
+                        ("orders", '{"region": "eu"}', "rate"),
+                        ("latency", None, "p99"),
+                        ("temperature", None, "max"),
+                    )
+                ],
+            }
+
+    one_node = answers(dsn)
+    assert one_node["counts"] == (30, 7, 0)
+    assert all(len(logs) == 2 for logs in one_node["trace_logs"])
+    assert len(one_node["search_logs"]) == 10 and all(one_node["series"])
+    assert answers(url) == one_node
+    with psycopg.connect(url) as conn:
+        for table in ("otel.logs", "otel.metrics"):
+            assert conn.execute(
+                "select count(distinct s.nodeport)"
+                "  from run_command_on_shards(%s, 'select count(*) from %%s') as r"
+                "  join citus_shards as s on s.shardid = r.shardid"
+                " where r.success and r.result::bigint > 0",
+                (table,),
+            ).fetchone() == (2,), f"{table} has rows on both workers"
+    # A day of logs past its retention goes from every worker; today's stay.
+    with psycopg.connect(url, autocommit=True) as conn:
+        stage_otlp(conn, [logs_request(log_record(timeUnixNano="1704067200000000000"))])  # 2024-01-01
+        conn.execute("call otel.flush()")
+        assert conn.execute("select count(*) from otel.logs_p20240101").fetchone() == (1,)
+        conn.execute("select otel.set_retention('logs', interval '30 days')")
+        conn.execute("call otel.maintain()")
+        assert conn.execute("select to_regclass('otel.logs_p20240101')").fetchone() == (None,)
+        assert conn.execute("select count(*) from otel.logs").fetchone() == (30,)
+
+
+def send_logs_and_metrics(otlp_urls: list[str]) -> list[str]:
+    """Ten traces with two log records each, ten logs outside any span, and a counter and a histogram exported
+    twice and a gauge, each exported by the SDK to every URL; returns the trace ids."""
+    resource = Resource({"service.name": "payment"})
+    tracer_provider = TracerProvider(resource=resource)
+    logger_provider = LoggerProvider(resource=resource)
+    exporters = [OTLPMetricExporter(endpoint=f"{otlp_url}/v1/metrics") for otlp_url in otlp_urls]
+    reader = PeriodicExportingMetricReader(EveryExporter(exporters), export_interval_millis=3_600_000)
+    meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
+    for otlp_url in otlp_urls:
+        logger_provider.add_log_record_processor(
+            SimpleLogRecordProcessor(OTLPLogExporter(endpoint=f"{otlp_url}/v1/logs"))
+        )
+    tracer = tracer_provider.get_tracer("shop.payment")
+    logger = logger_provider.get_logger("shop.payment")
+    meter = meter_provider.get_meter("shop.payment")
+    orders = meter.create_counter("orders")
+    latency = meter.create_histogram("latency", unit="s", explicit_bucket_boundaries_advisory=[0.1, 1.0])
+    trace_ids = []
+    for order in range(10):
+        with tracer.start_as_current_span(f"charge {order}") as span:
+            trace_ids.append(format(span.get_span_context().trace_id, "032x"))
+            logger.emit(severity_number=SeverityNumber.INFO, severity_text="INFO", body=f"charging order {order}")
+            logger.emit(
+                severity_number=SeverityNumber.ERROR,
+                severity_text="ERROR",
+                body=f"card declined for order {order}",
+                attributes={"order": order},
+            )
+        logger.emit(severity_number=SeverityNumber.WARN, severity_text="WARN", body=f"retry queue at {order} items")
+        orders.add(1, {"region": "eu" if order % 2 else "us"})
+        latency.record(0.05 * (order + 1))
+        if order == 4:  # a first export of the cumulative points: rates and percentiles need two
+            meter_provider.force_flush()
+    meter.create_gauge("temperature").set(21.5, {"room": "a"})
+    tracer_provider.shutdown()
+    logger_provider.shutdown()
+    meter_provider.shutdown()
+    return trace_ids
+
+
+class EveryExporter(MetricExporter):
+    """Exports each collection with each of the exporters: the same points, to every server."""
+
+    def __init__(self, exporters: list[OTLPMetricExporter]) -> None:
+        super().__init__(preferred_temporality=exporters[0]._preferred_temporality)
+        self.exporters = exporters
+
+    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs) -> MetricExportResult:
+        results = [exporter.export(metrics_data, timeout_millis) for exporter in self.exporters]
+        ok = all(result is MetricExportResult.SUCCESS for result in results)
+        return MetricExportResult.SUCCESS if ok else MetricExportResult.FAILURE
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return all([exporter.force_flush(timeout_millis) for exporter in self.exporters])
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs) -> None:
+        for exporter in self.exporters:
+            exporter.shutdown()
