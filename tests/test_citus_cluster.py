@@ -206,6 +206,11 @@ def test_otel_db_distributed_by_trace_id_answers_as_one_node_does(citus, dsn):
     traces = sorted(label.trace_id for label in labels)
     failing = sorted(label.trace_id for label in labels if label.cause)
 
+    questions = [
+        "[" + ",".join(map(str, vector)) + "]"
+        for vector in embedder.embed(["the card was declined by the bank", "the database query timed out"])
+    ]
+
     def answers(url: str) -> dict:
         with psycopg.connect(url) as conn:
             return {
@@ -229,6 +234,12 @@ def test_otel_db_distributed_by_trace_id_answers_as_one_node_does(citus, dsn):
                     ).fetchall()
                     for t in failing[:8]
                 ],
+                "similar_to_words": [
+                    conn.execute(
+                        "select * from otel.similar_traces(%s::vector, k => 5, min_similarity => 0.2)", (vector,)
+                    ).fetchall()
+                    for vector in questions
+                ],
                 "compare_traces": [
                     conn.execute("select * from otel.compare_traces(%s, %s)", (a, b)).fetchall()
                     for a, b in zip(failing[:6], traces[:6], strict=True)
@@ -247,7 +258,7 @@ def test_otel_db_distributed_by_trace_id_answers_as_one_node_does(citus, dsn):
 
     one_node = answers(dsn)
     assert one_node["spans"] == (len(spans),) and len(failing) > 10
-    assert all(len(found) == 5 for found in one_node["similar_traces"])
+    assert all(len(found) == 5 for found in one_node["similar_traces"] + one_node["similar_to_words"])
     assert all(one_node["compare_traces"]) and all(one_node["explain_trace"]) and one_node["suspect_attributes"]
     assert answers(citus.url()) == one_node
     with psycopg.connect(citus.url(), autocommit=True) as conn:
