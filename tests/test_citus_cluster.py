@@ -344,7 +344,6 @@ def test_sdk_writers_through_serve_and_two_flushes_lose_nothing_and_the_jaeger_a
                 len(spans),
             )
             assert conn.execute("select count(*) from otel.telemetry_dlq").fetchone() == (0,)
-            assert conn.execute("select count(*) from otel.flush_runs where spans > 0").fetchone()[0] >= 2
 
         first = min(s.start_time for s in spans) // 1000
         last = max(s.end_time for s in spans) // 1000 + 1
