@@ -44,7 +44,11 @@ language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
 -- Partitions in row format whose whole day is older than their kind's
--- older_than, oldest first; none, with a notice, without citus_columnar.
+-- older_than, oldest first; none, with a notice, without citus_columnar,
+-- and none of a table distributed by Citus (otel.distribute()), whose
+-- partitions the conversion cannot swap.
+declare
+    distributed text;
 begin
     if not exists (select from otel.cold_storage) then
         return;
@@ -54,11 +58,19 @@ begin
             using hint = 'Build it with `make citus`, then run `create extension citus_columnar` or otel.set_cold_storage() again.';
         return;
     end if;
+    select string_agg(format('otel.%I', s.kind), ', ' order by s.kind) into distributed
+      from otel.cold_storage as s
+     where otel.distributed(format('otel.%I', s.kind)::regclass);
+    if distributed is not null then
+        raise notice 'otel_db: cold storage is set for %, distributed by Citus: their partitions stay in row format', distributed
+            using hint = 'Cold storage works on a single node only; see docs/scale-out.md.';
+    end if;
     return query
         select s.kind, p.name
           from otel.cold_storage as s
          cross join lateral otel.daily_partitions(s.kind) as p
          where not p.columnar and (p.day + 1)::timestamp at time zone 'UTC' <= now() - s.older_than
+           and not otel.distributed(format('otel.%I', s.kind)::regclass)
          order by p.day, s.kind;
 end
 $$;

@@ -237,9 +237,9 @@ begin
            and (until is null or l.time < until)
            and (service is null or l.service_name = service)
            and (min_severity is null or l.severity_number >= min_severity)
-         order by 8 desc, l.time desc
+         order by 8 desc, l.time desc, l.trace_id, l.span_id, l.body  -- ties in one order, on one node or many
          limit lim;
 end
 $$;
 comment on function otel.search_logs(text, timestamptz, timestamptz, text, integer, integer) is
-    'Full-text search of log bodies in `websearch_to_tsquery(''english'', …)` syntax (`"a phrase"`, `or`, `-word`), best rank first, then newest: time, severity_number, severity_text, service_name, body, trace_id, span_id, rank. Ranks every match in [since, until); without `since`, the matches of the newest days (UTC) that together hold at least max(lim, 1000) of them, so that its cost follows a day''s matches, not the store''s size (older matches are ranked when the newer days hold fewer)';
+    'Full-text search of log bodies in `websearch_to_tsquery(''english'', …)` syntax (`"a phrase"`, `or`, `-word`), best rank first, then newest (then by trace_id, span_id, body): time, severity_number, severity_text, service_name, body, trace_id, span_id, rank. Ranks every match in [since, until); without `since`, the matches of the newest days (UTC) that together hold at least max(lim, 1000) of them, so that its cost follows a day''s matches, not the store''s size (older matches are ranked when the newer days hold fewer)';
