@@ -179,6 +179,12 @@ GOALS: dict[str, list[Goal]] = {
         Goal("find_traces p50, 4 shards", "clusters.4.reads_vs_one_node.find_traces"),
         Goal("traces_by_error p50, 4 shards", "clusters.4.reads_vs_one_node.traces_by_error"),
         Goal("explain_trace p50, 4 shards", "clusters.4.reads_vs_one_node.explain_trace"),
+        Goal("logs flush: cluster / one node, 4 shards", "clusters.4.signals_vs_one_node.logs_flush_per_s"),
+        Goal("metric points flush, 4 shards", "clusters.4.signals_vs_one_node.metric_points_flush_per_s"),
+        Goal("search_logs p50, 32 shards", "clusters.32.reads_vs_one_node.search_logs"),
+        Goal("search_logs p50, 4 shards", "clusters.4.reads_vs_one_node.search_logs"),
+        Goal("trace_logs p50, 4 shards", "clusters.4.reads_vs_one_node.trace_logs"),
+        Goal("metric_series p50, 4 shards", "clusters.4.reads_vs_one_node.metric_series"),
     ],
     "storage": [
         Goal(

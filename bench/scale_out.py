@@ -6,14 +6,18 @@ OTEL_DB_CITUS_PORT says otherwise) gives the three-node cluster, where the datab
 cores). Each gets the same bench spans (bench.common.span_dicts), narrow (three attributes) and
 realistic, OTEL_DB_BENCH_SPANS_SCALE_OUT spans of each (default 200,000) in two batches: into empty
 tables, then into tables holding the first batch. Each batch is COPYed into otel.traces_staging, then
-flushed by `call otel.flush()`: spans per second for each step.
+flushed by `call otel.flush()`: spans per second for each step. Then 100,000 log records (30 % of them
+in spans of the first realistic batch) and four hours of 10-second metric points of 116 series
+(bench.reads' generators), each COPYed and flushed: records per second of the flush.
 
 After the load, the signatures embedded and `vacuum analyze`, the reads a user makes, each after a
-warm-up call, wall-clock from the client: `trace_spans` and `root_cause` of 50 failing traces,
-`find_traces` by service over the two hours that hold the data (20 calls), `traces_by_error` (limit 100, 20 calls),
-`similar_traces` by trace id (k 10) and `explain_trace` of 10 failing traces. Every read must return the
-same rows on the cluster as on one node (checked). Figures are cluster / one node: above 1 the cluster
-is faster for rates, slower for latencies.
+warm-up call, wall-clock from the client: `trace_spans`, `root_cause` and `trace_logs` of 50 failing
+traces, `find_traces` by service over the two hours that hold the spans (20 calls), `traces_by_error`
+(limit 100, 20 calls), `similar_traces` by trace id (k 10) and `explain_trace` of 10 failing traces,
+`search_logs` of 20 terms (limit 100), and `metric_series` in 1-minute buckets over the four hours
+(avg of a gauge, rate of a counter, p99 of a histogram, 12 calls). Every read must return the same rows
+on the cluster as on one node (checked). Figures are cluster / one node: above 1 the cluster is faster
+for rates, slower for latencies.
 
 Nothing here is a goal: on two cores three nodes share the CPU one node has alone. The figures show the
 overhead of the distribution (a round trip from the coordinator to a worker, shards planned and merged),
@@ -31,6 +35,7 @@ from pathlib import Path
 
 import psycopg
 
+from bench import reads as bench_reads
 from bench.common import (
     ROOT,
     SERVICES,
@@ -47,6 +52,9 @@ DATABASE = "otel_bench_scale_out"
 BASE_NS = 1_764_000_000_000_000_000  # span_dicts' default: spans over the hour from 2025-11-24 16:00 UTC
 HOURS = ("2025-11-24 16:00+00", "2025-11-24 18:00+00")  # the data and an hour of late ends
 READS = 50
+LOGS = 100_000
+POINTS_PER_SERIES = 1440  # four hours of 10-second points, 116 series (bench.reads)
+METRIC_HOURS = ("2025-11-24 00:00+00", "2025-11-24 04:00+00")
 # otel.distribute()'s default, and about twice the cores of this machine
 SHARD_COUNTS = (32, 4)
 
@@ -109,6 +117,23 @@ def reads(url: str, failing: list[str]) -> tuple[dict, dict]:
             [(t,) for t in failing[:10]],
         ),
         "explain_trace": ("select * from otel.explain_trace(%s)", [(t,) for t in failing[:10]]),
+        "trace_logs": ("select * from otel.trace_logs(%s)", [(t,) for t in failing[:READS]]),
+        "search_logs": (
+            "select * from otel.search_logs(%s, lim => 100)",
+            [(term,) for term in bench_reads.SEARCH_TERMS[:20]],
+        ),
+        "metric_series": (
+            "select * from otel.metric_series(%s, '1 minute', %s, %s, agg => %s)",
+            [
+                (name, *METRIC_HOURS, agg)
+                for name, agg in (
+                    (bench_reads.GAUGE, "avg"),
+                    (bench_reads.COUNTER, "rate"),
+                    (bench_reads.HISTOGRAM, "p99"),
+                )
+            ]
+            * 4,
+        ),
     }
     latencies, answers = {}, {}
     with psycopg.connect(url, autocommit=True) as conn:
@@ -131,10 +156,33 @@ def ratios(cluster: dict, one_node: dict) -> dict:
     return {name: round(cluster[name] / one_node[name], 2) for name in one_node}
 
 
+def load_signals(url: str, count: int) -> dict:
+    """The log records and metric points of bench.reads over the realistic spans of the first batch: COPY, then
+    flush, records per second."""
+    correlated = [
+        (s["trace_id"], s["span_id"], s["start_ns"], s["service_name"])
+        for i, s in enumerate(span_dicts(count, seed=7))
+        if i % 3 == 0
+    ]
+    rates = {}
+    with psycopg.connect(url, autocommit=True) as conn:
+        for name, table, copy in (
+            ("logs", "otel.logs", lambda: bench_reads.load_logs(conn, LOGS, correlated)),
+            ("metric_points", "otel.metrics", lambda: bench_reads.load_metrics(conn, POINTS_PER_SERIES)),
+        ):
+            copy()
+            with timed() as flushing:
+                conn.execute("call otel.flush()")
+            stored = conn.execute(f"select count(*) from {table}").fetchone()[0]
+            rates[f"{name}_flush_per_s"] = round(stored / flushing.seconds)
+    return rates
+
+
 def load_and_read(url: str, files: dict[str, list[Path]], count: int, failing: list[str] | None) -> dict:
-    """Every shape's batches loaded, the signatures embedded, then the reads (of `failing`, else of failing
-    traces chosen here)."""
+    """Every shape's batches loaded, then logs and metric points, the signatures embedded, then the reads (of
+    `failing`, else of failing traces chosen here)."""
     loads = {shape: load(url, paths, count) for shape, paths in files.items()}
+    signals = load_signals(url, count)
     embed(url)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("vacuum analyze otel.traces, otel.trace_summaries, otel.span_signatures")
@@ -147,7 +195,14 @@ def load_and_read(url: str, files: dict[str, list[Path]], count: int, failing: l
             )
         ]
     latencies, answers = reads(url, failing)
-    return {"loads": loads, "spans_stored": stored, "failing": failing, "p50_ms": latencies, "answers": answers}
+    return {
+        "loads": loads,
+        "signals": signals,
+        "spans_stored": stored,
+        "failing": failing,
+        "p50_ms": latencies,
+        "answers": answers,
+    }
 
 
 def run(spans: int | None = None) -> dict:
@@ -168,7 +223,7 @@ def run(spans: int | None = None) -> dict:
             one_node = load_and_read(fresh_database(DATABASE), files, spans // 2, None)
         finally:
             drop_database(DATABASE)
-        result["one_node"] = {key: one_node[key] for key in ("loads", "spans_stored", "p50_ms")}
+        result["one_node"] = {key: one_node[key] for key in ("loads", "signals", "spans_stored", "p50_ms")}
         for shards in SHARD_COUNTS:
             citus_cluster("createdb", DATABASE)
             try:
@@ -184,6 +239,8 @@ def run(spans: int | None = None) -> dict:
                 raise AssertionError(f"{shards} shards answered differently from one node: {', '.join(differing)}")
             result["clusters"][str(shards)] = {
                 "loads": cluster["loads"],
+                "signals": cluster["signals"],
+                "signals_vs_one_node": ratios(cluster["signals"], one_node["signals"]),
                 "p50_ms": cluster["p50_ms"],
                 "flush_vs_one_node": {
                     shape: [
