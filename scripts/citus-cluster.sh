@@ -74,6 +74,9 @@ createdb() {
         -c "select citus_set_coordinator_host('127.0.0.1', ${ports[0]})" \
         -c "select citus_add_node('127.0.0.1', ${ports[1]})" \
         -c "select citus_add_node('127.0.0.1', ${ports[2]})" >/dev/null
+    # A session keeps four connections to each worker rather than one: a read of every shard then runs its
+    # tasks over them instead of opening new ones (docs/scale-out.md, "Settings").
+    psql_at "${ports[0]}" postgres -c "alter database $database set citus.max_cached_conns_per_worker = 4"
 }
 
 dropdb() {
