@@ -176,6 +176,14 @@ def ratios(cluster: dict, one_node: dict) -> dict:
     return {name: round(cluster[name] / one_node[name], 2) for name in one_node}
 
 
+def step_ratios(cluster: dict, one_node: dict, figure: str) -> dict:
+    """Cluster / one node of a figure of each load step, by shape."""
+    return {
+        shape: [ratios(c, o)[figure] for c, o in zip(steps, one_node[shape], strict=True)]
+        for shape, steps in cluster.items()
+    }
+
+
 def load_signals(url: str, count: int) -> dict:
     """The log records and metric points of bench.reads over the realistic spans of the first batch: COPY, then
     flush, records per second."""
@@ -264,20 +272,8 @@ def run(spans: int | None = None) -> dict:
                 "signals": cluster["signals"],
                 "signals_vs_one_node": ratios(cluster["signals"], one_node["signals"]),
                 "p50_ms": cluster["p50_ms"],
-                "flush_vs_one_node": {
-                    shape: [
-                        round(c["flush_spans_per_s"] / o["flush_spans_per_s"], 2)
-                        for c, o in zip(steps, one_node["loads"][shape], strict=True)
-                    ]
-                    for shape, steps in cluster["loads"].items()
-                },
-                "copy_vs_one_node": {
-                    shape: [
-                        round(c["copy_spans_per_s"] / o["copy_spans_per_s"], 2)
-                        for c, o in zip(steps, one_node["loads"][shape], strict=True)
-                    ]
-                    for shape, steps in cluster["loads"].items()
-                },
+                "flush_vs_one_node": step_ratios(cluster["loads"], one_node["loads"], "flush_spans_per_s"),
+                "copy_vs_one_node": step_ratios(cluster["loads"], one_node["loads"], "copy_spans_per_s"),
                 "reads_vs_one_node": ratios(cluster["p50_ms"], one_node["p50_ms"]),
                 "same_answers": True,
             }

@@ -263,13 +263,7 @@ def test_otel_db_distributed_by_trace_id_answers_as_one_node_does(citus, dsn):
     assert all(one_node["compare_traces"]) and all(one_node["explain_trace"]) and one_node["suspect_attributes"]
     assert answers(citus.url()) == one_node
     with psycopg.connect(citus.url(), autocommit=True) as conn:
-        workers_with_spans = (
-            "select count(distinct s.nodeport)"
-            "  from run_command_on_shards('otel.traces', 'select count(*) from %s') as r"
-            "  join citus_shards as s on s.shardid = r.shardid"
-            " where r.success and r.result::bigint > 0"
-        )
-        assert conn.execute(workers_with_spans).fetchone() == (2,)
+        assert workers_holding_rows(conn, "otel.traces") == 2
         router = "\n".join(
             row for (row,) in conn.execute("explain select * from otel.traces where trace_id = %s", (traces[0],))
         )
@@ -373,6 +367,17 @@ def test_sdk_writers_through_serve_and_two_flushes_lose_nothing_and_the_jaeger_a
             server.kill()
 
 
+def workers_holding_rows(conn: psycopg.Connection, table: str) -> int:
+    """How many workers hold rows of the distributed table in their shards."""
+    return conn.execute(
+        "select count(distinct s.nodeport)"
+        "  from run_command_on_shards(%s, 'select count(*) from %%s') as r"
+        "  join citus_shards as s on s.shardid = r.shardid"
+        " where r.success and r.result::bigint > 0",
+        (table,),
+    ).fetchone()[0]
+
+
 def send(otlp_url: str, spans: Sequence[ReadableSpan]) -> None:
     """The SDK's OTLP/HTTP span exporter, in batches as a BatchSpanProcessor sends them."""
     exporter = OTLPSpanExporter(endpoint=f"{otlp_url}/v1/traces")
@@ -458,13 +463,7 @@ def test_sdk_logs_and_metrics_read_on_the_cluster_as_on_one_node(citus, dsn, tmp
     assert answers(url) == one_node
     with psycopg.connect(url) as conn:
         for table in ("otel.logs", "otel.metrics"):
-            assert conn.execute(
-                "select count(distinct s.nodeport)"
-                "  from run_command_on_shards(%s, 'select count(*) from %%s') as r"
-                "  join citus_shards as s on s.shardid = r.shardid"
-                " where r.success and r.result::bigint > 0",
-                (table,),
-            ).fetchone() == (2,), f"{table} has rows on both workers"
+            assert workers_holding_rows(conn, table) == 2, f"{table} has rows on both workers"
     # A day of logs past its retention goes from every worker; today's stay.
     with psycopg.connect(url, autocommit=True) as conn:
         stage_otlp(conn, [logs_request(log_record(timeUnixNano="1704067200000000000"))])  # 2024-01-01
