@@ -1,6 +1,7 @@
 """`python -m bench [NAME ...]`: run the benchmarks (all by default), save bench/results/NAME.json, render the page.
 
-OTEL_DB_BENCH_SPANS sets the span count of the flush benchmark (default 1,000,000),
+OTEL_DB_BENCH_SPANS sets the span count of the flush benchmark (default 1,000,000) and
+OTEL_DB_BENCH_STORED_SPANS how many its tables hold before its populated rounds (default 10,000,000),
 OTEL_DB_BENCH_SERVE_SPANS that of serve_throughput (default 200,000), OTEL_DB_BENCH_SPANS_EXPLAIN that of
 explain_latency, OTEL_DB_BENCH_SPANS_SEARCH that of trace_search and OTEL_DB_BENCH_SPANS_STORAGE that of
 storage (default 1,000,000 each); OTEL_DB_BENCH_SPANS_SCALE_OUT that of scale_out (default 200,000).
@@ -36,7 +37,10 @@ from bench import (
 from bench.common import save
 
 BENCHMARKS = {
-    "flush_throughput": lambda: flush_throughput.run(int(os.environ.get("OTEL_DB_BENCH_SPANS", "1000000"))),
+    "flush_throughput": lambda: flush_throughput.run(
+        int(os.environ.get("OTEL_DB_BENCH_SPANS", "1000000")),
+        stored=int(os.environ.get("OTEL_DB_BENCH_STORED_SPANS", "10000000")),
+    ),
     "flush_narrow": lambda: flush_throughput.run_narrow(int(os.environ.get("OTEL_DB_BENCH_SPANS", "1000000"))),
     "flush_before_after": flush_before_after.run,
     "seed_orm": seed_orm.run,
