@@ -128,6 +128,20 @@ def test_duplicate_spans_are_dropped_and_counted(conn):
     assert scalar(conn, "select count(*) from otel.telemetry_dlq") == 0
 
 
+def test_a_trace_sent_again_with_new_spans_keeps_only_the_new_ones(conn):
+    first, second = span(spanId="0000000000000001"), span(spanId="0000000000000002")
+    same_trace = {"traceId": first["traceId"]}
+    stage_otlp(conn, [traces_request(first, {**second, **same_trace})])
+    flush(conn)
+    # Again, with a new span of that trace and a trace of its own.
+    later = {**span(spanId="0000000000000003", startTimeUnixNano="1764000000100000000"), **same_trace}
+    stage_otlp(conn, [traces_request(first, {**second, **same_trace}, later, span())])
+    again = flush(conn)
+    assert (again["spans"], again["duplicates"]) == (2, 2)
+    assert scalar(conn, "select count(*) from otel.traces where trace_id = %s", (first["traceId"],)) == 3
+    assert scalar(conn, "select count(*) from otel.traces") == 4
+
+
 def test_retry_moves_a_repaired_letter_and_counts_the_rest(conn):
     stage_typed_spans(
         conn,
