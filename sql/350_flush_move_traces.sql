@@ -27,6 +27,8 @@ declare
     stored_before bigint;
     first_start timestamptz;
     last_start timestamptz;
+    range_holds_rows boolean;
+    range_has_cold_day boolean;
 begin
     -- Spans repeated within the batch. Candidates first, by the 64-bit hash
     -- of their ids that typing computed in parallel: grouping every span by
@@ -58,6 +60,13 @@ begin
     if not found then
         raise exception 'otel.drop_repeated_spans() needs the extent that otel.partition_working_set() records';
     end if;
+    -- On one node, the range's partitions: whether any holds rows (the
+    -- first flush of a day finds its partition empty, with nothing to look
+    -- up) and whether one is cold.
+    select coalesce(bool_or(pg_relation_size(format('otel.%I', p.name)) > 0), false), coalesce(bool_or(p.columnar), false)
+      into range_holds_rows, range_has_cold_day
+      from otel.daily_partitions('traces') as p
+     where p.day between (first_start at time zone 'UTC')::date and (last_start at time zone 'UTC')::date;
     -- Looked up in a query of its own: a delete's subquery would need the
     -- row position (ctid) of each span it reads, which a cold (columnar)
     -- partition cannot give.
@@ -76,9 +85,9 @@ begin
              where t.start_time between first_start and last_start
         )
         delete from pg_temp.otel_traces as b using stored where b.n = stored.n;
-    elsif exists (select from otel.daily_partitions('traces') as p
-                   where p.columnar
-                     and p.day between (first_start at time zone 'UTC')::date and (last_start at time zone 'UTC')::date) then
+    elsif not range_holds_rows then
+        return repeated_in_batch;
+    elsif range_has_cold_day then
         -- A cold day has no index: one scan of the range, hashed.
         with stored as materialized (
             select b.n
