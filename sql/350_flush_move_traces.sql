@@ -60,13 +60,6 @@ begin
     if not found then
         raise exception 'otel.drop_repeated_spans() needs the extent that otel.partition_working_set() records';
     end if;
-    -- On one node, the range's partitions: whether any holds rows (the
-    -- first flush of a day finds its partition empty, with nothing to look
-    -- up) and whether one is cold.
-    select coalesce(bool_or(pg_relation_size(format('otel.%I', p.name)) > 0), false), coalesce(bool_or(p.columnar), false)
-      into range_holds_rows, range_has_cold_day
-      from otel.daily_partitions('traces') as p
-     where p.day between (first_start at time zone 'UTC')::date and (last_start at time zone 'UTC')::date;
     -- Looked up in a query of its own: a delete's subquery would need the
     -- row position (ctid) of each span it reads, which a cold (columnar)
     -- partition cannot give.
@@ -85,7 +78,20 @@ begin
              where t.start_time between first_start and last_start
         )
         delete from pg_temp.otel_traces as b using stored where b.n = stored.n;
-    elsif not range_holds_rows then
+        get diagnostics stored_before = row_count;
+        return repeated_in_batch + stored_before;
+    end if;
+    -- The range's partitions: whether any holds rows (the first flush of a
+    -- day finds its partition empty, with nothing to look up) and whether
+    -- one is cold. Read under a lock on otel.traces, which the conversion
+    -- to columnar waits for to swap a partition in: the partitions read
+    -- here stay as they are until this flush ends.
+    lock table only otel.traces in access share mode;
+    select coalesce(bool_or(pg_relation_size(format('otel.%I', p.name)) > 0), false), coalesce(bool_or(p.columnar), false)
+      into range_holds_rows, range_has_cold_day
+      from otel.daily_partitions('traces') as p
+     where p.day between (first_start at time zone 'UTC')::date and (last_start at time zone 'UTC')::date;
+    if not range_holds_rows then
         return repeated_in_batch;
     elsif range_has_cold_day then
         -- A cold day has no index: one scan of the range, hashed.
