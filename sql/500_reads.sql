@@ -148,7 +148,8 @@ language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
 -- Logs carry the trace id; with the trace's time range (give or take a day
--- for clock skew and late records) only its partitions are searched.
+-- for clock skew and late records) only its partitions are searched. On
+-- Citus the shard key names the one shard that holds them.
 declare
     wanted text := otel.normalize_trace_id(trace_logs.trace_id);
     first_start timestamptz;
@@ -157,6 +158,15 @@ begin
     select s.start_time - interval '1 day', s.end_time + interval '1 day' into first_start, last_end
       from otel.trace_summaries as s
      where s.trace_id = wanted;
+    if otel.distribution_column('otel.logs') = 'shard_key' then
+        return query
+            select l.time, l.severity_number, l.severity_text, l.service_name, l.body, l.span_id, l.attributes
+              from otel.logs as l
+             where l.shard_key = wanted and l.trace_id = wanted
+               and (first_start is null or l.time between first_start and last_end)
+             order by l.time, l.severity_number;
+        return;
+    end if;
     return query
         select l.time, l.severity_number, l.severity_text, l.service_name, l.body, l.span_id, l.attributes
           from otel.logs as l

@@ -138,7 +138,9 @@ begin
              where m.name = metric and m.type = 'sum' and m.is_monotonic is not false
                and m.time >= since - greatest(bucket, interval '1 hour') and m.time < until
                and (metric_series_rate.labels is null or m.labels @> metric_series_rate.labels)
-            window series as (partition by m.service_name collate "C", m.labels::text collate "C",
+            -- series_key first (null on one node): by Citus's distribution
+            -- column, so that the workers run the window on their shards.
+            window series as (partition by m.series_key, m.service_name collate "C", m.labels::text collate "C",
                                  m.resource_attributes::text collate "C" order by m.time)
         ),
         increases as (
@@ -192,7 +194,9 @@ begin
              where m.name = metric and m.type = 'histogram' and m.bucket_counts is not null
                and m.time >= since - greatest(bucket, interval '1 hour') and m.time < until
                and (metric_series_quantile.labels is null or m.labels @> metric_series_quantile.labels)
-            window series as (partition by m.service_name collate "C", m.labels::text collate "C",
+            -- series_key first (null on one node): by Citus's distribution
+            -- column, so that the workers run the window on their shards.
+            window series as (partition by m.series_key, m.service_name collate "C", m.labels::text collate "C",
                                  m.resource_attributes::text collate "C" order by m.time)
         ),
         -- Whether a point continues its predecessor is decided once per
@@ -279,9 +283,10 @@ as $$
 -- the window's partitions, one probe a name rather than a scan of every
 -- point; each name's newest point in the window gives its type and unit.
 -- The window bounds the skipping too: a cold partition has no index, and
--- those outside the window need no reading. On Citus, where otel.metrics
--- is distributed by name (otel.distribute()) and a recursive query must
--- stay on one shard, each shard finds the newest point of its own names.
+-- those outside the window need no reading. On Citus, where a recursive
+-- query must stay on one shard, each shard finds the newest point of the
+-- names it holds (otel.distribute() spreads a metric's series), and the
+-- coordinator keeps the newest of each name.
 begin
     perform otel.check_time_range(since, until, true);
     if otel.distributed('otel.metrics') then

@@ -21,6 +21,26 @@ $$;
 comment on function otel.distributed(regclass) is
     'Whether a table is distributed by Citus (false without Citus)';
 
+create or replace function otel.distribution_column(relation regclass)
+returns text
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+-- Null for a table Citus does not hash-distribute (a reference table too).
+declare
+    result text;
+begin
+    if to_regclass('pg_catalog.pg_dist_partition') is null then
+        return null;
+    end if;
+    execute 'select column_to_column_name(logicalrelid, partkey) from pg_catalog.pg_dist_partition
+              where logicalrelid = $1 and partmethod = ''h''' into result using relation;
+    return result;
+end
+$$;
+comment on function otel.distribution_column(regclass) is
+    'The column by which Citus hash-distributes a table (null for any other table, and without Citus)';
+
 create or replace function otel.distribute(shard_count integer default 32)
 returns setof text
 language plpgsql
@@ -30,17 +50,25 @@ as $$
 -- shard_count co-located shards, so that a trace's spans and its summary
 -- are on one worker and a lookup by trace id is routed there; the span
 -- signatures and the catalog of operations, which every worker joins, are
--- reference tables (a copy on each node). Log records spread by time, the
--- one key every record has (most have no trace id, and Citus refuses a
--- null key); metric points by name, so that a series is on one shard. The
--- staging tables and the dead-letter queue stay on the coordinator: staged
--- rows may lack the key that would place them. Citus reads and writes
+-- reference tables (a copy on each node). Log records are distributed by
+-- shard_key, co-located with the spans: a record in a trace lies beside
+-- the trace's spans, the others spread by a hash of their own (Citus
+-- refuses a null key). Metric points by series_key, so that a series is on
+-- one shard and the series of a busy metric spread over all. Both keys are
+-- filled only where the table is distributed by them: rows stored before
+-- get theirs here, and a table an earlier release distributed otherwise
+-- (logs by time, points by name) is redistributed. The staging tables and
+-- the dead-letter queue stay on the coordinator: staged rows may lack the
+-- key that would place them. Citus reads and writes
 -- the shards as the current role: otel_reader and otel_admin, which
 -- cannot log in on the coordinator, may on the workers (only there; who
 -- can connect is then the workers' pg_hba.conf). Returns what it changed;
 -- run again, it changes nothing but what a new worker lacks.
 declare
     target record;
+    distributed_by text;
+    cold text;
+    described text;
     role_name text;
     refused text;
 begin
@@ -52,20 +80,57 @@ begin
         raise exception 'shard_count must be between 1 and 64000, got %', coalesce(shard_count::text, 'null')
             using errcode = 'invalid_parameter_value';
     end if;
+    -- Flushes wait until this commits: a flush that began before the keys
+    -- are filled would write rows without one, which Citus refuses.
+    perform otel.take_flush_lock();
     for target in
-        select *
-          from (values (1, 'otel.traces'::regclass, 'trace_id', 'default'),
-                       (2, 'otel.trace_summaries'::regclass, 'trace_id', 'otel.traces'),
-                       (3, 'otel.span_signatures'::regclass, null, null),
-                       (4, 'otel.operation_catalog'::regclass, null, null),
-                       (5, 'otel.logs'::regclass, 'time', 'none'),
-                       (6, 'otel.metrics'::regclass, 'name', 'none')) as t (n, relation, key, colocate_with)
+        select t.*, t.name::regclass as relation
+          from (values (1, 'otel.traces', 'trace_id', 'default'),
+                       (2, 'otel.trace_summaries', 'trace_id', 'otel.traces'),
+                       (3, 'otel.span_signatures', null, null),
+                       (4, 'otel.operation_catalog', null, null),
+                       (5, 'otel.logs', 'shard_key', 'otel.traces'),
+                       (6, 'otel.metrics', 'series_key', 'none')) as t (n, name, key, colocate_with)
          order by n
     loop
+        if target.key is not null then
+            distributed_by := otel.distribution_column(target.relation);
+            continue when distributed_by = target.key;
+            if target.name in ('otel.logs', 'otel.metrics') then
+                -- Rows stored before the table was distributed by its key have
+                -- none; a columnar partition cannot be updated.
+                select string_agg(p.name, ', ' order by p.day) into cold
+                  from otel.daily_partitions(substr(target.name, 6)) as p
+                 where p.columnar;
+                if cold is not null then
+                    raise exception 'otel.distribute() cannot distribute %: its cold partitions (%) are columnar',
+                                    target.name, cold
+                        using errcode = 'object_not_in_prerequisite_state',
+                              hint = 'Make them row tables again (alter table … set access method heap), or drop them; see docs/scale-out.md.';
+                end if;
+                if target.name = 'otel.logs' then
+                    update otel.logs set shard_key = otel.log_shard_key(trace_id, time, body) where shard_key is null;
+                else
+                    update otel.metrics
+                       set series_key = otel.metric_series_key(name, service_name, labels, resource_attributes)
+                     where series_key is null;
+                end if;
+            end if;
+            if distributed_by is not null then
+                -- Rewrites the table as a new one, with its partitions, indexes
+                -- and grants, but not its comment.
+                described := obj_description(target.relation, 'pg_class');
+                perform alter_distributed_table(target.relation, distribution_column => target.key,
+                                                colocate_with => target.colocate_with);
+                execute format('comment on table %s is %L', target.name, described);
+                return next format('%s: distributed by %s instead of %s', target.name, target.key, distributed_by);
+                continue;
+            end if;
+        end if;
         continue when otel.distributed(target.relation);
         if target.key is null then
             perform create_reference_table(target.relation);
-            return next format('%s: reference', target.relation);
+            return next format('%s: reference', target.name);
             continue;
         end if;
         if target.colocate_with in ('default', 'none') then
@@ -74,7 +139,7 @@ begin
         else
             perform create_distributed_table(target.relation, target.key, colocate_with => target.colocate_with);
         end if;
-        return next format('%s: distributed by %s', target.relation, target.key);
+        return next format('%s: distributed by %s', target.name, target.key);
     end loop;
     foreach role_name in array array['otel_reader', 'otel_admin'] loop
         continue when not exists (
@@ -93,4 +158,4 @@ begin
 end
 $$;
 comment on function otel.distribute(integer) is
-    'On a Citus coordinator, after `alembic upgrade head`: distributes otel.traces and otel.trace_summaries by trace_id in shard_count (default 32) co-located shards, otel.logs by time and otel.metrics by name, and makes otel.span_signatures and otel.operation_catalog reference tables; lets otel_reader and otel_admin log in on the workers (Citus reaches the shards as the current role); returns what it changed (nothing when run again, unless a worker was added). Staging and dead letters stay on the coordinator';
+    'On a Citus coordinator, after `alembic upgrade head`: distributes otel.traces and otel.trace_summaries by trace_id in shard_count (default 32) co-located shards, otel.logs by shard_key co-located with the spans (a record in a trace beside its spans) and otel.metrics by series_key (one shard a series), redistributing a table an earlier release distributed otherwise, and makes otel.span_signatures and otel.operation_catalog reference tables; lets otel_reader and otel_admin log in on the workers (Citus reaches the shards as the current role); returns what it changed (nothing when run again, unless a worker was added). Staging and dead letters stay on the coordinator';

@@ -95,7 +95,8 @@ grant execute on function
     otel.exception_event_attributes(jsonb),
     otel.span_failed(text, boolean),
     otel.daily_partitions(text),
-    otel.distributed(regclass)
+    otel.distributed(regclass),
+    otel.distribution_column(regclass)
     to otel_reader, otel_admin;
 grant execute on function otel.set_retention(text, interval), otel.drop_expired_partitions(),
                           otel.maintain_partitions(integer), otel.set_cold_storage(text, interval),

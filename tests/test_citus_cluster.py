@@ -43,12 +43,14 @@ from otel_db.embed import embed_pending
 from otel_db.embedding import Embedder
 from tests.conftest import ROOT, alembic_config, database_url
 from tests.helpers import Server, free_port, stage_otlp, start_serve
-from tests.otlp import log_record, logs_request, span, traces_request
+from tests.otlp import attribute, gauge, log_record, logs_request, metrics_request, number_point, span, traces_request
 
 CITUS_SOURCE = ROOT.parent / "shared" / "vendor" / "citus"
 DATABASE = "scaleout"
 SERVE_DATABASE = "scaleout_serve"
 SIGNALS_DATABASE = "scaleout_signals"
+UPGRADE_DATABASE = "scaleout_upgrade"
+COLD_DATABASE = "scaleout_cold"
 
 # One worker runs them all, so that the suite starts one cluster of three nodes.
 pytestmark = pytest.mark.xdist_group("citus")
@@ -178,8 +180,8 @@ def test_otel_db_distributed_by_trace_id_answers_as_one_node_does(citus, dsn):
             "otel.trace_summaries: distributed by trace_id",
             "otel.span_signatures: reference",
             "otel.operation_catalog: reference",
-            "otel.logs: distributed by time",
-            "otel.metrics: distributed by name",
+            "otel.logs: distributed by shard_key",
+            "otel.metrics: distributed by series_key",
             "otel_reader: may log in on the workers",
             "otel_admin: may log in on the workers",
         ]
@@ -404,14 +406,14 @@ def flush_while(url: str, writers: list[Future]) -> int:
 
 def test_sdk_logs_and_metrics_read_on_the_cluster_as_on_one_node(citus, dsn, tmp_path):
     """Logs (in spans and outside them) and metrics from the SDK's OTLP/HTTP exporters, sent to `otel-db serve`
-    on the coordinator and on one node alike; logs spread by time, points by metric name."""
+    on the coordinator and on one node alike; logs beside their traces (or spread by a hash), points by series."""
     done = citus.script("createdb", SIGNALS_DATABASE)
     assert done.returncode == 0, done.stderr
     url = database_url(SIGNALS_DATABASE, citus.ports[0])
     command.upgrade(alembic_config(url), "head")
     with psycopg.connect(url, autocommit=True) as conn:
         layout = [row for (row,) in conn.execute("select * from otel.distribute(4)")]
-        assert {"otel.logs: distributed by time", "otel.metrics: distributed by name"} <= set(layout)
+        assert {"otel.logs: distributed by shard_key", "otel.metrics: distributed by series_key"} <= set(layout)
     servers: list[Server] = []
     try:
         servers.append(start_serve(url, tmp_path / "cluster.log"))
@@ -483,6 +485,126 @@ def test_sdk_logs_and_metrics_read_on_the_cluster_as_on_one_node(citus, dsn, tmp
         conn.execute("call otel.maintain()")
         assert conn.execute("select to_regclass('otel.logs_p20240101')").fetchone() == (None,)
         assert conn.execute("select count(*) from otel.logs").fetchone() == (30,)
+
+
+def pod_requests(pods: int = 40) -> list[dict]:
+    """An OTLP request with a gauge `requests` of one series a pod, two points each (2025-11-24 16:00 and 16:01 UTC)."""
+    points = [
+        {
+            **number_point(pod * 10 + minute, time=f"{1764000000 + 60 * minute}000000000"),
+            "attributes": [attribute("pod", {"stringValue": f"pod-{pod}"})],
+        }
+        for pod in range(pods)
+        for minute in (0, 1)
+    ]
+    return [metrics_request(gauge("requests", *points))]
+
+
+def traces_with_logs(trace_ids: list[str]) -> list[dict]:
+    """A span of each trace, two log records in each trace, and one record outside any trace a trace."""
+    spans = [span(traceId=trace_id) for trace_id in trace_ids]
+    records = [
+        log_record(traceId=trace_id, body={"stringValue": f"{word} {trace_id}"})
+        for trace_id in trace_ids
+        for word in ("charging", "declined")
+    ] + [log_record(body={"stringValue": f"queue at {n} items"}) for n in range(len(trace_ids))]
+    return [traces_request(*spans), logs_request(*records)]
+
+
+def test_logs_and_points_distributed_by_an_earlier_release_are_redistributed_by_trace_and_series(citus):
+    """A cluster distributed at revision 0051 (logs by time, metric points by name), upgraded: otel.distribute()
+    keys the rows stored before and redistributes them, logs beside their traces' spans and points by series;
+    reads answer as before, rows flushed afterwards land by their keys, and a metric's series spread."""
+    done = citus.script("createdb", UPGRADE_DATABASE)
+    assert done.returncode == 0, done.stderr
+    url = database_url(UPGRADE_DATABASE, citus.ports[0])
+    trace_ids = [f"{n:032x}" for n in range(1, 21)]
+
+    def answers(conn: psycopg.Connection) -> dict:
+        return {
+            "series": [
+                conn.execute(
+                    "select * from otel.metric_series('requests', '1 minute', '2025-11-24 00:00+00',"
+                    " '2025-11-25 00:00+00', labels => %s, agg => %s)",
+                    (labels, agg),
+                ).fetchall()
+                for labels in (None, '{"pod": "pod-7"}')
+                for agg in ("sum", "max", "count")
+            ],
+            "trace_logs": [conn.execute("select * from otel.trace_logs(%s)", (t,)).fetchall() for t in trace_ids],
+            "search_logs": conn.execute("select * from otel.search_logs('declined', lim => 50)").fetchall(),
+        }
+
+    table_indexes = (
+        "select indexdef from pg_indexes where tablename in ('logs_p20251124', 'metrics_p20251124') order by indexdef"
+    )
+    command.upgrade(alembic_config(url), "0051")
+    with psycopg.connect(url, autocommit=True) as conn:
+        layout = [row for (row,) in conn.execute("select * from otel.distribute(4)")]
+        assert {"otel.logs: distributed by time", "otel.metrics: distributed by name"} <= set(layout)
+        stage_otlp(conn, [*pod_requests(), *traces_with_logs(trace_ids)])
+        conn.execute("call otel.flush()")
+        before = answers(conn)
+        assert all(before["series"]) and all(before["trace_logs"]) and len(before["search_logs"]) == 20
+        assert workers_holding_rows(conn, "otel.metrics") == 1, "one metric, one shard"
+        indexes = conn.execute(table_indexes).fetchall()
+        assert len(indexes) == 7, indexes
+    command.upgrade(alembic_config(url), "head")
+    comments = "select obj_description('otel.logs'::regclass), obj_description('otel.metrics'::regclass)"
+    with psycopg.connect(url, autocommit=True) as conn:
+        described = conn.execute(comments).fetchone()  # as head tells the new columns
+        assert all("shard_key" in text or "series_key" in text for text in described)
+        layout = [row for (row,) in conn.execute("select * from otel.distribute(4)")]
+        assert {
+            "otel.logs: distributed by shard_key instead of time",
+            "otel.metrics: distributed by series_key instead of name",
+        } <= set(layout)
+        assert conn.execute("select * from otel.distribute(4)").fetchall() == [], "nothing left to change"
+        assert conn.execute("select otel.distribution_column('otel.metrics')").fetchone() == ("series_key",)
+        assert conn.execute(table_indexes).fetchall() == indexes
+        conn.execute("set role otel_reader")  # the grants came along
+        assert answers(conn) == before
+        conn.execute("reset role")
+        # Rows flushed now carry their keys and land beside the older ones of their trace or series.
+        stage_otlp(conn, [*pod_requests(), *traces_with_logs(trace_ids)])
+        conn.execute("call otel.flush()")
+        keys = "select count(*), count(series_key), count(distinct series_key) from otel.metrics"
+        assert conn.execute(keys).fetchone() == (160, 160, 40)
+        assert conn.execute("select count(*), count(shard_key) from otel.logs").fetchone() == (120, 120)
+        assert workers_holding_rows(conn, "otel.metrics") == 2, "the series of one metric on both workers"
+        series_a_shard = conn.execute(
+            "select r.result::int from run_command_on_shards('otel.metrics',"
+            " 'select count(distinct labels) from %s') as r where r.success"
+        ).fetchall()
+        assert sum(count for (count,) in series_a_shard) == 40, "each series on one shard"
+        logs_apart = conn.execute(
+            "select r.result::int from run_command_on_colocated_placements('otel.logs', 'otel.traces',"
+            " 'select count(*) from %s as l where l.trace_id is not null"
+            "   and not exists (select from %s as t where t.trace_id = l.trace_id)') as r where r.success"
+        ).fetchall()
+        assert len(logs_apart) == 4 and sum(count for (count,) in logs_apart) == 0, "logs beside their spans"
+        # A trace's logs are read from its one shard: a query of several would fail here.
+        conn.execute("set citus.multi_task_query_log_level = 'error'")
+        assert len(conn.execute("select * from otel.trace_logs(%s)", (trace_ids[0],)).fetchall()) == 4
+        conn.execute("reset citus.multi_task_query_log_level")
+        assert conn.execute(comments).fetchone() == described, "the tables keep their comments"
+
+
+def test_distribute_refuses_columnar_partitions_it_would_have_to_key(citus):
+    """A node that made a day of logs cold, then distributed: the records' keys cannot be written into a
+    columnar partition, and otel.distribute() says so, changing nothing."""
+    done = citus.script("createdb", COLD_DATABASE)
+    assert done.returncode == 0, done.stderr
+    url = database_url(COLD_DATABASE, citus.ports[0])
+    command.upgrade(alembic_config(url), "head")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("create extension if not exists citus_columnar")
+        stage_otlp(conn, [logs_request(log_record(timeUnixNano="1704067200000000000"))])  # 2024-01-01
+        conn.execute("call otel.flush()")
+        assert conn.execute("select otel.convert_to_columnar('logs', 'logs_p20240101')").fetchone() == (True,)
+        with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="logs_p20240101"):
+            conn.execute("select * from otel.distribute(4)")
+        assert conn.execute("select otel.distributed('otel.traces')").fetchone() == (False,)
 
 
 def send_logs_and_metrics(otlp_urls: list[str]) -> list[str]:

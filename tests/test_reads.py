@@ -237,6 +237,52 @@ def test_gauge_aggregates_per_bucket(conn):
     assert series(conn, *window, agg="count") == [(0, 3), (60, 2)]
 
 
+def test_the_key_of_a_series_names_it_and_is_left_empty_on_one_node(conn):
+    """otel.metric_series_key(), by which Citus spreads points: equal for the points of one series, whatever the
+    order of their labels' keys, and different for another label value, resource, service or metric. On one node
+    the flush leaves series_key null, as it leaves the logs' shard_key."""
+    one_series = [
+        {**point("cpu", 0, value=1), "labels": {"host": "a", "core": 1}, "service_name": "api"},
+        {**point("cpu", 10, value=2), "labels": {"core": 1, "host": "a"}, "service_name": "api"},
+    ]
+    others = [
+        {**point("cpu", 0, value=3), "labels": {"host": "b", "core": 1}, "service_name": "api"},
+        {**point("cpu", 0, value=4), "labels": {"host": "a", "core": 1}, "service_name": "web"},
+        {
+            **point("cpu", 0, value=5),
+            "labels": {"host": "a", "core": 1},
+            "service_name": "api",
+            "resource_attributes": {"host.name": "n2"},
+        },
+        {**point("memory", 0, value=6), "labels": {"host": "a", "core": 1}, "service_name": "api"},
+    ]
+    stage(conn, "metrics", one_series + others)
+    stage(conn, "logs", [{"time": at(0), "body": "outside any trace"}])
+    flush(conn)
+    assert conn.execute("select count(series_key) from otel.metrics").fetchone() == (0,)
+    assert conn.execute("select count(shard_key) from otel.logs").fetchone() == (0,)
+    keys = dict(
+        conn.execute(
+            "select value, otel.metric_series_key(name, service_name, labels, resource_attributes) from otel.metrics"
+        ).fetchall()
+    )
+    assert keys[1] == keys[2]
+    assert len({keys[value] for value in (1, 3, 4, 5, 6)}) == 5
+
+
+def test_the_distribution_keys_are_fixed_values(conn):
+    """The keys Citus places rows by are stored: a change to their functions would split a series, or part a
+    trace's logs from its spans, so their values are pinned. A log record in a trace is keyed by its trace id;
+    one outside any trace by up to 16 hex digits, whatever the session's time zone."""
+    conn.execute("set timezone = 'Asia/Tokyo'")
+    keys = conn.execute(
+        "select otel.log_shard_key(null, '2025-11-24 16:00:00+00', 'queue at 3 items'),"
+        " otel.log_shard_key('0af7651916cd43dd8448eb211c80319c', now(), 'charging'),"
+        """ otel.metric_series_key('requests', 'shop', '{"pod": "pod-7"}', '{"service.name": "shop"}')"""
+    ).fetchone()
+    assert keys == ("ff7ea60fa8f32b3", "0af7651916cd43dd8448eb211c80319c", 2914737690209464821)
+
+
 def test_rate_handles_cumulative_counters_and_resets(conn):
     start = at(-100)
     points = [(0, 100), (30, 160), (60, 220), (90, 40), (120, 100)]  # reset (restart) before 90
