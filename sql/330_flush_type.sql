@@ -73,7 +73,9 @@ select format($query$
                    coalesce(r.resource_attributes_jsonb, otel.parse_json(r.resource_attributes, '{}')) as resource_attributes,
                    coalesce(r.events_jsonb, otel.parse_json(r.events, '[]')) as events,
                    coalesce(r.links_jsonb, otel.parse_json(r.links, '[]')) as links,
-                   row_number() over () as barrier  -- see otel.typing_query()
+                   -- See otel.typing_query(). Partitioned by n, so that Citus sends
+                   -- the query to the workers (otel.type_spans_on_workers()).
+                   row_number() over (partition by r.n) as barrier
               from %s) as p
 $query$, source)
 $$;
@@ -386,6 +388,10 @@ begin
     -- only right when this transaction sees every committed claim: under
     -- repeatable read its snapshot may predate a concurrent flush's claim.
     if current_setting('transaction_isolation') <> 'read committed' then
+        return false;
+    end if;
+    -- A row's position, which numbers it here, is unique in one shard only.
+    if otel.distributed(format('otel.%I', 'claimed_' || kind)::regclass) then
         return false;
     end if;
     execute format('select exists (select from otel.%I)', 'claimed_' || kind) into strict has_rows;

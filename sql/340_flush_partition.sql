@@ -130,12 +130,13 @@ $$;
 comment on function otel.accepted_time_window(text) is
     'The times a flush accepts for traces, logs or metrics: from now() - their retention (none: unbounded) to now() + otel.future_margin (default 1 day)';
 
-create or replace function otel.partition_working_set(kind text, time_column text)
+create or replace function otel.partition_working_set(kind text, time_column text, typed_rows text default null)
 returns void
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
--- Gives err to the valid rows of pg_temp.otel_<kind> outside the accepted
+-- Gives err to the valid rows of pg_temp.otel_<kind> (or of the table
+-- typed_rows names, otel.flush_spans on Citus) outside the accepted
 -- time window (otel.accepted_time_window()), then creates the partitions
 -- the others need, at most new_days_limit new days in one flush: a batch
 -- spread over thousands of days would otherwise exhaust the lock table and
@@ -145,9 +146,10 @@ as $$
 -- scanning every row again.
 declare
     new_days_limit constant integer := 32;
+    typed text := coalesce(typed_rows, format('pg_temp.%I', 'otel_' || kind));
     extent text := format('select min(%1$I) filter (where err is null), max(%1$I) filter (where err is null),
                                   count(*) filter (where err is not null)
-                             from pg_temp.%2$I', time_column, 'otel_' || kind);
+                             from %2$s', time_column, typed);
     accepted tstzrange := otel.accepted_time_window(kind);
     first_time timestamptz;
     last_time timestamptz;
@@ -155,21 +157,29 @@ declare
     first_day date;
     last_day date;
     days date[];
+    outside_rows bigint[];
+    outside_errors text[];
 begin
     execute extent into first_time, last_time, invalid_rows;
     -- The extent shows whether any row is outside the window: usually none
     -- is, and then no row is read again.
     if first_time is not null and not accepted @> tstzrange(first_time, last_time, '[]') then
+        -- Each such row's message, then the update by row number: Citus
+        -- sends no stable function (a time's text) to the workers in an
+        -- update.
         execute format($sql$
-            update pg_temp.%1$I
-               set err = case when %2$I < lower($1)
-                              then format('%2$s %%s is before %%s, the oldest time the %3$s retention keeps (otel.set_retention())',
-                                          %2$I, lower($1))
-                              else format('%2$s %%s is after %%s, more than otel.future_margin ahead of the database clock',
-                                          %2$I, upper($1))
-                          end
+            select array_agg(n),
+                   array_agg(case when %2$I < lower($1)
+                                  then format('%2$s %%s is before %%s, the oldest time the %3$s retention keeps (otel.set_retention())',
+                                              %2$I, lower($1))
+                                  else format('%2$s %%s is after %%s, more than otel.future_margin ahead of the database clock',
+                                              %2$I, upper($1))
+                              end)
+              from %1$s
              where err is null and not $1 @> %2$I
-        $sql$, 'otel_' || kind, time_column, kind) using accepted;
+        $sql$, typed, time_column, kind) into outside_rows, outside_errors using accepted;
+        execute format('update %s as t set err = o.err from unnest($1, $2) as o (n, err) where t.n = o.n', typed)
+            using outside_rows, outside_errors;
         execute extent into first_time, last_time, invalid_rows;
     end if;
     first_day := (first_time at time zone 'UTC')::date;
@@ -183,8 +193,8 @@ begin
     elsif last_day - first_day <= 2 then
         days := array(select d::date from generate_series(first_day, last_day, interval '1 day') as d);
     else
-        execute format('select array_agg(distinct (%I at time zone ''UTC'')::date) from pg_temp.%I where err is null',
-                       time_column, 'otel_' || kind) into days;
+        execute format('select array_agg(distinct (%I at time zone ''UTC'')::date) from %s where err is null',
+                       time_column, typed) into days;
     end if;
     days := array(select day from unnest(days) as day
                    where to_regclass(format('otel.%I', kind || '_p' || to_char(day, 'YYYYMMDD'))) is null
@@ -192,15 +202,15 @@ begin
     perform otel.ensure_partitions(kind, days[1:new_days_limit]);
     if cardinality(days) > new_days_limit then
         execute format($sql$
-            update pg_temp.%1$I
+            update %1$s
                set err = format('no partition for %%s: one flush creates at most %%s new days; otel.retry_dlq() loads it later',
                                 (%2$I at time zone 'UTC')::date, %3$s)
              where err is null and (%2$I at time zone 'UTC')::date = any ($1)
-        $sql$, 'otel_' || kind, time_column, new_days_limit) using days[new_days_limit + 1:];
+        $sql$, typed, time_column, new_days_limit) using days[new_days_limit + 1:];
         execute extent into first_time, last_time, invalid_rows;
     end if;
     insert into pg_temp.otel_batch_extent values (kind, first_time, last_time, invalid_rows);
 end
 $$;
-comment on function otel.partition_working_set(text, text) is
+comment on function otel.partition_working_set(text, text, text) is
     'Dead-letters the rows of a flush outside the accepted time window and creates the partitions the others need, at most 32 new days at a time; internal to otel.flush()';

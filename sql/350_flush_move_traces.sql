@@ -137,26 +137,40 @@ $$;
 comment on function otel.drop_repeated_spans() is
     'Drops the spans of a flush repeated within it or stored before, returns how many; internal to otel.flush()';
 
+create or replace function otel.collect_signature_inputs()
+returns void
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+-- The distinct signature inputs of the valid spans, each with its first
+-- span's position, into pg_temp.otel_signature_inputs for otel.sign_spans()
+-- and otel.catalog_operations(): a table with statistics, so that their
+-- joins fetch the first span of each of the few distinct inputs by its
+-- position rather than reading every span again.
+begin
+    create temp table otel_signature_inputs on commit drop as
+    select signature_input, min(ctid) as first_span, count(*) as spans,
+           min(start_time) as first_start, max(start_time) as last_start
+      from pg_temp.otel_traces where err is null group by signature_input;
+    analyze pg_temp.otel_signature_inputs;
+end
+$$;
+comment on function otel.collect_signature_inputs() is
+    'Groups the valid spans of a flush by signature input, for otel.sign_spans(); internal to otel.flush()';
+
 create or replace function otel.sign_spans()
 returns void
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
--- One signature per distinct signature input of the valid spans, upserted
+-- One signature per signature input of pg_temp.otel_signature_inputs
+-- (otel.collect_signature_inputs()), whose first span it signs, upserted
 -- into otel.span_signatures (counting the spans); the ids land in
 -- pg_temp.otel_signature_ids by signature input. A new signature wakes the
 -- embedding worker.
 begin
     create temp table otel_signature_ids (signature_input bigint primary key, signature_id bigint, created boolean)
         on commit drop;
-    -- A table with statistics, so that the join below fetches the first
-    -- span of each of the few distinct inputs by its position rather than
-    -- reading every span again.
-    create temp table otel_signature_inputs on commit drop as
-    select signature_input, min(ctid) as first_span, count(*) as spans,
-           min(start_time) as first_start, max(start_time) as last_start
-      from pg_temp.otel_traces where err is null group by signature_input;
-    analyze pg_temp.otel_signature_inputs;
     with signed as (
         select i.signature_input, i.spans,
                otel.span_signature(t.service_name, t.kind, t.name, t.status_code, t.status_message,
@@ -183,7 +197,7 @@ begin
 end
 $$;
 comment on function otel.sign_spans() is
-    'Upserts one signature per distinct signature input of the spans of a flush; internal to otel.flush()';
+    'Upserts one signature per signature input that otel.collect_signature_inputs() or otel.move_spans_on_workers() collected; internal to otel.flush()';
 
 create or replace function otel.catalog_operations()
 returns void
@@ -281,6 +295,39 @@ $$;
 comment on function otel.summarize_traces() is
     'Adds the spans of a flush to otel.trace_summaries; internal to otel.flush()';
 
+create or replace function otel.insert_spans(typed_spans text, signature_ids text,
+                                             inputs bigint[] default null, ids bigint[] default null)
+returns bigint
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+-- The valid spans of typed_spans (pg_temp.otel_traces, or otel.flush_spans
+-- on Citus) into otel.traces, each with the signature id of its input from
+-- signature_ids (a relation of signature_input and signature_id, which may
+-- read inputs and ids as $1 and $2). Returns how many.
+declare
+    moved bigint;
+begin
+    execute format($sql$
+        insert into otel.traces (
+            trace_id, span_id, parent_span_id, trace_state, flags, name, kind, start_time, end_time,
+            duration_ms, status_code, status_message, service_name, scope_name, scope_version,
+            attributes, resource_attributes, events, links, signature_id)
+        select t.trace_id, t.span_id, t.parent_span_id, t.trace_state, t.flags, t.name, t.kind,
+               t.start_time, t.end_time, t.duration_ms, t.status_code, t.status_message,
+               t.service_name, t.scope_name, t.scope_version,
+               t.attributes, t.resource_attributes, t.events, t.links, s.signature_id
+          from %s as t
+          join %s as s using (signature_input)
+         where t.err is null
+    $sql$, typed_spans, signature_ids) using inputs, ids;
+    get diagnostics moved = row_count;
+    return moved;
+end
+$$;
+comment on function otel.insert_spans(text, text, bigint[], bigint[]) is
+    'Inserts the valid spans of a flush into otel.traces with their signature ids; internal to otel.flush()';
+
 create or replace function otel.move_traces(out moved bigint, out duplicates bigint)
 language plpgsql
 set search_path = pg_catalog, pg_temp
@@ -297,21 +344,11 @@ begin
     -- as much again.
     analyze pg_temp.otel_traces (err, trace_id, span_id, parent_span_id, start_time, signature_input, span_key);
     duplicates := otel.drop_repeated_spans();
+    perform otel.collect_signature_inputs();
     perform otel.sign_spans();
     perform otel.catalog_operations();
     perform otel.summarize_traces();
-    insert into otel.traces (
-        trace_id, span_id, parent_span_id, trace_state, flags, name, kind, start_time, end_time,
-        duration_ms, status_code, status_message, service_name, scope_name, scope_version,
-        attributes, resource_attributes, events, links, signature_id)
-    select t.trace_id, t.span_id, t.parent_span_id, t.trace_state, t.flags, t.name, t.kind,
-           t.start_time, t.end_time, t.duration_ms, t.status_code, t.status_message,
-           t.service_name, t.scope_name, t.scope_version,
-           t.attributes, t.resource_attributes, t.events, t.links, s.signature_id
-      from pg_temp.otel_traces as t
-      join pg_temp.otel_signature_ids as s using (signature_input)
-     where t.err is null;
-    get diagnostics moved = row_count;
+    moved := otel.insert_spans('pg_temp.otel_traces', 'pg_temp.otel_signature_ids');
 end
 $$;
 comment on function otel.move_traces() is

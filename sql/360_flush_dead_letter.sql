@@ -10,6 +10,12 @@ as $$
 -- staging row (from the working set or a claim table) as a JSON object of
 -- its columns, a decoded record as an OTLP/JSON request holding just that
 -- record.
+declare
+    claim_table regclass := format('otel.%I', 'claimed_' || kind);
+    -- Rows typed in place (t.claimed set) by their position; never those
+    -- of a claim table Citus distributes, which has no such rows.
+    claimed_rows text := case when otel.distributed(claim_table) then '(select null::tid as ctid, null::jsonb as staged)'
+                              else format('(select x.ctid, to_jsonb(x) as staged from %s as x)', claim_table) end;
 begin
     if (select e.invalid_rows from pg_temp.otel_batch_extent as e where e.kind = reject_invalid_rows.kind) = 0 then
         return;  -- nothing to look for
@@ -19,18 +25,19 @@ begin
         select r.dlq_id, %1$L,
                case when r.payload_id is null then %2$L else 'otel.otlp_staging' end,
                case when t.claimed is not null
-                    then jsonb_strip_nulls(to_jsonb(c))::text
+                    then jsonb_strip_nulls(c.staged)::text
                     when r.payload_id is null
-                    then jsonb_strip_nulls(to_jsonb(r) - '{n,dlq_id,payload_id,rs,ss,rec,dp}'::text[])::text
+                    -- (row_id: the spans' staging on Citus numbers its rows)
+                    then jsonb_strip_nulls(to_jsonb(r) - '{n,dlq_id,payload_id,rs,ss,rec,dp,row_id}'::text[])::text
                     else otel.otlp_single_record(p.doc, %1$L, r.rs, r.ss, r.rec, r.dp)::text end,
                case when r.payload_id is null then 'row-json' else 'text' end,
                t.err
           from pg_temp.%3$I as t
           left join pg_temp.%4$I as r on r.n = t.n
-          left join otel.%5$I as c on c.ctid = t.claimed
+          left join %5$s as c on c.ctid = t.claimed
           left join pg_temp.otel_otlp as p on p.id = r.payload_id
          where t.err is not null
-    $sql$, kind, 'otel.' || kind || '_staging', 'otel_' || kind, 'otel_' || kind || '_rows', 'claimed_' || kind);
+    $sql$, kind, 'otel.' || kind || '_staging', 'otel_' || kind, 'otel_' || kind || '_rows', claimed_rows);
 end
 $$;
 comment on function otel.reject_invalid_rows(text) is

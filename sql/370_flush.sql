@@ -64,6 +64,7 @@ declare
     dead_lettered bigint;
     kind text;
     typed_in_place text[] := '{}';
+    spans_on_workers boolean;
 begin
     perform otel.take_flush_lock();
     -- A batch of a million spans groups some 200,000 traces: with less
@@ -73,15 +74,25 @@ begin
         perform set_config('work_mem', '128MB', true);
     end if;
     perform otel.flush_prepare();
+    -- On Citus, where the span staging is distributed, its spans are typed
+    -- and moved on the workers (otel.move_spans_on_workers()).
+    spans_on_workers := otel.type_spans_on_workers();
+    if spans_on_workers then
+        typed_in_place := typed_in_place || 'traces'::text;
+    end if;
     foreach kind in array array['traces', 'logs', 'metrics'] loop
+        continue when kind = any (typed_in_place);
         if otel.type_claimed(kind) then
             typed_in_place := typed_in_place || kind;
         end if;
     end loop;
     requests := otel.load_claimed(typed_in_place);
+    if spans_on_workers then
+        select w.moved, w.duplicates into spans, duplicates from otel.move_spans_on_workers() as w;
+    end if;
     for counts in select * from otel.process_working_set() loop
         case counts.kind
-            when 'traces' then spans := counts.moved;
+            when 'traces' then spans := spans + counts.moved;
             when 'logs' then logs := counts.moved;
             when 'metrics' then points := counts.moved;
         end case;

@@ -57,13 +57,17 @@ as $$
 -- one shard and the series of a busy metric spread over all. Both keys are
 -- filled only where the table is distributed by them: rows stored before
 -- get theirs here, and a table an earlier release distributed otherwise
--- (logs by time, points by name) is redistributed. The staging tables and
--- the dead-letter queue stay on the coordinator: staged rows may lack the
--- key that would place them. Citus reads and writes
--- the shards as the current role: otel_reader and otel_admin, which
--- cannot log in on the coordinator, may on the workers (only there; who
--- can connect is then the workers' pg_hba.conf). Returns what it changed;
--- run again, it changes nothing but what a new worker lacks.
+-- (logs by time, points by name) is redistributed. The span staging and
+-- its claim table are distributed by a row id the coordinator gives each
+-- staged span (a staged row may lack a trace id, and Citus refuses a null
+-- key), so that writers' COPY spreads over the workers, where the flush
+-- types the spans into otel.flush_spans, co-located with the spans
+-- (otel.move_spans_on_workers()). The other staging tables and the
+-- dead-letter queue stay on the coordinator. Citus reads and writes the
+-- shards as the current role: otel_reader, otel_writer and otel_admin,
+-- which cannot log in on the coordinator, may on the workers (only there;
+-- who can connect is then the workers' pg_hba.conf). Returns what it
+-- changed; run again, it changes nothing but what a new worker lacks.
 declare
     target record;
     distributed_by text;
@@ -141,7 +145,28 @@ begin
         end if;
         return next format('%s: distributed by %s', target.name, target.key);
     end loop;
-    foreach role_name in array array['otel_reader', 'otel_admin'] loop
+    if not otel.distributed('otel.traces_staging') then
+        -- Rows staged before get their ids here; a claim table holds rows
+        -- only while a flush runs, or after one failed.
+        create sequence otel.staged_span_ids;
+        grant usage on sequence otel.staged_span_ids to otel_writer;
+        alter table otel.traces_staging add column row_id bigint default nextval('otel.staged_span_ids');
+        alter table otel.claimed_traces add column row_id bigint default nextval('otel.staged_span_ids');
+        alter table otel.claimed_traces alter column row_id drop default;
+        perform create_distributed_table('otel.traces_staging', 'row_id', shard_count => distribute.shard_count,
+                                         colocate_with => 'none');
+        perform create_distributed_table('otel.claimed_traces', 'row_id', colocate_with => 'otel.traces_staging');
+        return next 'otel.traces_staging: distributed by row_id, and otel.claimed_traces with it';
+    end if;
+    if to_regclass('otel.flush_spans') is null then
+        execute format('create unlogged table otel.flush_spans as %s with no data',
+                       otel.typing_query('traces', otel.claimed_span_rows()));
+        comment on table otel.flush_spans is
+            'On Citus: the spans of the running flush, typed on the workers (otel.type_spans_on_workers()); internal';
+        perform create_distributed_table('otel.flush_spans', 'trace_id', colocate_with => 'otel.traces');
+        return next 'otel.flush_spans: distributed by trace_id';
+    end if;
+    foreach role_name in array array['otel_reader', 'otel_writer', 'otel_admin'] loop
         continue when not exists (
             select from run_command_on_workers(format('select rolcanlogin from pg_roles where rolname = %L', role_name))
              where result is distinct from 't');
@@ -158,4 +183,4 @@ begin
 end
 $$;
 comment on function otel.distribute(integer) is
-    'On a Citus coordinator, after `alembic upgrade head`: distributes otel.traces and otel.trace_summaries by trace_id in shard_count (default 32) co-located shards, otel.logs by shard_key co-located with the spans (a record in a trace beside its spans) and otel.metrics by series_key (one shard a series), redistributing a table an earlier release distributed otherwise, and makes otel.span_signatures and otel.operation_catalog reference tables; lets otel_reader and otel_admin log in on the workers (Citus reaches the shards as the current role); returns what it changed (nothing when run again, unless a worker was added). Staging and dead letters stay on the coordinator';
+    'On a Citus coordinator, after `alembic upgrade head`: distributes otel.traces and otel.trace_summaries by trace_id in shard_count (default 32) co-located shards, otel.logs by shard_key co-located with the spans (a record in a trace beside its spans) and otel.metrics by series_key (one shard a series), redistributing a table an earlier release distributed otherwise, and makes otel.span_signatures and otel.operation_catalog reference tables; distributes otel.traces_staging by a row id it adds (writers COPY into it with a column list), so that the flush types and moves spans on the workers (otel.flush_spans); lets otel_reader, otel_writer and otel_admin log in on the workers (Citus reaches the shards as the current role); returns what it changed (nothing when run again, unless a worker was added). The other staging tables and the dead letters stay on the coordinator';

@@ -7,6 +7,7 @@ its data in /tmp, and is stopped and removed afterwards.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -22,6 +23,7 @@ import psycopg
 import pytest
 from alembic import command
 from opentelemetry._logs import SeverityNumber
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -41,6 +43,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from bench.shop_failures import export, generate
 from otel_db.embed import embed_pending
 from otel_db.embedding import Embedder
+from otel_db.typed_spans import TYPED_SPANS_COPY_SQL, typed_spans
 from tests.conftest import ROOT, alembic_config, database_url
 from tests.helpers import Server, free_port, stage_otlp, start_serve
 from tests.otlp import attribute, gauge, log_record, logs_request, metrics_request, number_point, span, traces_request
@@ -182,7 +185,10 @@ def test_otel_db_distributed_by_trace_id_answers_as_one_node_does(citus, dsn):
             "otel.operation_catalog: reference",
             "otel.logs: distributed by shard_key",
             "otel.metrics: distributed by series_key",
+            "otel.traces_staging: distributed by row_id, and otel.claimed_traces with it",
+            "otel.flush_spans: distributed by trace_id",
             "otel_reader: may log in on the workers",
+            "otel_writer: may log in on the workers",
             "otel_admin: may log in on the workers",
         ]
         assert conn.execute("select * from otel.distribute(4)").fetchall() == []
@@ -198,10 +204,20 @@ def test_otel_db_distributed_by_trace_id_answers_as_one_node_does(citus, dsn):
         conn.execute("call otel.maintain()")
     labels, spans = generate(120, seed=11)
     embedder = Embedder()
+    # Half of the traces as otel_db's exporter stages them (OTLP/JSON requests, decoded on the coordinator),
+    # half as `otel-db serve` does (rows of otel.traces_staging, typed on the workers).
+    as_requests = [s for s in spans if s.context.trace_id % 2]
+    as_rows = [s for s in spans if not s.context.trace_id % 2]
+    assert as_requests and as_rows
     for url in (citus.url(), dsn):
-        export(url, spans)
+        export(url, as_requests)
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("call otel.flush()")
+            stage_rows(conn, as_rows)
+            if url == citus.url():
+                assert workers_holding_rows(conn, "otel.traces_staging") == 2
+                assert flush_on_workers(conn)
+            else:
+                conn.execute("call otel.flush()")
             assert embed_pending(conn, embedder, 100).failed == 0
     first = datetime.fromtimestamp(min(s.start_time for s in spans) / 1e9, UTC)
     last = datetime.fromtimestamp(max(s.end_time for s in spans) / 1e9, UTC) + timedelta(seconds=1)
@@ -367,6 +383,42 @@ def test_sdk_writers_through_serve_and_two_flushes_lose_nothing_and_the_jaeger_a
     finally:
         for server in servers:
             server.kill()
+
+
+def stage_rows(conn: psycopg.Connection, spans: Sequence[ReadableSpan]) -> None:
+    """COPY the spans into otel.traces_staging as `otel-db serve` does with a protobuf request."""
+    typed = typed_spans(encode_spans(spans))
+    assert typed is not None
+    with conn.cursor() as cur, cur.copy(TYPED_SPANS_COPY_SQL) as copy:
+        copy.write(typed[0])
+
+
+def flush_on_workers(conn: psycopg.Connection) -> set[str]:
+    """`call otel.flush()`; which of its statements on the staged spans ran on the workers, shard by shard.
+
+    The commands the coordinator sends to the workers (citus.log_remote_commands) show each statement's
+    plan: the claim, co-located; the typing, run on the claim table's shards and repartitioned by trace id;
+    the repeated spans, the summaries and the spans' insert, each on the shards of otel.flush_spans (a
+    statement pulled through the coordinator would reach them as read_intermediate_result() instead).
+    """
+    sent: list[str] = []
+    conn.add_notice_handler(lambda notice: sent.append(notice.message_primary or ""))
+    conn.execute("set citus.log_remote_commands = on")
+    try:
+        conn.execute("call otel.flush()")
+    finally:
+        conn.execute("reset citus.log_remote_commands")
+    return {name for name, pattern in ON_WORKERS.items() for command in sent if re.search(pattern, command, re.DOTALL)}
+
+
+ON_WORKERS = {
+    "claim": r"INSERT INTO otel\.claimed_traces_\d+ .* FROM otel\.traces_staging_\d+",
+    "typing": r"worker_partition_query_result\(.*FROM otel\.claimed_traces_\d+",
+    "repeated": r"DELETE FROM otel\.flush_spans_\d+ b USING \(SELECT .* FROM otel\.flush_spans_\d+",
+    "stored": r"DELETE FROM otel\.flush_spans_\d+ b WHERE .*EXISTS \(SELECT FROM otel\.traces_\d+",
+    "summaries": r"INSERT INTO otel\.trace_summaries_\d+ .* FROM otel\.flush_spans_\d+",
+    "spans": r"INSERT INTO otel\.traces_\d+ .* FROM \(otel\.flush_spans_\d+",
+}
 
 
 def workers_holding_rows(conn: psycopg.Connection, table: str) -> int:
