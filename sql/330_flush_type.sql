@@ -73,9 +73,7 @@ select format($query$
                    coalesce(r.resource_attributes_jsonb, otel.parse_json(r.resource_attributes, '{}')) as resource_attributes,
                    coalesce(r.events_jsonb, otel.parse_json(r.events, '[]')) as events,
                    coalesce(r.links_jsonb, otel.parse_json(r.links, '[]')) as links,
-                   -- See otel.typing_query(). Partitioned by n, so that Citus sends
-                   -- the query to the workers (otel.type_spans_on_workers()).
-                   row_number() over (partition by r.n) as barrier
+                   row_number() over (partition by r.n) as barrier  -- see otel.typing_query()
               from %s) as p
 $query$, source)
 $$;
@@ -139,7 +137,7 @@ select format($query$
                    otel.parse_flags(r.flags) as flags,
                    otel.parse_json(r.attributes, '{}') as attributes,
                    otel.parse_json(r.resource_attributes, '{}') as resource_attributes,
-                   row_number() over () as barrier  -- see otel.typing_query()
+                   row_number() over (partition by r.n) as barrier  -- see otel.typing_query()
               from %s) as p
 $query$, source)
 $$;
@@ -203,10 +201,12 @@ select format($query$
                    r.payload_id is not null as from_otlp,
                    otel.parse_record_time(r.time, r.payload_id is not null) as time,
                    otel.parse_record_time(r.start_time, r.payload_id is not null) as start_time,
-                   case regexp_replace(lower(trim(r.type)), '[^a-z]', '', 'g')
-                       when 'gauge' then 'gauge' when 'sum' then 'sum' when 'histogram' then 'histogram'
-                       when 'exponentialhistogram' then 'exponential_histogram' when 'summary' then 'summary'
-                   end as type,
+                   -- Names looked up in constant objects rather than by a case on
+                   -- the value: one evaluation of the value either way, and Citus
+                   -- sends a case on a value to the workers without its tests.
+                   '{"gauge": "gauge", "sum": "sum", "histogram": "histogram",
+                     "exponentialhistogram": "exponential_histogram", "summary": "summary"}'::jsonb
+                       ->> regexp_replace(lower(trim(r.type)), '[^a-z]', '', 'g') as type,
                    otel.parse_double(r.value) as value,
                    case when otel.is_integer_text(r.value, 20, true) then r.value::numeric end as int_value,
                    case when otel.is_integer_text(r.count, 20, false) then r.count::numeric end as count,
@@ -214,8 +214,8 @@ select format($query$
                    otel.parse_double(r.min) as min,
                    otel.parse_double(r.max) as max,
                    otel.parse_temporality(r.temporality) as temporality,
-                   case lower(trim(r.is_monotonic)) when 'true' then true when 't' then true when '1' then true
-                       when 'false' then false when 'f' then false when '0' then false end as is_monotonic,
+                   ('{"true": true, "t": true, "1": true, "false": false, "f": false, "0": false}'::jsonb
+                       -> lower(trim(r.is_monotonic)))::boolean as is_monotonic,
                    otel.parse_flags(r.flags) as flags,
                    otel.parse_json(r.labels, '{}') as labels,
                    otel.parse_json(r.resource_attributes, '{}') as resource_attributes,
@@ -226,7 +226,7 @@ select format($query$
                    otel.parse_json(r.quantiles, null) as quantiles,
                    otel.parse_json(r.exponential, null) as exponential,
                    otel.parse_json(r.exemplars, null) as exemplars,
-                   row_number() over () as barrier  -- see otel.typing_query()
+                   row_number() over (partition by r.n) as barrier  -- see otel.typing_query()
               from %s) as p
 $query$, source)
 $$;
@@ -242,7 +242,10 @@ as $$
 -- subquery's window function (barrier) keeps the planner from merging the
 -- two, which would parse a value once for every reference to it; being
 -- unused, it is then planned away, leaving the subquery free to run in
--- parallel workers (offset 0, the usual fence, forbids that).
+-- parallel workers (offset 0, the usual fence, forbids that). It is
+-- partitioned by n, the row id by which Citus distributes the claim
+-- tables, so that Citus sends the query to the workers
+-- (otel.type_on_workers()).
 begin
     -- PL/pgSQL: the per-kind functions are defined by later files.
     return case kind

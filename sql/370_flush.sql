@@ -64,7 +64,7 @@ declare
     dead_lettered bigint;
     kind text;
     typed_in_place text[] := '{}';
-    spans_on_workers boolean;
+    on_workers text[] := '{}';
 begin
     perform otel.take_flush_lock();
     -- A batch of a million spans groups some 200,000 traces: with less
@@ -74,27 +74,29 @@ begin
         perform set_config('work_mem', '128MB', true);
     end if;
     perform otel.flush_prepare();
-    -- On Citus, where the span staging is distributed, its spans are typed
-    -- and moved on the workers (otel.move_spans_on_workers()).
-    spans_on_workers := otel.type_spans_on_workers();
-    if spans_on_workers then
-        typed_in_place := typed_in_place || 'traces'::text;
-    end if;
     foreach kind in array array['traces', 'logs', 'metrics'] loop
-        continue when kind = any (typed_in_place);
-        if otel.type_claimed(kind) then
+        -- On Citus, where staging is distributed, on the workers
+        -- (otel.type_on_workers()); else in place when it can be.
+        if otel.type_on_workers(kind) then
+            on_workers := on_workers || kind;
+            typed_in_place := typed_in_place || kind;
+        elsif otel.type_claimed(kind) then
             typed_in_place := typed_in_place || kind;
         end if;
     end loop;
     requests := otel.load_claimed(typed_in_place);
-    if spans_on_workers then
-        select w.moved, w.duplicates into spans, duplicates from otel.move_spans_on_workers() as w;
-    end if;
-    for counts in select * from otel.process_working_set() loop
+    -- The rows typed on the workers first, then the working set's.
+    for counts in
+        select u.kind, w.moved, w.duplicates
+          from unnest(on_workers) with ordinality as u (kind, n)
+         cross join lateral otel.move_on_workers(u.kind) as w
+        union all
+        select * from otel.process_working_set()
+    loop
         case counts.kind
             when 'traces' then spans := spans + counts.moved;
-            when 'logs' then logs := counts.moved;
-            when 'metrics' then points := counts.moved;
+            when 'logs' then logs := logs + counts.moved;
+            when 'metrics' then points := points + counts.moved;
         end case;
         duplicates := duplicates + counts.duplicates;
     end loop;

@@ -57,13 +57,15 @@ as $$
 -- one shard and the series of a busy metric spread over all. Both keys are
 -- filled only where the table is distributed by them: rows stored before
 -- get theirs here, and a table an earlier release distributed otherwise
--- (logs by time, points by name) is redistributed. The span staging and
--- its claim table are distributed by a row id the coordinator gives each
--- staged span (a staged row may lack a trace id, and Citus refuses a null
--- key), so that writers' COPY spreads over the workers, where the flush
--- types the spans into otel.flush_spans, co-located with the spans
--- (otel.move_spans_on_workers()). The other staging tables and the
--- dead-letter queue stay on the coordinator. Citus reads and writes the
+-- (logs by time, points by name) is redistributed. The staging tables of
+-- spans, logs and points and their claim tables are distributed by a row
+-- id the coordinator gives each staged row (a staged row may lack the key
+-- that would place it, and Citus refuses a null key), so that writers'
+-- COPY spreads over the workers, where the flush types the rows into
+-- working tables: otel.flush_spans co-located with the spans, otel.flush_logs
+-- and otel.flush_metrics with their claims (otel.type_on_workers()). The
+-- staging of OTLP/JSON requests and the dead-letter queue stay on the
+-- coordinator. Citus reads and writes the
 -- shards as the current role: otel_reader, otel_writer and otel_admin,
 -- which cannot log in on the coordinator, may on the workers (only there;
 -- who can connect is then the workers' pg_hba.conf). Returns what it
@@ -75,6 +77,11 @@ declare
     described text;
     role_name text;
     refused text;
+    kind text;
+    staging text;
+    claims text;
+    row_ids text;
+    working_table text;
 begin
     if not exists (select from pg_extension where extname = 'citus') then
         raise exception 'otel.distribute() needs Citus in this database: create extension citus, on a coordinator with workers'
@@ -145,27 +152,42 @@ begin
         end if;
         return next format('%s: distributed by %s', target.name, target.key);
     end loop;
-    if not otel.distributed('otel.traces_staging') then
-        -- Rows staged before get their ids here; a claim table holds rows
-        -- only while a flush runs, or after one failed.
-        create sequence otel.staged_span_ids;
-        grant usage on sequence otel.staged_span_ids to otel_writer;
-        alter table otel.traces_staging add column row_id bigint default nextval('otel.staged_span_ids');
-        alter table otel.claimed_traces add column row_id bigint default nextval('otel.staged_span_ids');
-        alter table otel.claimed_traces alter column row_id drop default;
-        perform create_distributed_table('otel.traces_staging', 'row_id', shard_count => distribute.shard_count,
-                                         colocate_with => 'none');
-        perform create_distributed_table('otel.claimed_traces', 'row_id', colocate_with => 'otel.traces_staging');
-        return next 'otel.traces_staging: distributed by row_id, and otel.claimed_traces with it';
-    end if;
-    if to_regclass('otel.flush_spans') is null then
-        execute format('create unlogged table otel.flush_spans as %s with no data',
-                       otel.typing_query('traces', otel.claimed_span_rows()));
-        comment on table otel.flush_spans is
-            'On Citus: the spans of the running flush, typed on the workers (otel.type_spans_on_workers()); internal';
-        perform create_distributed_table('otel.flush_spans', 'trace_id', colocate_with => 'otel.traces');
-        return next 'otel.flush_spans: distributed by trace_id';
-    end if;
+    foreach kind in array array['traces', 'logs', 'metrics'] loop
+        staging := format('otel.%I', kind || '_staging');
+        claims := format('otel.%I', 'claimed_' || kind);
+        if not otel.distributed(staging) then
+            -- Rows staged before get their ids here; a claim table holds rows
+            -- only while a flush runs, or after one failed.
+            row_ids := format('otel.%I', case kind when 'traces' then 'staged_span_ids' when 'logs' then 'staged_log_ids'
+                                                   else 'staged_point_ids' end);
+            execute format('create sequence %s', row_ids);
+            execute format('grant usage on sequence %s to otel_writer', row_ids);
+            execute format('alter table %s add column row_id bigint default nextval(%L)', staging, row_ids);
+            execute format('alter table %s add column row_id bigint default nextval(%L)', claims, row_ids);
+            execute format('alter table %s alter column row_id drop default', claims);
+            perform create_distributed_table(staging, 'row_id', shard_count => distribute.shard_count,
+                                             colocate_with => 'none');
+            perform create_distributed_table(claims, 'row_id', colocate_with => staging);
+            return next format('%s: distributed by row_id, and %s with it', staging, claims);
+        end if;
+        working_table := format('otel.%I', case kind when 'traces' then 'flush_spans' else 'flush_' || kind end);
+        -- (not otel.working_table_on_workers(), which needs the table to exist)
+        if to_regclass(working_table) is null then
+            execute format('create unlogged table %s as %s with no data',
+                           working_table, otel.typing_query(kind, otel.claimed_rows_on_workers(kind)));
+            execute format('comment on table %s is %L', working_table,
+                           format('On Citus: the %s of the running flush, typed on the workers (otel.type_on_workers()); internal',
+                                  case kind when 'traces' then 'spans' when 'logs' then 'log records' else 'metric points' end));
+            -- Spans beside their traces' stored spans; the others beside their claims.
+            if kind = 'traces' then
+                perform create_distributed_table(working_table, 'trace_id', colocate_with => 'otel.traces');
+                return next format('%s: distributed by trace_id', working_table);
+            else
+                perform create_distributed_table(working_table, 'n', colocate_with => claims);
+                return next format('%s: distributed by n, beside %s', working_table, claims);
+            end if;
+        end if;
+    end loop;
     foreach role_name in array array['otel_reader', 'otel_writer', 'otel_admin'] loop
         continue when not exists (
             select from run_command_on_workers(format('select rolcanlogin from pg_roles where rolname = %L', role_name))
@@ -183,4 +205,4 @@ begin
 end
 $$;
 comment on function otel.distribute(integer) is
-    'On a Citus coordinator, after `alembic upgrade head`: distributes otel.traces and otel.trace_summaries by trace_id in shard_count (default 32) co-located shards, otel.logs by shard_key co-located with the spans (a record in a trace beside its spans) and otel.metrics by series_key (one shard a series), redistributing a table an earlier release distributed otherwise, and makes otel.span_signatures and otel.operation_catalog reference tables; distributes otel.traces_staging by a row id it adds (writers COPY into it with a column list), so that the flush types and moves spans on the workers (otel.flush_spans); lets otel_reader, otel_writer and otel_admin log in on the workers (Citus reaches the shards as the current role); returns what it changed (nothing when run again, unless a worker was added). The other staging tables and the dead letters stay on the coordinator';
+    'On a Citus coordinator, after `alembic upgrade head`: distributes otel.traces and otel.trace_summaries by trace_id in shard_count (default 32) co-located shards, otel.logs by shard_key co-located with the spans (a record in a trace beside its spans) and otel.metrics by series_key (one shard a series), redistributing a table an earlier release distributed otherwise, and makes otel.span_signatures and otel.operation_catalog reference tables; distributes the staging of spans, logs and points by a row id it adds (writers COPY into them with a column list), so that the flush types and moves their rows on the workers (otel.flush_spans, otel.flush_logs, otel.flush_metrics); lets otel_reader, otel_writer and otel_admin log in on the workers (Citus reaches the shards as the current role); returns what it changed (nothing when run again, unless a worker was added). OTLP/JSON requests and the dead letters stay on the coordinator';

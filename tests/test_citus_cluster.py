@@ -41,6 +41,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from bench.shop_failures import export, generate
+from otel_db.client import Client
 from otel_db.embed import embed_pending
 from otel_db.embedding import Embedder
 from otel_db.typed_spans import TYPED_SPANS_COPY_SQL, typed_spans
@@ -187,6 +188,10 @@ def test_otel_db_distributed_by_trace_id_answers_as_one_node_does(citus, dsn):
             "otel.metrics: distributed by series_key",
             "otel.traces_staging: distributed by row_id, and otel.claimed_traces with it",
             "otel.flush_spans: distributed by trace_id",
+            "otel.logs_staging: distributed by row_id, and otel.claimed_logs with it",
+            "otel.flush_logs: distributed by n, beside otel.claimed_logs",
+            "otel.metrics_staging: distributed by row_id, and otel.claimed_metrics with it",
+            "otel.flush_metrics: distributed by n, beside otel.claimed_metrics",
             "otel_reader: may log in on the workers",
             "otel_writer: may log in on the workers",
             "otel_admin: may log in on the workers",
@@ -215,7 +220,7 @@ def test_otel_db_distributed_by_trace_id_answers_as_one_node_does(citus, dsn):
             stage_rows(conn, as_rows)
             if url == citus.url():
                 assert workers_holding_rows(conn, "otel.traces_staging") == 2
-                assert flush_on_workers(conn)
+                assert flush_on_workers(conn, SPANS_ON_WORKERS) == set(SPANS_ON_WORKERS)
             else:
                 conn.execute("call otel.flush()")
             assert embed_pending(conn, embedder, 100).failed == 0
@@ -393,13 +398,12 @@ def stage_rows(conn: psycopg.Connection, spans: Sequence[ReadableSpan]) -> None:
         copy.write(typed[0])
 
 
-def flush_on_workers(conn: psycopg.Connection) -> set[str]:
-    """`call otel.flush()`; which of its statements on the staged spans ran on the workers, shard by shard.
+def flush_on_workers(conn: psycopg.Connection, statements: dict[str, str]) -> set[str]:
+    """`call otel.flush()`; which of `statements` (name: pattern) the coordinator sent to the workers' shards.
 
-    The commands the coordinator sends to the workers (citus.log_remote_commands) show each statement's
-    plan: the claim, co-located; the typing, run on the claim table's shards and repartitioned by trace id;
-    the repeated spans, the summaries and the spans' insert, each on the shards of otel.flush_spans (a
-    statement pulled through the coordinator would reach them as read_intermediate_result() instead).
+    The commands it sends (citus.log_remote_commands) show each statement's plan: a statement run on the
+    shards names them (otel.flush_spans_102040); one pulled through the coordinator would reach them as
+    read_intermediate_result() instead.
     """
     sent: list[str] = []
     conn.add_notice_handler(lambda notice: sent.append(notice.message_primary or ""))
@@ -408,16 +412,30 @@ def flush_on_workers(conn: psycopg.Connection) -> set[str]:
         conn.execute("call otel.flush()")
     finally:
         conn.execute("reset citus.log_remote_commands")
-    return {name for name, pattern in ON_WORKERS.items() for command in sent if re.search(pattern, command, re.DOTALL)}
+    return {name for name, pattern in statements.items() for command in sent if re.search(pattern, command, re.DOTALL)}
 
 
-ON_WORKERS = {
+# The flush of spans staged as rows: the claim, co-located; the typing, run on the claim table's shards and
+# repartitioned by trace id; the repeated spans, the summaries and the spans' insert on the shards of
+# otel.flush_spans.
+SPANS_ON_WORKERS = {
     "claim": r"INSERT INTO otel\.claimed_traces_\d+ .* FROM otel\.traces_staging_\d+",
     "typing": r"worker_partition_query_result\(.*FROM otel\.claimed_traces_\d+",
     "repeated": r"DELETE FROM otel\.flush_spans_\d+ b USING \(SELECT .* FROM otel\.flush_spans_\d+",
     "stored": r"DELETE FROM otel\.flush_spans_\d+ b WHERE .*EXISTS \(SELECT FROM otel\.traces_\d+",
     "summaries": r"INSERT INTO otel\.trace_summaries_\d+ .* FROM otel\.flush_spans_\d+",
     "spans": r"INSERT INTO otel\.traces_\d+ .* FROM \(otel\.flush_spans_\d+",
+}
+# Log records and points staged as rows: typed on the shards of their claim, then repartitioned by their
+# final table's key.
+SIGNALS_ON_WORKERS = {
+    f"{kind} {step}": pattern.format(kind=kind)
+    for kind in ("logs", "metrics")
+    for step, pattern in (
+        ("claim", r"INSERT INTO otel\.claimed_{kind}_\d+ .* FROM otel\.{kind}_staging_\d+"),
+        ("typing", r"INSERT INTO otel\.flush_{kind}_\d+ .* FROM otel\.claimed_{kind}_\d+"),
+        ("insert", r"worker_partition_query_result\(.*FROM otel\.flush_{kind}_\d+"),
+    )
 }
 
 
@@ -472,16 +490,25 @@ def test_sdk_logs_and_metrics_read_on_the_cluster_as_on_one_node(citus, dsn, tmp
         servers.append(start_serve(dsn, tmp_path / "one-node.log"))
         started = datetime.now(UTC) - timedelta(minutes=1)
         trace_ids = send_logs_and_metrics([server.url for server in servers])
+        # And rows, as writers COPY them: typed on the workers on Citus.
+        log_rows, point_rows = staged_logs(trace_ids[:4]), staged_points(started)
         for database in (url, dsn):
+            with Client(database) as client:
+                client.copy_rows("logs", log_rows)
+                client.copy_rows("metrics", point_rows)
             with psycopg.connect(database, autocommit=True) as conn:
-                conn.execute("call otel.flush()")
+                if database == url:
+                    assert flush_on_workers(conn, SIGNALS_ON_WORKERS) == set(SIGNALS_ON_WORKERS)
+                else:
+                    conn.execute("call otel.flush()")
     finally:
         for server in servers:
             server.kill()
     until = datetime.now(UTC) + timedelta(minutes=1)
-    for database in (url, dsn):
-        with psycopg.connect(database) as conn:
-            assert conn.execute("select count(*) from otel.telemetry_dlq").fetchone() == (0,)
+    letters = "select telemetry_type, source, raw_data, raw_format, error_message from otel.telemetry_dlq order by 1, 3"
+    with psycopg.connect(url) as cluster, psycopg.connect(dsn) as one:
+        assert [row[0] for row in one.execute(letters)] == ["logs", "metrics"]
+        assert cluster.execute(letters).fetchall() == one.execute(letters).fetchall()
 
     def answers(database: str) -> dict:
         with psycopg.connect(database) as conn:
@@ -492,6 +519,7 @@ def test_sdk_logs_and_metrics_read_on_the_cluster_as_on_one_node(citus, dsn, tmp
                 ).fetchone(),
                 "trace_logs": [conn.execute("select * from otel.trace_logs(%s)", (t,)).fetchall() for t in trace_ids],
                 "search_logs": conn.execute("select * from otel.search_logs('declined', lim => 5)").fetchall(),
+                "search_staged": conn.execute("select * from otel.search_logs('backed', lim => 20)").fetchall(),
                 "search_errors": conn.execute(
                     "select * from otel.search_logs('card', service => 'payment', min_severity => 17)"
                 ).fetchall(),
@@ -506,14 +534,16 @@ def test_sdk_logs_and_metrics_read_on_the_cluster_as_on_one_node(citus, dsn, tmp
                         ("orders", '{"region": "eu"}', "rate"),
                         ("latency", None, "p99"),
                         ("temperature", None, "max"),
+                        ("queue_depth", '{"queue": "b"}', "max"),
                     )
                 ],
             }
 
     one_node = answers(dsn)
-    assert one_node["counts"] == (30, 7)
-    assert all(len(logs) == 2 for logs in one_node["trace_logs"])
+    assert one_node["counts"] == (30 + 4, 7 + 12)
+    assert [len(logs) for logs in one_node["trace_logs"]] == [3] * 4 + [2] * (len(trace_ids) - 4)
     assert len(one_node["search_logs"]) == 5 and len(one_node["search_errors"]) == 10 and all(one_node["series"])
+    assert len(one_node["search_staged"]) == 4
     assert answers(url) == one_node
     with psycopg.connect(url) as conn:
         for table in ("otel.logs", "otel.metrics"):
@@ -536,7 +566,40 @@ def test_sdk_logs_and_metrics_read_on_the_cluster_as_on_one_node(citus, dsn, tmp
         conn.execute("select otel.set_retention('logs', interval '30 days')")
         conn.execute("call otel.maintain()")
         assert conn.execute("select to_regclass('otel.logs_p20240101')").fetchone() == (None,)
-        assert conn.execute("select count(*) from otel.logs").fetchone() == (30,)
+        assert conn.execute("select count(*) from otel.logs").fetchone() == (34,)
+
+
+def staged_logs(trace_ids: list[str]) -> list[dict]:
+    """A log record staged as a row in each of the traces, and one whose time is no time."""
+    rows = [
+        {
+            "time": (datetime.now(UTC) - timedelta(seconds=n)).isoformat(),
+            "severity_number": "13",
+            "body": f"queue {n} backed up",
+            "trace_id": trace_id,
+            "service_name": "queue",
+            "attributes": json.dumps({"queue.depth": 100 + n}),
+        }
+        for n, trace_id in enumerate(trace_ids)
+    ]
+    unreadable = {**rows[0], "time": "yesterday-ish", "body": "unreadable time", "trace_id": None}
+    return [*rows, unreadable]
+
+
+def staged_points(started: datetime) -> list[dict]:
+    """Twelve gauge points of two queues, 10 s apart, staged as rows, and one of no metric type."""
+    rows = [
+        {
+            "time": (started + timedelta(seconds=10 * n)).isoformat(),
+            "name": "queue_depth",
+            "type": "gauge",
+            "value": str(n * 3 % 7),
+            "service_name": "queue",
+            "labels": json.dumps({"queue": "ab"[n % 2]}),
+        }
+        for n in range(12)
+    ]
+    return [*rows, {**rows[0], "type": "meter"}]
 
 
 def pod_requests(pods: int = 40) -> list[dict]:
