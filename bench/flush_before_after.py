@@ -13,6 +13,7 @@ indexes and data are shared; only the code differs.
 from __future__ import annotations
 
 import os
+import re
 import statistics
 import subprocess
 
@@ -47,9 +48,30 @@ def routines_now() -> list[str]:
     ]
 
 
+def defined_routines(texts: list[str]) -> set[str]:
+    """The names of the otel functions and procedures the texts create."""
+    return {
+        name
+        for text in texts
+        for name in re.findall(r"^create or replace (?:function|procedure) otel\.(\w+)\(", text, re.MULTILINE)
+    }
+
+
+def drop_routines(conn: psycopg.Connection, names: set[str]) -> None:
+    """Every overload of the named otel routines: a side whose routine takes other arguments than the other
+    side's would otherwise leave both, and calls that fit both would be ambiguous."""
+    for (routine,) in conn.execute(
+        "select p.oid::regprocedure::text from pg_proc as p"
+        " where p.pronamespace = 'otel'::regnamespace and p.prokind in ('f', 'p') and p.proname = any (%s)",
+        (sorted(names),),
+    ).fetchall():
+        conn.execute(f"drop routine {routine}")
+
+
 def run(spans: int = 300_000, rounds: int = 4) -> dict:
     before_revision = os.environ.get("OTEL_DB_BENCH_BEFORE", DEFAULT_BEFORE)
     sides = {"before": routines_at(before_revision), "after": routines_now()}
+    names = defined_routines(sides["before"] + sides["after"])
     measured: dict[str, dict[str, list[int]]] = {side: {"typed": [], "otlp": []} for side in sides}
     url = fresh_database("otel_bench")
     try:
@@ -57,6 +79,7 @@ def run(spans: int = 300_000, rounds: int = 4) -> dict:
             for round_number in range(rounds):
                 # Alternate which side goes first, so that neither always follows the other.
                 for side in ("before", "after") if round_number % 2 == 0 else ("after", "before"):
+                    drop_routines(conn, names)
                     for text in sides[side]:
                         conn.execute(text)
                     for path, copy in (("typed", copy_typed), ("otlp", copy_otlp)):

@@ -28,6 +28,8 @@ as $$
 declare
     kind text;
     truncated text[] := '{}';
+    staging regclass;
+    refused text;
 begin
     perform otel.take_flush_lock();
     foreach kind in array array['otlp', 'traces', 'logs', 'metrics'] loop
@@ -43,8 +45,25 @@ begin
             execute format('truncate otel.%I', kind || '_staging');
             truncated := truncated || (kind || '_staging');
         exception when lock_not_available then
-            execute format('with claimed as (delete from otel.%I returning *) insert into otel.%I select * from claimed',
-                           kind || '_staging', 'claimed_' || kind);
+            staging := format('otel.%I', kind || '_staging');
+            if not otel.distributed(staging) then
+                execute format('with claimed as (delete from %s returning *) insert into otel.%I select * from claimed',
+                               staging, 'claimed_' || kind);
+                continue;
+            end if;
+            -- On Citus, shard by shard on the workers, each into the claim
+            -- shard beside it (as one statement Citus would pull every row
+            -- through the coordinator). Each shard's move commits at once,
+            -- on its own: a row is in one table or the other either way, and
+            -- this flush takes the claim tables' rows in its next transaction.
+            select string_agg(format('%s:%s: %s', c.nodename, c.nodeport, c.result), '; ') into refused
+              from run_command_on_colocated_placements(
+                       staging, format('otel.%I', 'claimed_' || kind),
+                       'with claimed as (delete from %s returning *) insert into %s select * from claimed') as c
+             where not c.success;
+            if refused is not null then
+                raise exception 'could not claim the rows of % on every worker: %', staging, refused;
+            end if;
         end;
     end loop;
     return truncated;

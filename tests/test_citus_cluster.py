@@ -55,6 +55,7 @@ SERVE_DATABASE = "scaleout_serve"
 SIGNALS_DATABASE = "scaleout_signals"
 UPGRADE_DATABASE = "scaleout_upgrade"
 COLD_DATABASE = "scaleout_cold"
+CLAIM_DATABASE = "scaleout_claim"
 
 # One worker runs them all, so that the suite starts one cluster of three nodes.
 pytestmark = pytest.mark.xdist_group("citus")
@@ -720,6 +721,49 @@ def test_distribute_refuses_columnar_partitions_it_would_have_to_key(citus):
         with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="logs_p20240101"):
             conn.execute("select * from otel.distribute(4)")
         assert conn.execute("select otel.distributed('otel.traces')").fetchone() == (False,)
+
+
+def test_a_writer_holding_the_staging_keeps_its_rows_and_the_claim_runs_on_the_workers(citus):
+    """A COPY still open when the flush starts: its rows wait for the next flush, and the committed rows are
+    claimed shard by shard on the workers (the staging cannot be truncated), not pulled through the
+    coordinator."""
+    done = citus.script("createdb", CLAIM_DATABASE)
+    assert done.returncode == 0, done.stderr
+    url = database_url(CLAIM_DATABASE, citus.ports[0])
+    command.upgrade(alembic_config(url), "head")
+    columns = "trace_id, span_id, name, kind, start_time, end_time, status_code"
+    start = datetime.now(UTC).replace(microsecond=0)
+    rows = [
+        (
+            f"{n + 1:032x}",
+            f"{n + 1:016x}",
+            "GET /",
+            "SERVER",
+            start.isoformat(),
+            (start + timedelta(seconds=1)).isoformat(),
+            "OK",
+        )
+        for n in range(40)
+    ]
+    with psycopg.connect(url, autocommit=True) as conn, psycopg.connect(url) as writer:
+        conn.execute("select * from otel.distribute(4)")
+        with conn.cursor().copy(f"copy otel.traces_staging ({columns}) from stdin") as copy:
+            for row in rows[:-1]:
+                copy.write_row(row)
+        with writer.cursor().copy(f"copy otel.traces_staging ({columns}) from stdin") as copy:
+            copy.write_row(rows[-1])  # not committed yet
+        on_shards = {
+            "claim": r"with claimed as \(delete from otel\.traces_staging_\d+ returning \*\) insert into otel\.claimed"
+        }
+        assert flush_on_workers(conn, on_shards) == set(on_shards)
+        last_run = (
+            "select spans, 'traces_staging' = any (truncated_staging) from otel.flush_runs order by id desc limit 1"
+        )
+        assert conn.execute(last_run).fetchone() == (len(rows) - 1, False)
+        writer.commit()
+        conn.execute("call otel.flush()")
+        assert conn.execute(last_run).fetchone() == (1, True)
+        assert conn.execute("select count(distinct trace_id) from otel.traces").fetchone() == (len(rows),)
 
 
 def send_logs_and_metrics(otlp_urls: list[str]) -> list[str]:
