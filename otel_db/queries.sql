@@ -155,8 +155,9 @@ select otel.unschedule_flush() as removed
 select * from otel.flush_runs where id > %(id)s::bigint order by id desc limit 1
 
 -- staging_columns --
--- The columns of otel.<kind>_staging (given as table), in table order.
+-- The columns of otel.<kind>_staging (given as table), in table order; not
+-- row_id, the number Citus's staging gives each row itself.
 select column_name
   from information_schema.columns
- where table_schema = 'otel' and table_name = %(table)s::text
+ where table_schema = 'otel' and table_name = %(table)s::text and column_name <> 'row_id'
  order by ordinal_position

@@ -102,9 +102,13 @@ begin
     get diagnostics requests = row_count;
     foreach kind in array array['traces', 'logs', 'metrics'] loop
         continue when kind = any (typed_in_place);
+        -- In staging order on Citus (the shards return their rows one after
+        -- another), so that the first of two repeated spans is kept.
         execute format('with claimed as (delete from otel.%3$I returning *)
-                        insert into pg_temp.%1$I (%2$s) select %2$s from claimed',
-                       'otel_' || kind || '_rows', otel.staging_columns(kind), 'claimed_' || kind);
+                        insert into pg_temp.%1$I (%2$s) select %2$s from claimed %4$s',
+                       'otel_' || kind || '_rows', otel.staging_columns(kind), 'claimed_' || kind,
+                       case when otel.distributed(format('otel.%I', 'claimed_' || kind)::regclass)
+                            then 'order by row_id' else '' end);
     end loop;
     return requests;
 end

@@ -130,13 +130,31 @@ $$;
 comment on function otel.accepted_time_window(text) is
     'The times a flush accepts for traces, logs or metrics: from now() - their retention (none: unbounded) to now() + otel.future_margin (default 1 day)';
 
+create or replace function otel.utc_text(t timestamptz)
+returns text
+language sql immutable parallel safe
+as $$
+    -- t as its text reads with timezone UTC and the ISO date style
+    -- ('2026-12-07 10:00:00.25+00'), whatever the session's settings: the
+    -- same text on every node. Immutable (to_char of a timestamp, in a
+    -- format of digits only, depends on no setting), so that Citus lets
+    -- an update on the workers build messages with it.
+    select case when t = 'infinity' then 'infinity' when t = '-infinity' then '-infinity'
+                else to_char(t at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS')
+                     || coalesce('.' || nullif(rtrim(to_char(t at time zone 'UTC', 'US'), '0'), ''), '') || '+00'
+           end
+$$;
+comment on function otel.utc_text(timestamptz) is
+    'A time as text in UTC, as timestamptz text reads with timezone UTC (2026-12-07 10:00:00.25+00), whatever the session''s settings';
+
 create or replace function otel.partition_working_set(kind text, time_column text, typed_rows text default null)
 returns void
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 -- Gives err to the valid rows of pg_temp.otel_<kind> (or of the table
--- typed_rows names, otel.flush_spans on Citus) outside the accepted
+-- typed_rows names: otel.flush_spans, flush_logs or flush_metrics on
+-- Citus) outside the accepted
 -- time window (otel.accepted_time_window()), then creates the partitions
 -- the others need, at most new_days_limit new days in one flush: a batch
 -- spread over thousands of days would otherwise exhaust the lock table and
@@ -157,29 +175,23 @@ declare
     first_day date;
     last_day date;
     days date[];
-    outside_rows bigint[];
-    outside_errors text[];
 begin
     execute extent into first_time, last_time, invalid_rows;
     -- The extent shows whether any row is outside the window: usually none
     -- is, and then no row is read again.
     if first_time is not null and not accepted @> tstzrange(first_time, last_time, '[]') then
-        -- Each such row's message, then the update by row number: Citus
-        -- sends no stable function (a time's text) to the workers in an
-        -- update.
+        -- Messages of immutable parts only (otel.utc_text(), ||), which
+        -- Citus lets the workers compute in an update, unlike format().
         execute format($sql$
-            select array_agg(n),
-                   array_agg(case when %2$I < lower($1)
-                                  then format('%2$s %%s is before %%s, the oldest time the %3$s retention keeps (otel.set_retention())',
-                                              %2$I, lower($1))
-                                  else format('%2$s %%s is after %%s, more than otel.future_margin ahead of the database clock',
-                                              %2$I, upper($1))
-                              end)
-              from %1$s
+            update %1$s
+               set err = case when %2$I < lower($1)
+                              then '%2$s ' || otel.utc_text(%2$I) || ' is before ' || otel.utc_text(lower($1))
+                                   || ', the oldest time the %3$s retention keeps (otel.set_retention())'
+                              else '%2$s ' || otel.utc_text(%2$I) || ' is after ' || otel.utc_text(upper($1))
+                                   || ', more than otel.future_margin ahead of the database clock'
+                          end
              where err is null and not $1 @> %2$I
-        $sql$, typed, time_column, kind) into outside_rows, outside_errors using accepted;
-        execute format('update %s as t set err = o.err from unnest($1, $2) as o (n, err) where t.n = o.n', typed)
-            using outside_rows, outside_errors;
+        $sql$, typed, time_column, kind) using accepted;
         execute extent into first_time, last_time, invalid_rows;
     end if;
     first_day := (first_time at time zone 'UTC')::date;
@@ -193,7 +205,9 @@ begin
     elsif last_day - first_day <= 2 then
         days := array(select d::date from generate_series(first_day, last_day, interval '1 day') as d);
     else
-        execute format('select array_agg(distinct (%I at time zone ''UTC'')::date) from %s where err is null',
+        -- (a distinct aggregate Citus would compute on the coordinator)
+        execute format('select array_agg(d.day) from (select distinct (%I at time zone ''UTC'')::date as day
+                                                          from %s where err is null) as d',
                        time_column, typed) into days;
     end if;
     days := array(select day from unnest(days) as day
@@ -203,8 +217,8 @@ begin
     if cardinality(days) > new_days_limit then
         execute format($sql$
             update %1$s
-               set err = format('no partition for %%s: one flush creates at most %%s new days; otel.retry_dlq() loads it later',
-                                (%2$I at time zone 'UTC')::date, %3$s)
+               set err = 'no partition for ' || left(otel.utc_text(%2$I), 10)
+                         || ': one flush creates at most %3$s new days; otel.retry_dlq() loads it later'
              where err is null and (%2$I at time zone 'UTC')::date = any ($1)
         $sql$, typed, time_column, new_days_limit) using days[new_days_limit + 1:];
         execute extent into first_time, last_time, invalid_rows;

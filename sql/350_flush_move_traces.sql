@@ -205,7 +205,7 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 -- Service, span name and kind are part of the signature input, so the
--- distinct inputs otel.sign_spans() grouped (a few hundred for a million
+-- distinct inputs of otel.sign_spans() (a few hundred for a million
 -- spans) give the flush's operations without reading the spans again; the
 -- resource attribute keys come from the first span of each input (a
 -- service's resources share their keys, hosts differ in values), and

@@ -18,7 +18,19 @@ as $$
     select format('otel.%I', case kind when 'traces' then 'flush_spans' else 'flush_' || kind end)::regclass
 $$;
 comment on function otel.working_table_on_workers(text) is
-    'otel.flush_spans, otel.flush_logs or otel.flush_metrics: where the flush types the claimed rows of a kind on Citus; internal';
+    'otel.flush_spans, otel.flush_logs or otel.flush_metrics: where the flush types the claimed rows of a kind on Citus; internal to otel.flush()';
+
+create or replace function otel.typed_columns(typed regclass)
+returns text[]
+language sql stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select array_agg(format('%s %s', attname, format_type(atttypid, atttypmod)) order by attnum)
+      from pg_attribute
+     where attrelid = typed and attnum > 0 and not attisdropped
+$$;
+comment on function otel.typed_columns(regclass) is
+    'The columns of a table of typed rows, with their types, in order: what the typing query of a kind gives; internal';
 
 create or replace function otel.claimed_rows_on_workers(kind text)
 returns text
@@ -70,11 +82,19 @@ begin
       into typed_columns
       from pg_attribute
      where attrelid = typed and attnum > 0 and not attisdropped;
+    -- Made by otel.distribute() from the typing query of its release: a
+    -- later release's may differ, and then the coordinator types the rows.
+    if otel.typed_columns(typed) is distinct from otel.typed_columns(format('pg_temp.%I', 'otel_' || kind)::regclass) then
+        raise warning 'otel_db: % is not shaped as this release types %: the coordinator types them until otel.distribute() is run again',
+                      typed, kind;
+        return false;
+    end if;
     begin
         execute format('insert into %s select %s from (%s) as q',
                        typed, typed_columns, otel.typing_query(kind, otel.claimed_rows_on_workers(kind)));
     exception when others then
-        if otel.is_server_trouble(sqlstate) then raise; end if;
+        -- A worker out of reach fails the coordinator's way too.
+        if otel.is_server_trouble(sqlstate) or left(sqlstate, 2) = '08' then raise; end if;
         return false;
     end;
     execute format('analyze %s', typed);  -- on every shard: the joins that follow hash rather than loop

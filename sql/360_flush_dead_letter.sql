@@ -27,7 +27,7 @@ begin
                case when t.claimed is not null
                     then jsonb_strip_nulls(c.staged)::text
                     when r.payload_id is null
-                    -- (row_id: the spans' staging on Citus numbers its rows)
+                    -- (row_id: the number Citus's staging gives each row)
                     then jsonb_strip_nulls(to_jsonb(r) - '{n,dlq_id,payload_id,rs,ss,rec,dp,row_id}'::text[])::text
                     else otel.otlp_single_record(p.doc, %1$L, r.rs, r.ss, r.rec, r.dp)::text end,
                case when r.payload_id is null then 'row-json' else 'text' end,

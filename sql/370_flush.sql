@@ -74,6 +74,13 @@ begin
         perform set_config('work_mem', '128MB', true);
     end if;
     perform otel.flush_prepare();
+    if to_regclass('pg_catalog.pg_dist_partition') is not null then
+        -- The workers type and check times too: Citus sends them this
+        -- function's time zone (UTC: a staged time without an offset is
+        -- UTC, messages show UTC) only as a set local.
+        set local citus.propagate_set_commands = 'local';
+        set local timezone = 'UTC';
+    end if;
     foreach kind in array array['traces', 'logs', 'metrics'] loop
         -- On Citus, where staging is distributed, on the workers
         -- (otel.type_on_workers()); else in place when it can be.
@@ -85,10 +92,11 @@ begin
         end if;
     end loop;
     requests := otel.load_claimed(typed_in_place);
-    -- The rows typed on the workers first, then the working set's.
+    -- The rows typed on the workers first (a union runs its parts in
+    -- turn), then the working set's, whose spans find them stored.
     for counts in
         select u.kind, w.moved, w.duplicates
-          from unnest(on_workers) with ordinality as u (kind, n)
+          from unnest(on_workers) as u (kind)
          cross join lateral otel.move_on_workers(u.kind) as w
         union all
         select * from otel.process_working_set()

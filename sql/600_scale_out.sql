@@ -82,6 +82,8 @@ declare
     claims text;
     row_ids text;
     working_table text;
+    remade boolean;
+    remade_note text;
 begin
     if not exists (select from pg_extension where extname = 'citus') then
         raise exception 'otel.distribute() needs Citus in this database: create extension citus, on a coordinator with workers'
@@ -172,6 +174,18 @@ begin
         end if;
         working_table := format('otel.%I', case kind when 'traces' then 'flush_spans' else 'flush_' || kind end);
         -- (not otel.working_table_on_workers(), which needs the table to exist)
+        remade := false;
+        if to_regclass(working_table) is not null then
+            -- Shaped by an earlier release's typing query, which a later one
+            -- may change (the flush then types on the coordinator): made again.
+            execute format('create temp table otel_typed_shape as %s with no data',
+                           otel.typing_query(kind, otel.claimed_rows_on_workers(kind)));
+            if otel.typed_columns(working_table::regclass) is distinct from otel.typed_columns('pg_temp.otel_typed_shape') then
+                execute format('drop table %s', working_table);
+                remade := true;
+            end if;
+            drop table pg_temp.otel_typed_shape;
+        end if;
         if to_regclass(working_table) is null then
             execute format('create unlogged table %s as %s with no data',
                            working_table, otel.typing_query(kind, otel.claimed_rows_on_workers(kind)));
@@ -179,12 +193,13 @@ begin
                            format('On Citus: the %s of the running flush, typed on the workers (otel.type_on_workers()); internal',
                                   case kind when 'traces' then 'spans' when 'logs' then 'log records' else 'metric points' end));
             -- Spans beside their traces' stored spans; the others beside their claims.
+            remade_note := case when remade then ', made again for this release''s typing' else '' end;
             if kind = 'traces' then
                 perform create_distributed_table(working_table, 'trace_id', colocate_with => 'otel.traces');
-                return next format('%s: distributed by trace_id', working_table);
+                return next format('%s: distributed by trace_id', working_table) || remade_note;
             else
                 perform create_distributed_table(working_table, 'n', colocate_with => claims);
-                return next format('%s: distributed by n, beside %s', working_table, claims);
+                return next format('%s: distributed by n, beside %s', working_table, claims) || remade_note;
             end if;
         end if;
     end loop;

@@ -56,6 +56,7 @@ SIGNALS_DATABASE = "scaleout_signals"
 UPGRADE_DATABASE = "scaleout_upgrade"
 COLD_DATABASE = "scaleout_cold"
 CLAIM_DATABASE = "scaleout_claim"
+TIMES_DATABASE = "scaleout_times"
 
 # One worker runs them all, so that the suite starts one cluster of three nodes.
 pytestmark = pytest.mark.xdist_group("citus")
@@ -763,7 +764,98 @@ def test_a_writer_holding_the_staging_keeps_its_rows_and_the_claim_runs_on_the_w
         writer.commit()
         conn.execute("call otel.flush()")
         assert conn.execute(last_run).fetchone() == (1, True)
-        assert conn.execute("select count(distinct trace_id) from otel.traces").fetchone() == (len(rows),)
+        assert conn.execute("select count(*), count(distinct trace_id) from otel.traces").fetchone() == (
+            len(rows),
+            len(rows),
+        )
+        assert conn.execute("select sum(duplicates) from otel.flush_runs").fetchone() == (0,)
+        # A working table of another shape than this release types (an earlier release made it): the
+        # coordinator types the rows, with a warning, until otel.distribute() makes it again.
+        conn.execute("alter table otel.flush_spans add column made_by_an_earlier_release int")
+        warnings: list[str] = []
+        conn.add_notice_handler(lambda notice: warnings.append(notice.message_primary or ""))
+        later = (f"{len(rows) + 1:032x}", *rows[0][1:])
+        with conn.cursor().copy(f"copy otel.traces_staging ({columns}) from stdin") as copy:
+            copy.write_row(later)
+        conn.execute("call otel.flush()")
+        assert conn.execute(last_run).fetchone() == (1, True)
+        assert any("otel.flush_spans is not shaped as this release types traces" in w for w in warnings), warnings
+        assert conn.execute("select * from otel.distribute(4)").fetchall() == [
+            ("otel.flush_spans: distributed by trace_id, made again for this release's typing",)
+        ]
+        with conn.cursor().copy(f"copy otel.traces_staging ({columns}) from stdin") as copy:
+            copy.write_row((f"{len(rows) + 2:032x}", *rows[0][1:]))
+        assert flush_on_workers(conn, {"spans": SPANS_ON_WORKERS["spans"]}) == {"spans"}
+
+
+def test_times_typed_on_workers_in_another_time_zone_read_as_on_one_node(citus, dsn):
+    """Staged times without an offset, rows outside the accepted window and more new days than one flush
+    makes, typed by workers whose time zone is not UTC: stored and dead-lettered as on one node."""
+    done = citus.script("createdb", TIMES_DATABASE)
+    assert done.returncode == 0, done.stderr
+    url = database_url(TIMES_DATABASE, citus.ports[0])
+    command.upgrade(alembic_config(url), "head")
+    now = datetime.now(UTC).replace(microsecond=0)
+
+    def span_row(n: int, start: datetime | str, end: datetime | str) -> tuple:
+        times = [t.isoformat() if isinstance(t, datetime) else t for t in (start, end)]
+        return (f"{n:032x}", f"{n:016x}", f"op {n}", "SERVER", *times, "OK")
+
+    rows = [
+        span_row(n + 1, now - timedelta(days=n, hours=1), now - timedelta(days=n, hours=1) + timedelta(seconds=1))
+        for n in range(40)
+    ]
+    rows += [
+        span_row(41, now + timedelta(days=5), now + timedelta(days=5, seconds=1)),  # past otel.future_margin
+        span_row(42, now - timedelta(days=500), now - timedelta(days=500) + timedelta(seconds=1)),  # past retention
+        span_row(43, "2026-12-06T10:00:00", "2026-12-06T10:00:01.5"),  # no offset: UTC
+        span_row(44, "2026-12-06T10:00:00Z", "2026-12-06T09:00:00"),  # ends before it starts
+    ]
+    columns = "trace_id, span_id, name, kind, start_time, end_time, status_code"
+    bound = re.compile(r"(is before|is after) [0-9-]+ [0-9:.]+\+00")  # now() - retention, now() + margin: per flush
+
+    def stored(database: str) -> tuple[list, list]:
+        with psycopg.connect(database, autocommit=True) as conn:
+            conn.execute("select otel.set_retention('traces', interval '400 days')")
+            conn.execute("call otel.maintain()")  # the same partitions on both: today's
+            with conn.cursor().copy(f"copy otel.traces_staging ({columns}) from stdin") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            conn.execute("call otel.flush()")
+            spans = conn.execute("select trace_id, start_time, end_time from otel.traces order by trace_id").fetchall()
+            letters = [
+                (raw, bound.sub(r"\1 …", message))
+                for raw, message in conn.execute("select raw_data, error_message from otel.telemetry_dlq order by id")
+            ]
+            return spans, letters
+
+    for port in citus.ports[1:]:
+        with psycopg.connect(database_url("postgres", port), autocommit=True) as worker:
+            worker.execute("alter system set timezone = 'America/New_York'")
+            worker.execute("select pg_reload_conf()")
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("select * from otel.distribute(4)")
+            assert conn.execute("select distinct result from run_command_on_workers('show timezone')").fetchall() == [
+                ("America/New_York",)
+            ]
+        on_cluster = stored(url)
+    finally:
+        for port in citus.ports[1:]:
+            with psycopg.connect(database_url("postgres", port), autocommit=True) as worker:
+                worker.execute("alter system reset timezone")
+                worker.execute("select pg_reload_conf()")
+    one_node = stored(dsn)
+    assert on_cluster == one_node
+    spans, letters = one_node
+    assert (
+        f"{43:032x}",
+        datetime(2026, 12, 6, 10, tzinfo=UTC),
+        datetime(2026, 12, 6, 10, 0, 1, 500000, tzinfo=UTC),
+    ) in spans
+    reasons = [message.split(" ")[0] for _, message in letters]
+    assert (reasons.count("end_time"), reasons.count("start_time")) == (1, 2), letters
+    assert reasons.count("no") == len(letters) - 3 > 0, letters  # "no partition for …": past 32 new days
 
 
 def send_logs_and_metrics(otlp_urls: list[str]) -> list[str]:
