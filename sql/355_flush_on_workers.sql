@@ -156,32 +156,19 @@ as $$
 -- and the earliest root span of every trace found by one sort of the root
 -- spans (on one node a second pass over the traces with several roots).
 begin
-    insert into otel.trace_summaries as s (
-        trace_id, start_time, end_time, duration_ms, root_service, root_name,
-        span_count, error_count, services)
-    select p.trace_id, p.start_time, p.end_time, extract(epoch from p.end_time - p.start_time) * 1000,
-           r.service_name, r.name, p.span_count, p.error_count,
-           array(select distinct x from unnest(p.services) as x order by x)
-      from (select trace_id, min(start_time) as start_time, max(end_time) as end_time, count(*) as span_count,
-                   count(*) filter (where status_code = 'ERROR') as error_count,
-                   otel.text_array_agg(service_name) filter (where service_name is not null) as services
-              from otel.flush_spans
-             where err is null
-             group by trace_id) as p
-      left join (select distinct on (trace_id) trace_id, service_name, name
-                   from otel.flush_spans
-                  where err is null and parent_span_id is null
-                  order by trace_id, start_time, n) as r on r.trace_id = p.trace_id
-    on conflict (trace_id) do update set
-        start_time = least(s.start_time, excluded.start_time),
-        end_time = greatest(s.end_time, excluded.end_time),
-        duration_ms = extract(epoch from greatest(s.end_time, excluded.end_time)
-                                         - least(s.start_time, excluded.start_time)) * 1000,
-        root_service = coalesce(excluded.root_service, s.root_service),
-        root_name = coalesce(excluded.root_name, s.root_name),
-        span_count = s.span_count + excluded.span_count,
-        error_count = s.error_count + excluded.error_count,
-        services = array(select distinct x from unnest(s.services || excluded.services) as x order by x);
+    perform otel.upsert_trace_summaries($query$
+        select p.trace_id, p.start_time, p.end_time, r.service_name, r.name, p.span_count, p.error_count, p.services
+          from (select trace_id, min(start_time) as start_time, max(end_time) as end_time, count(*) as span_count,
+                       count(*) filter (where status_code = 'ERROR') as error_count,
+                       otel.text_array_agg(service_name) filter (where service_name is not null) as services
+                  from otel.flush_spans
+                 where err is null
+                 group by trace_id) as p
+          left join (select distinct on (trace_id) trace_id, service_name, name
+                       from otel.flush_spans
+                      where err is null and parent_span_id is null
+                      order by trace_id, start_time, n) as r on r.trace_id = p.trace_id
+    $query$);
 end
 $$;
 comment on function otel.summarize_spans_on_workers() is
