@@ -11,11 +11,11 @@
 -- casts, take the working set's way (stages 2 to 6 on the coordinator).
 
 create or replace function otel.working_table_on_workers(kind text)
-returns regclass
-language sql stable
-set search_path = pg_catalog, pg_temp
+returns text
+language sql immutable
 as $$
-    select format('otel.%I', case kind when 'traces' then 'flush_spans' else 'flush_' || kind end)::regclass
+    -- A name, not a regclass: otel.distribute() asks it before the table exists.
+    select format('otel.%I', case kind when 'traces' then 'flush_spans' else 'flush_' || kind end)
 $$;
 comment on function otel.working_table_on_workers(text) is
     'otel.flush_spans, otel.flush_logs or otel.flush_metrics: where the flush types the claimed rows of a kind on Citus; internal to otel.flush()';

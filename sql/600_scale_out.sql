@@ -172,8 +172,7 @@ begin
             perform create_distributed_table(claims, 'row_id', colocate_with => staging);
             return next format('%s: distributed by row_id, and %s with it', staging, claims);
         end if;
-        working_table := format('otel.%I', case kind when 'traces' then 'flush_spans' else 'flush_' || kind end);
-        -- (not otel.working_table_on_workers(), which needs the table to exist)
+        working_table := otel.working_table_on_workers(kind);
         remade := false;
         if to_regclass(working_table) is not null then
             -- Shaped by an earlier release's typing query, which a later one
