@@ -17,6 +17,8 @@ import psycopg
 from alembic import command
 from alembic.config import Config
 
+from otel_db.ingest import OTLP_COPY_SQL
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 SERVER = os.environ.get(
@@ -196,9 +198,16 @@ def typed_line(span: dict) -> str:
     return "\t".join(copy_text(value) for value in typed_row(span)) + "\n"
 
 
-def copy_typed_file(conn: psycopg.Connection, path: Path) -> None:
-    """COPY a file of typed_line()s into otel.traces_staging, a block at a time."""
-    with conn.cursor().copy(f"copy otel.traces_staging ({TYPED_COLUMNS}) from stdin") as copy, path.open("rb") as f:
+def otlp_copy_line(line: str) -> str:
+    """An OTLP/JSON request as a line of the CSV-framed COPY into otel.otlp_staging (otel_db.ingest.OTLP_COPY_SQL)."""
+    return "\x01" + line + "\x01\n"
+
+
+def copy_staging_file(conn: psycopg.Connection, path: Path) -> None:
+    """COPY a file of typed_line()s into otel.traces_staging, or of otlp_copy_line()s (*.otlp) into
+    otel.otlp_staging, a block at a time."""
+    sql = OTLP_COPY_SQL if path.suffix == ".otlp" else f"copy otel.traces_staging ({TYPED_COLUMNS}) from stdin"
+    with conn.cursor().copy(sql) as copy, path.open("rb") as f:
         while block := f.read(1 << 20):
             copy.write(block)
 

@@ -25,15 +25,16 @@ from collections.abc import Callable
 import psycopg
 
 from bench.common import (
+    OTLP_COPY_SQL,
     TYPED_COLUMNS,
     drop_database,
     fresh_database,
+    otlp_copy_line,
     otlp_lines,
     span_dicts,
     timed,
     typed_row,
 )
-from otel_db.ingest import OTLP_COPY_SQL
 
 
 def create_ceiling_table(conn: psycopg.Connection) -> None:
@@ -66,7 +67,7 @@ def copy_narrow(conn: psycopg.Connection, count: int) -> float:
 def copy_otlp(conn: psycopg.Connection, count: int) -> float:
     with timed() as t, conn.cursor().copy(OTLP_COPY_SQL) as copy:
         for line in otlp_lines(span_dicts(count)):
-            copy.write(b"\x01" + line.encode() + b"\x01\n")
+            copy.write(otlp_copy_line(line).encode())
     return t.seconds
 
 

@@ -3,10 +3,11 @@
 The project cluster is the one node; `scripts/citus-cluster.sh start` (ports 54340-54342 unless
 OTEL_DB_CITUS_PORT says otherwise) gives the three-node cluster, where the database is distributed by
 `otel.distribute()` twice in turn: with its default of 32 shards, then with 4 (about twice this machine's
-cores). Each gets the same bench spans (bench.common.span_dicts), narrow (three attributes) and
-realistic, OTEL_DB_BENCH_SPANS_SCALE_OUT spans of each (default 200,000) in two batches: into empty
-tables, then into tables holding the first batch. Each batch is COPYed into otel.traces_staging, then
-flushed by `call otel.flush()`: spans per second for each step. Then 100,000 log records (30 % of them
+cores). Each gets the same bench spans (bench.common.span_dicts), narrow (three attributes), realistic,
+and realistic as OTLP/JSON requests of 200 spans, OTEL_DB_BENCH_SPANS_SCALE_OUT spans of each (default
+200,000) in two batches: into empty tables, then into tables holding the first batch. Each batch is
+COPYed into otel.traces_staging (the requests into otel.otlp_staging), then flushed by
+`call otel.flush()`: spans per second for each step. Then 100,000 log records (30 % of them
 in spans of the first realistic batch) and four hours of 10-second metric points of 116 series
 (bench.reads' generators), each COPYed and flushed: records per second of the flush.
 
@@ -40,10 +41,12 @@ from bench import reads as bench_reads
 from bench.common import (
     ROOT,
     SERVICES,
-    copy_typed_file,
+    copy_staging_file,
     drop_database,
     fresh_database,
     migrate,
+    otlp_copy_line,
+    otlp_lines,
     span_dicts,
     timed,
     typed_line,
@@ -80,7 +83,7 @@ def load(url: str, files: list[Path], count: int) -> list[dict]:
     with psycopg.connect(url, autocommit=True) as conn:
         for path in files:
             with timed() as copying:
-                copy_typed_file(conn, path)
+                copy_staging_file(conn, path)
             with timed() as flushing:
                 conn.execute("call otel.flush()")
             steps.append(
@@ -239,13 +242,16 @@ def run(spans: int | None = None) -> dict:
     result: dict = {"spans_per_shape": spans, "batches": 2, "clusters": {}}
     with tempfile.TemporaryDirectory() as directory:
         files: dict[str, list[Path]] = {}
-        for shape, narrow in (("narrow", True), ("realistic", False)):
+        for shape, narrow, seed in (("narrow", True, 107), ("realistic", False, 7), ("otlp", False, 207)):
             files[shape] = []
             for batch in range(2):
-                path = Path(directory) / f"{shape}-{batch}.copy"
+                generated = span_dicts(spans // 2, seed=seed + batch, narrow=narrow)
+                path = Path(directory) / f"{shape}-{batch}.{'otlp' if shape == 'otlp' else 'copy'}"
                 with path.open("w") as f:
-                    seed = 7 + batch + (100 if narrow else 0)
-                    f.writelines(typed_line(s) for s in span_dicts(spans // 2, seed=seed, narrow=narrow))
+                    if shape == "otlp":
+                        f.writelines(otlp_copy_line(line) for line in otlp_lines(generated))
+                    else:
+                        f.writelines(typed_line(s) for s in generated)
                 files[shape].append(path)
         try:
             one_node = load_and_read(fresh_database(DATABASE), files, spans // 2, None)

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench.common import copy_typed_file, drop_database, fresh_database, span_dicts, timed, typed_line
+from bench.common import copy_staging_file, drop_database, fresh_database, span_dicts, timed, typed_line
 from bench.flush_throughput import settle
 from bench.trace_search import figures
 
@@ -182,7 +182,7 @@ def otel_ingest(conn: psycopg.Connection, typed: Path, count: int) -> float:
     conn.execute("truncate otel.traces, otel.trace_summaries, otel.span_signatures, otel.operation_catalog")
     settle(conn)
     with timed() as ingest:
-        copy_typed_file(conn, typed)
+        copy_staging_file(conn, typed)
         conn.execute("call otel.flush()")
     stored = conn.execute("select count(*) from otel.traces").fetchone()[0]
     assert stored == count, f"otel_db stored {stored} of {count} spans"

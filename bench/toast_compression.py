@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psycopg
 
-from bench.common import copy_typed_file, drop_database, fresh_database, span_dicts, timed, typed_line
+from bench.common import copy_staging_file, drop_database, fresh_database, span_dicts, timed, typed_line
 from bench.flush_throughput import settle
 
 DATABASE = "otel_bench_toast"
@@ -63,7 +63,7 @@ def copy_and_flush(conn: psycopg.Connection, typed: Path, spans: int) -> tuple[f
     conn.execute("truncate otel.traces, otel.trace_summaries, otel.span_signatures, otel.flush_runs")
     settle(conn)
     with timed() as copying:
-        copy_typed_file(conn, typed)
+        copy_staging_file(conn, typed)
     settle(conn)
     with timed() as flushing:
         conn.execute("call otel.flush()")

@@ -70,7 +70,7 @@ WATCH_TIMEOUT = 3.0
 EMBED_POLL_SECONDS = 1.0
 EMBED_RETRY_SECONDS = 5.0
 
-_BACKLOG_SQL = "select pg_total_relation_size('otel.otlp_staging') + pg_total_relation_size('otel.traces_staging')"
+_BACKLOG_SQL = "select otel.staging_bytes()"
 _LAGS_SQL = """
 select (select extract(epoch from started_at + duration)::float8 from otel.flush_runs order by id desc limit 1),
        (select pending from otel.embedding_status)

@@ -66,7 +66,7 @@ class ServeMetrics:
         )
         self.backlog_bytes = Gauge(
             "otel_db_serve_staging_backlog_bytes",
-            "Size of otel.otlp_staging and otel.traces_staging (pg_total_relation_size): what waits for otel.flush()",
+            "Size of the staging tables (otel.staging_bytes(), on every worker on Citus): what waits for otel.flush()",
             registry=registry,
         )
         self.embedding_pending = Gauge(

@@ -105,6 +105,20 @@ $$;
 comment on function otel.otlp_value(jsonb) is
     'OTLP/JSON AnyValue to plain JSON; integers exact, NaN and infinities as strings, bytes as base64 text; null for an empty AnyValue; raises on a value that breaks the mapping';
 
+create or replace function otel.otlp_key_values(key_values jsonb)
+returns table (key text, value jsonb)
+language sql immutable parallel safe
+as $$
+    -- Each KeyValue's key and value read once (otel.otlp_value() tests its
+    -- argument many times: an expression there would be evaluated as often).
+    -- jsonb_to_recordset() is stable (a record's input could be), and Citus
+    -- sends a query to the shards only when the functions it reads rows
+    -- from are immutable; PostgreSQL inlines this wrapper, at no cost.
+    select kv.key, kv.value from jsonb_to_recordset(key_values) as kv (key text, value jsonb)
+$$;
+comment on function otel.otlp_key_values(jsonb) is
+    'The key and value of each KeyValue of an OTLP/JSON KeyValue array';
+
 create or replace function otel.otlp_attributes(key_values jsonb)
 returns jsonb
 language plpgsql immutable parallel safe
@@ -113,6 +127,8 @@ as $$
 -- again on every call, which cost more than the decoding itself. The
 -- decoders spell this query out as a subquery for the attributes of every
 -- record: inside the calling statement it costs half the function call.
+-- They call it for resources, and for events, links and exemplars, whose
+-- subqueries Citus would not send to the shards as subqueries.
 begin
     return coalesce((select jsonb_object_agg(kv.key, otel.otlp_value(kv.value))
                        from jsonb_to_recordset(key_values) as kv (key text, value jsonb)), '{}');

@@ -78,28 +78,44 @@ language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
 -- Everything in the claim tables, but those of the kinds typed in place
--- (otel.type_claimed()), into the working set (delete … returning, which
--- is right under any isolation level). Returns the number of OTLP requests.
+-- (otel.type_claimed(), or on Citus otel.type_on_workers(), and otlp for
+-- requests otel.decode_on_workers() decoded), into the working set (delete
+-- … returning, which is right under any isolation level). Returns the
+-- number of OTLP requests.
 declare
     requests bigint;
     kind text;
+    load_requests text;
 begin
-    -- A null payload (a blank line through COPY … csv) is an empty request:
-    -- not valid JSON, so a dead letter with empty raw_data. One cast for
-    -- all requests first: otel.try_jsonb() costs a subtransaction and a
-    -- copy of the document each, about as much again as the parsing.
-    begin
-        with claimed as (delete from otel.claimed_otlp returning payload)
-        insert into pg_temp.otel_otlp (payload, doc)
-        select coalesce(payload, ''), otel.otlp_json_names(payload::jsonb) from claimed;
-    exception when data_exception or program_limit_exceeded then
-        -- Some request is not JSON, or nests too deep (the delete was rolled
-        -- back with the insert).
-        with claimed as (delete from otel.claimed_otlp returning payload)
-        insert into pg_temp.otel_otlp (payload, doc)
-        select coalesce(payload, ''), otel.otlp_json_names(otel.try_jsonb(payload)) from claimed;
-    end;
-    get diagnostics requests = row_count;
+    if 'otlp' = any (typed_in_place) then
+        select count(*) into requests from otel.claimed_otlp;
+    else
+        -- A null payload (a blank line through COPY … csv) is an empty
+        -- request: not valid JSON, so a dead letter with empty raw_data. One
+        -- cast for all requests first: otel.try_jsonb() costs a
+        -- subtransaction and a copy of the document each, about as much
+        -- again as the parsing. In staging order on Citus, as below.
+        load_requests := format('with claimed as (delete from otel.claimed_otlp returning *)
+                                 insert into pg_temp.otel_otlp (payload, doc)
+                                 select coalesce(payload, ''''), otel.otlp_json_names(%%s) from claimed %s',
+                                case when otel.distributed('otel.claimed_otlp') then 'order by row_id' else '' end);
+        if otel.distributed('otel.claimed_otlp') then
+            -- Only when the workers failed on them (see otel.flush()); one
+            -- statement that cannot fail, request by request: Citus does not
+            -- reliably take up its connections again after a statement over
+            -- the shards was rolled back to a savepoint.
+            execute format(load_requests, 'otel.try_jsonb(payload)');
+        else
+            begin
+                execute format(load_requests, 'payload::jsonb');
+            exception when data_exception or program_limit_exceeded then
+                -- Some request is not JSON, or nests too deep (the delete was
+                -- rolled back with the insert).
+                execute format(load_requests, 'otel.try_jsonb(payload)');
+            end;
+        end if;
+        get diagnostics requests = row_count;
+    end if;
     foreach kind in array array['traces', 'logs', 'metrics'] loop
         continue when kind = any (typed_in_place);
         -- In staging order on Citus (the shards return their rows one after

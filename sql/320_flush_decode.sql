@@ -16,6 +16,20 @@ $$;
 comment on function otel.otlp_keys(text) is
     'The OTLP/JSON field names of a request of traces, logs or metrics: resource, scope and record arrays';
 
+create or replace function otel.otlp_request_error(doc jsonb)
+returns text
+language sql immutable parallel safe
+as $$
+    -- An object without resourceSpans, resourceLogs or resourceMetrics is an
+    -- empty request, as valid as it is in OTLP: nothing to store.
+    select case when doc is null then 'not valid JSON (an OTLP/JSON request is one JSON object per line)'
+                when jsonb_typeof(doc) <> 'object'
+                then 'not an OTLP/JSON export request: expected an object with resourceSpans, resourceLogs or resourceMetrics'
+           end
+$$;
+comment on function otel.otlp_request_error(jsonb) is
+    'Why a parsed OTLP/JSON request is none (null: not valid JSON), null when it is an object; internal to otel.flush()';
+
 create or replace function otel.otlp_request_records(doc jsonb, kind text)
 returns table (rs int, ss int, rec int, resource_attributes jsonb, scope jsonb, record jsonb)
 language sql immutable parallel safe
@@ -96,161 +110,191 @@ $$;
 comment on function otel.otlp_single_record(jsonb, text, int, int, int, int) is
     'An OTLP/JSON request with only the record at the given position, its resource and its scope';
 
-create or replace function otel.decode_otlp_traces(first_id bigint, last_id bigint)
-returns void
-language plpgsql
-set search_path = pg_catalog, pg_temp
+create or replace function otel.decoding_query_traces(requests text)
+returns text
+language sql immutable
 as $$
--- Spans of the claimed requests first_id..last_id as rows of text, and of
--- JSON where the request has it already.
-begin
-    insert into pg_temp.otel_traces_rows (
-        dlq_id, payload_id, rs, ss, rec,
-        trace_id, span_id, parent_span_id, trace_state, flags, name, kind, start_time, end_time,
-        status_code, status_message, service_name, scope_name, scope_version,
-        attributes_jsonb, resource_attributes_jsonb, events_jsonb, links_jsonb)
-    select p.dlq_id, p.id, x.rs, x.ss, x.rec,
-           x.v ->> 'traceId', x.v ->> 'spanId', x.v ->> 'parentSpanId', otel.otlp_string(x.v -> 'traceState', 'traceState'),
-           x.v ->> 'flags', otel.otlp_string(x.v -> 'name', 'name'), x.v ->> 'kind',
-           x.v ->> 'startTimeUnixNano', x.v ->> 'endTimeUnixNano',
-           x.v -> 'status' ->> 'code', otel.otlp_string(x.v -> 'status' -> 'message', 'status.message'),
-           x.resource_attributes ->> 'service.name', x.scope ->> 'name', x.scope ->> 'version',
+-- The query that decodes the spans of requests (see otel.decoding_query())
+-- into rows of text, and of JSON where the request has it already.
+select format($query$
+    select p.dlq_id, p.id as payload_id, x.rs, x.ss, x.rec, null::int as dp,
+           x.v ->> 'traceId' as trace_id, x.v ->> 'spanId' as span_id, x.v ->> 'parentSpanId' as parent_span_id,
+           otel.otlp_string(x.v -> 'traceState', 'traceState') as trace_state,
+           x.v ->> 'flags' as flags, otel.otlp_string(x.v -> 'name', 'name') as name, x.v ->> 'kind' as kind,
+           x.v ->> 'startTimeUnixNano' as start_time, x.v ->> 'endTimeUnixNano' as end_time,
+           x.v -> 'status' ->> 'code' as status_code,
+           otel.otlp_string(x.v -> 'status' -> 'message', 'status.message') as status_message,
+           x.resource_attributes ->> 'service.name' as service_name, x.scope ->> 'name' as scope_name,
+           x.scope ->> 'version' as scope_version,
+           null::text as attributes, null::text as resource_attributes, null::text as events, null::text as links,
            (select coalesce(jsonb_object_agg(kv.key, otel.otlp_value(kv.value)), '{}')
-              from jsonb_to_recordset(x.v -> 'attributes') as kv (key text, value jsonb)),
-           x.resource_attributes,
+              from otel.otlp_key_values(x.v -> 'attributes') as kv) as attributes_jsonb,
+           x.resource_attributes as resource_attributes_jsonb,
            -- Most spans have neither events nor links: the guards skip
-           -- their subqueries (a tenth of the decoding time).
+           -- their subqueries (a tenth of the decoding time). Their
+           -- attributes are a function call, not a subquery: Citus sends
+           -- no subquery within one that reads a set-returning function to
+           -- the shards (otel.decode_on_workers()).
            case when x.v ? 'events' then
            (select jsonb_agg(jsonb_build_object(
                        'name', otel.otlp_string(e -> 'name', 'event name'),
                        'time', otel.parse_time(otel.otlp_uint64(e ->> 'timeUnixNano', 'event timeUnixNano')),
-                       'attributes', (select coalesce(jsonb_object_agg(kv.key, otel.otlp_value(kv.value)), '{}')
-                                        from jsonb_to_recordset(e -> 'attributes') as kv (key text, value jsonb))) order by ei)
-              from jsonb_array_elements(x.v -> 'events') with ordinality as ev (e, ei)) end,
+                       'attributes', otel.otlp_attributes(e -> 'attributes')) order by ei)
+              from jsonb_array_elements(x.v -> 'events') with ordinality as ev (e, ei)) end as events_jsonb,
            case when x.v ? 'links' then
            (select jsonb_agg(jsonb_build_object(
                        'trace_id', otel.otlp_id(l -> 'traceId', 32, 'link traceId'),
                        'span_id', otel.otlp_id(l -> 'spanId', 16, 'link spanId'),
                        'trace_state', nullif(otel.otlp_string(l -> 'traceState', 'link traceState'), ''),
-                       'attributes', (select coalesce(jsonb_object_agg(kv.key, otel.otlp_value(kv.value)), '{}')
-                                        from jsonb_to_recordset(l -> 'attributes') as kv (key text, value jsonb))) order by li)
-              from jsonb_array_elements(x.v -> 'links') with ordinality as lk (l, li)) end
-      from pg_temp.otel_otlp as p
+                       'attributes', otel.otlp_attributes(l -> 'attributes')) order by li)
+              from jsonb_array_elements(x.v -> 'links') with ordinality as lk (l, li)) end as links_jsonb
+      from %s
      cross join lateral otel.otlp_request_records(p.doc, 'traces') as x (rs, ss, rec, resource_attributes, scope, v)
-     where p.id between first_id and last_id
-       and p.doc ? 'resourceSpans';
-end
+     where p.doc ? 'resourceSpans'
+$query$, requests)
 $$;
-comment on function otel.decode_otlp_traces(bigint, bigint) is
-    'Decodes the spans of claimed OTLP/JSON requests into text rows; internal to otel.flush()';
+comment on function otel.decoding_query_traces(text) is
+    'The query that decodes the spans of OTLP/JSON requests into rows; internal to otel.flush()';
 
-create or replace function otel.decode_otlp_logs(first_id bigint, last_id bigint)
-returns void
-language plpgsql
-set search_path = pg_catalog, pg_temp
+create or replace function otel.decoding_query_logs(requests text)
+returns text
+language sql immutable
 as $$
--- Log records of the claimed requests first_id..last_id as text rows.
--- A string body stays text; any other body is kept as JSON text.
-begin
-    insert into pg_temp.otel_logs_rows (
-        dlq_id, payload_id, rs, ss, rec,
-        time, observed_time, severity_number, severity_text, body, trace_id, span_id, flags,
-        service_name, scope_name, scope_version, attributes, resource_attributes, event_name)
-    select p.dlq_id, p.id, x.rs, x.ss, x.rec,
-           x.v ->> 'timeUnixNano', x.v ->> 'observedTimeUnixNano', x.v ->> 'severityNumber',
-           otel.otlp_string(x.v -> 'severityText', 'severityText'),
+-- The query that decodes the log records of requests (see
+-- otel.decoding_query()) into rows of text. A string body stays text; any
+-- other body is kept as JSON text.
+select format($query$
+    select p.dlq_id, p.id as payload_id, x.rs, x.ss, x.rec, null::int as dp,
+           x.v ->> 'timeUnixNano' as time, x.v ->> 'observedTimeUnixNano' as observed_time,
+           x.v ->> 'severityNumber' as severity_number,
+           otel.otlp_string(x.v -> 'severityText', 'severityText') as severity_text,
            case when jsonb_typeof(x.v -> 'body') = 'object' and (x.v -> 'body') - 'stringValue' = '{}'
                 then x.v -> 'body' ->> 'stringValue'
-                else otel.otlp_value(x.v -> 'body')::text end,
-           x.v ->> 'traceId', x.v ->> 'spanId', x.v ->> 'flags',
-           x.resource_attributes ->> 'service.name', x.scope ->> 'name', x.scope ->> 'version',
+                else otel.otlp_value(x.v -> 'body')::text end as body,
+           x.v ->> 'traceId' as trace_id, x.v ->> 'spanId' as span_id, x.v ->> 'flags' as flags,
+           x.resource_attributes ->> 'service.name' as service_name, x.scope ->> 'name' as scope_name,
+           x.scope ->> 'version' as scope_version,
            (select coalesce(jsonb_object_agg(kv.key, otel.otlp_value(kv.value)), '{}')
-              from jsonb_to_recordset(x.v -> 'attributes') as kv (key text, value jsonb))::text,
-           x.resource_attributes::text,
-           otel.otlp_string(x.v -> 'eventName', 'eventName')
-      from pg_temp.otel_otlp as p
+              from otel.otlp_key_values(x.v -> 'attributes') as kv)::text as attributes,
+           x.resource_attributes::text as resource_attributes,
+           otel.otlp_string(x.v -> 'eventName', 'eventName') as event_name
+      from %s
      cross join lateral otel.otlp_request_records(p.doc, 'logs') as x (rs, ss, rec, resource_attributes, scope, v)
-     where p.id between first_id and last_id
-       and p.doc ? 'resourceLogs';
-end
+     where p.doc ? 'resourceLogs'
+$query$, requests)
 $$;
-comment on function otel.decode_otlp_logs(bigint, bigint) is
-    'Decodes the log records of claimed OTLP/JSON requests into text rows; internal to otel.flush()';
+comment on function otel.decoding_query_logs(text) is
+    'The query that decodes the log records of OTLP/JSON requests into rows; internal to otel.flush()';
 
-create or replace function otel.decode_otlp_metrics(first_id bigint, last_id bigint)
-returns void
-language plpgsql
-set search_path = pg_catalog, pg_temp
+create or replace function otel.decoding_query_metrics(requests text)
+returns text
+language sql immutable
 as $$
--- Data points of the claimed requests first_id..last_id as text rows. An
--- absent timeUnixNano or count is 0, as proto3 JSON omits zero values; a
--- point without asDouble or asInt keeps a null value.
-begin
-    insert into pg_temp.otel_metrics_rows (
-        dlq_id, payload_id, rs, ss, rec, dp,
-        time, start_time, name, description, type, unit, value, count, sum, min, max,
-        bucket_counts, explicit_bounds, quantiles, exponential, exemplars,
-        temporality, is_monotonic, flags, labels, resource_attributes,
-        service_name, scope_name, scope_version)
-    select p.dlq_id, p.id, x.rs, x.ss, x.rec, d.l,
-           coalesce(d.v ->> 'timeUnixNano', '0'), d.v ->> 'startTimeUnixNano',
-           otel.otlp_string(x.v -> 'name', 'name'), otel.otlp_string(x.v -> 'description', 'description'),
+-- The query that decodes the data points of requests (see
+-- otel.decoding_query()) into rows of text. An absent timeUnixNano or
+-- count is 0, as proto3 JSON omits zero values; a point without asDouble
+-- or asInt keeps a null value.
+select format($query$
+    select p.dlq_id, p.id as payload_id, x.rs, x.ss, x.rec, d.l::int as dp,
+           coalesce(d.v ->> 'timeUnixNano', '0') as time, d.v ->> 'startTimeUnixNano' as start_time,
+           otel.otlp_string(x.v -> 'name', 'name') as name,
+           otel.otlp_string(x.v -> 'description', 'description') as description,
            -- proto3 JSON refuses a second member of a oneof.
            case when (x.v ? 'gauge')::int + (x.v ? 'sum')::int + (x.v ? 'histogram')::int
                      + (x.v ? 'exponentialHistogram')::int + (x.v ? 'summary')::int > 1
                 then otel.otlp_invalid('Metric (more than one of gauge, sum, histogram, exponentialHistogram, summary)',
                                        x.v ->> 'name') #>> '{}'
-                else m.type end,
-           otel.otlp_string(x.v -> 'unit', 'unit'),
-           coalesce(d.v ->> 'asDouble', d.v ->> 'asInt'),
+                else m.type end as type,
+           otel.otlp_string(x.v -> 'unit', 'unit') as unit,
+           coalesce(d.v ->> 'asDouble', d.v ->> 'asInt') as value,
            case when m.type in ('histogram', 'exponential_histogram', 'summary')
-                then otel.otlp_uint64(coalesce(d.v ->> 'count', '0'), 'count') end,
-           d.v ->> 'sum',
-           d.v ->> 'min', d.v ->> 'max',
-           case when m.type in ('histogram', 'exponential_histogram') then otel.otlp_bucket_counts(d.v, m.type) end,
-           (d.v -> 'explicitBounds')::text,
-           (d.v -> 'quantileValues')::text,
+                then otel.otlp_uint64(coalesce(d.v ->> 'count', '0'), 'count') end as count,
+           d.v ->> 'sum' as sum, d.v ->> 'min' as min, d.v ->> 'max' as max,
+           case when m.type in ('histogram', 'exponential_histogram')
+                then otel.otlp_bucket_counts(d.v, m.type) end as bucket_counts,
+           (d.v -> 'explicitBounds')::text as explicit_bounds,
+           (d.v -> 'quantileValues')::text as quantiles,
            case when m.type = 'exponential_histogram'
-                then (d.v - '{attributes,startTimeUnixNano,timeUnixNano,count,sum,min,max,exemplars,flags}'::text[])::text end,
+                then (d.v - '{attributes,startTimeUnixNano,timeUnixNano,count,sum,min,max,exemplars,flags}'::text[])::text
+           end as exponential,
+           -- (attributes by a function call, as for the events of spans)
            (select jsonb_agg(jsonb_build_object(
                        'time', otel.parse_time(otel.otlp_uint64(e ->> 'timeUnixNano', 'exemplar timeUnixNano')),
                        'value', case when e ? 'asDouble' then otel.otlp_value(jsonb_build_object('doubleValue', e -> 'asDouble'))
                                      when e ? 'asInt' then otel.otlp_value(jsonb_build_object('intValue', e -> 'asInt')) end,
                        'trace_id', otel.otlp_id(e -> 'traceId', 32, 'exemplar traceId'),
                        'span_id', otel.otlp_id(e -> 'spanId', 16, 'exemplar spanId'),
-                       'attributes', (select coalesce(jsonb_object_agg(kv.key, otel.otlp_value(kv.value)), '{}')
-                                        from jsonb_to_recordset(e -> 'filteredAttributes') as kv (key text, value jsonb))) order by ei)
-              from jsonb_array_elements(d.v -> 'exemplars') with ordinality as ex (e, ei))::text,
-           m.data ->> 'aggregationTemporality',
-           case when m.type = 'sum' then coalesce(m.data ->> 'isMonotonic', 'false') end,
-           d.v ->> 'flags',
+                       'attributes', otel.otlp_attributes(e -> 'filteredAttributes')) order by ei)
+              from jsonb_array_elements(d.v -> 'exemplars') with ordinality as ex (e, ei))::text as exemplars,
+           m.data ->> 'aggregationTemporality' as temporality,
+           case when m.type = 'sum' then coalesce(m.data ->> 'isMonotonic', 'false') end as is_monotonic,
+           d.v ->> 'flags' as flags,
            (select coalesce(jsonb_object_agg(kv.key, otel.otlp_value(kv.value)), '{}')
-              from jsonb_to_recordset(d.v -> 'attributes') as kv (key text, value jsonb))::text,
-           x.resource_attributes::text,
-           x.resource_attributes ->> 'service.name', x.scope ->> 'name', x.scope ->> 'version'
-      from pg_temp.otel_otlp as p
+              from otel.otlp_key_values(d.v -> 'attributes') as kv)::text as labels,
+           x.resource_attributes::text as resource_attributes,
+           x.resource_attributes ->> 'service.name' as service_name, x.scope ->> 'name' as scope_name,
+           x.scope ->> 'version' as scope_version
+      from %s
      cross join lateral otel.otlp_request_records(p.doc, 'metrics') as x (rs, ss, rec, resource_attributes, scope, v)
      cross join lateral otel.metric_data(x.v) as m
      -- A metric with no data field (the oneof unset) has no points: nothing to store, nothing wrong.
      cross join lateral jsonb_array_elements(m.data -> 'dataPoints') with ordinality as d (v, l)
-     where p.id between first_id and last_id
-       and p.doc ? 'resourceMetrics';
-end
+     where p.doc ? 'resourceMetrics'
+$query$, requests)
 $$;
-comment on function otel.decode_otlp_metrics(bigint, bigint) is
-    'Decodes the data points of claimed OTLP/JSON requests into text rows; internal to otel.flush()';
+comment on function otel.decoding_query_metrics(text) is
+    'The query that decodes the data points of OTLP/JSON requests into rows; internal to otel.flush()';
+
+create or replace function otel.decoding_query(kind text, requests text)
+returns text
+language sql immutable
+as $$
+    -- The query that decodes the records of one kind in requests, an
+    -- aliased relation p of OTLP/JSON requests (id, dlq_id and doc, the
+    -- parsed request), into rows shaped as staged ones: the columns
+    -- otel.decoded_columns() names.
+    select case kind
+        when 'traces' then otel.decoding_query_traces(requests)
+        when 'logs' then otel.decoding_query_logs(requests)
+        when 'metrics' then otel.decoding_query_metrics(requests)
+    end
+$$;
+comment on function otel.decoding_query(text, text) is
+    'The query that decodes the records of one kind of OTLP/JSON requests into rows shaped as staged ones; internal to otel.flush()';
+
+create or replace function otel.decoded_columns(kind text)
+returns text
+language sql stable
+as $$
+    -- dlq_id, payload_id (the request's id), rs, ss, rec, dp (the record's
+    -- position), the columns of otel.<kind>_staging in their order (but the
+    -- row id of Citus's staging) and, for spans, the JSON columns of the
+    -- working set.
+    select 'dlq_id, payload_id, rs, ss, rec, dp, '
+           || string_agg(quote_ident(attname), ', ' order by attnum)
+           || case when kind = 'traces' then ', attributes_jsonb, resource_attributes_jsonb, events_jsonb, links_jsonb'
+                   else '' end
+      from pg_attribute
+     where attrelid = format('otel.%I', kind || '_staging')::regclass and attnum > 0 and not attisdropped
+       and attname <> 'row_id'
+$$;
+comment on function otel.decoded_columns(text) is
+    'The columns of the rows otel.decoding_query() gives for a kind, in order; internal to otel.flush()';
 
 create or replace function otel.decode_otlp_requests(kind text, first_id bigint, last_id bigint)
 returns void
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
+-- The records of one kind of the claimed requests first_id..last_id into
+-- pg_temp.otel_<kind>_rows.
+-- By name: a column the decoding does not give fails loudly.
+declare
+    rows_table regclass := format('pg_temp.%I', 'otel_' || kind || '_rows');
 begin
-    case kind
-        when 'traces' then perform otel.decode_otlp_traces(first_id, last_id);
-        when 'logs' then perform otel.decode_otlp_logs(first_id, last_id);
-        when 'metrics' then perform otel.decode_otlp_metrics(first_id, last_id);
-    end case;
+    execute format('insert into %1$s (%2$s) select %2$s from (%3$s) as d', rows_table, otel.decoded_columns(kind),
+                   otel.decoding_query(kind, '(select id, dlq_id, doc from pg_temp.otel_otlp where id between $1 and $2) as p'))
+        using first_id, last_id;
 end
 $$;
 comment on function otel.decode_otlp_requests(text, bigint, bigint) is

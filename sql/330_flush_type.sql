@@ -73,7 +73,7 @@ select format($query$
                    coalesce(r.resource_attributes_jsonb, otel.parse_json(r.resource_attributes, '{}')) as resource_attributes,
                    coalesce(r.events_jsonb, otel.parse_json(r.events, '[]')) as events,
                    coalesce(r.links_jsonb, otel.parse_json(r.links, '[]')) as links,
-                   row_number() over (partition by r.n) as barrier  -- see otel.typing_query()
+                   row_number() over (partition by r.n, r.payload_id) as barrier  -- see otel.typing_query()
               from %s) as p
 $query$, source)
 $$;
@@ -137,7 +137,7 @@ select format($query$
                    otel.parse_flags(r.flags) as flags,
                    otel.parse_json(r.attributes, '{}') as attributes,
                    otel.parse_json(r.resource_attributes, '{}') as resource_attributes,
-                   row_number() over (partition by r.n) as barrier  -- see otel.typing_query()
+                   row_number() over (partition by r.n, r.payload_id) as barrier  -- see otel.typing_query()
               from %s) as p
 $query$, source)
 $$;
@@ -226,7 +226,7 @@ select format($query$
                    otel.parse_json(r.quantiles, null) as quantiles,
                    otel.parse_json(r.exponential, null) as exponential,
                    otel.parse_json(r.exemplars, null) as exemplars,
-                   row_number() over (partition by r.n) as barrier  -- see otel.typing_query()
+                   row_number() over (partition by r.n, r.payload_id) as barrier  -- see otel.typing_query()
               from %s) as p
 $query$, source)
 $$;
@@ -243,9 +243,10 @@ as $$
 -- two, which would parse a value once for every reference to it; being
 -- unused, it is then planned away, leaving the subquery free to run in
 -- parallel workers (offset 0, the usual fence, forbids that). It is
--- partitioned by n, the row id by which Citus distributes the claim
--- tables, so that Citus sends the query to the workers
--- (otel.type_on_workers()).
+-- partitioned by n and payload_id, one of which is the row id by which
+-- Citus distributes the claim tables (n of a claimed row, payload_id of a
+-- record decoded from a claimed request), so that Citus sends the query to
+-- the workers (otel.type_on_workers(), otel.decode_on_workers()).
 begin
     -- PL/pgSQL: the per-kind functions are defined by later files.
     return case kind

@@ -1,14 +1,16 @@
--- Stages 3 to 6 on Citus, where otel.distribute() spreads the staging of
--- rows over the workers (docs/scale-out.md): the claimed rows of each kind
--- are typed on the workers into a working table, and every statement that
--- reads all of them runs there, shard by shard. Spans are typed into
--- otel.flush_spans, distributed by trace id beside otel.traces and
--- otel.trace_summaries; log records and metric points stay on the shards
--- of their claim (otel.flush_logs, otel.flush_metrics) until they are
--- inserted into the shards of their final tables. The coordinator gets
--- each batch's extent, its rejects and one span per signature input.
--- OTLP/JSON requests, and claimed rows some value of which defeats the
--- casts, take the working set's way (stages 2 to 6 on the coordinator).
+-- Stages 2 to 6 on Citus, where otel.distribute() spreads the staging of
+-- rows and requests over the workers (docs/scale-out.md): the claimed
+-- rows of each kind, and the records decoded from the claimed OTLP/JSON
+-- requests, are typed on the workers into a working table, and every
+-- statement that reads all of them runs there, shard by shard. Spans are
+-- typed into otel.flush_spans, distributed by trace id beside otel.traces
+-- and otel.trace_summaries; log records and metric points go to
+-- otel.flush_logs and otel.flush_metrics, distributed by their number,
+-- until they are inserted into the shards of their final tables. The
+-- coordinator gets each batch's extent, its rejects and one span per
+-- signature input. Claimed rows or requests some value of which defeats
+-- the decoding or the casts take the working set's way (stages 2 to 6 on
+-- the coordinator), where the bad one is isolated.
 
 create or replace function otel.working_table_on_workers(kind text)
 returns text
@@ -49,76 +51,196 @@ $$;
 comment on function otel.claimed_rows_on_workers(text) is
     'otel.claimed_<kind>, distributed by row id on Citus, as a source of the typing query; internal to otel.flush()';
 
-create or replace function otel.type_on_workers(kind text)
+create or replace function otel.decoded_rows_on_workers(kind text, requests text)
+returns text
+language sql immutable
+as $$
+    -- The records of a kind in requests (a relation of parsed requests:
+    -- row_id and doc, as otel.flush_otlp), decoded, as a source of the
+    -- typing query. n places a record after every staged row and by its
+    -- place in its request (otel.decoded_record_n()): requests in staging
+    -- order, so that of a span sent twice the first is kept.
+    select format('(select otel.decoded_record_n(d.payload_id, row_number() over (
+                               partition by d.payload_id order by d.rs, d.ss, d.rec, d.dp)) as n,
+                           null::tid as claimed, d.*
+                      from (%s) as d) as r',
+                  otel.decoding_query(kind, format('(select f.row_id as id, null::bigint as dlq_id, f.doc from %s as f) as p',
+                                                   requests)))
+$$;
+comment on function otel.decoded_rows_on_workers(text, text) is
+    'The decoded records of a kind of parsed OTLP/JSON requests, numbered, as a source of the typing query; internal to otel.flush()';
+
+create or replace function otel.decoded_record_n(request_id bigint, rank bigint)
+returns bigint
+language plpgsql immutable parallel safe
+as $$
+-- 2^62 + request_id * 2^20 + rank: above every staged row's n (its row id),
+-- and in staging order. Fails beyond 2^42 requests or 2^20 records in one,
+-- and then the coordinator decodes the requests.
+begin
+    if request_id not between 0 and 4398046511103 or rank not between 0 and 1048575 then
+        raise exception 'request % or record % is beyond what a decoded record''s number holds', request_id, rank
+            using errcode = 'program_limit_exceeded';
+    end if;
+    return 4611686018427387904 + request_id * 1048576 + rank;
+end
+$$;
+comment on function otel.decoded_record_n(bigint, bigint) is
+    'The number of the rank-th record of a request decoded on the workers; internal to otel.flush()';
+
+create or replace function otel.working_table_fits(kind text)
 returns boolean
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
--- Types otel.claimed_<kind> into its working table on the workers with one
--- insert … select that each worker runs on its shards: log records and
--- points into the shards beside their claim, spans into the shard of
--- their trace (Citus refuses a null key: a span without a trace id,
--- rejected, gets ''). False, with nothing changed, when the claim table is
--- not distributed or is empty, or when some row defeats the casts:
--- otel.load_claimed() then takes its rows into the working set, where
--- otel.type_rows() isolates the bad one.
+-- Whether the kind's working table, made by otel.distribute() from the
+-- typing query of its release, has this release's shape: a later
+-- release's typing may differ, and then the coordinator types the rows.
 declare
-    claim_table regclass := format('otel.%I', 'claimed_' || kind);
-    typed regclass;
-    has_rows boolean;
-    typed_columns text;
+    typed regclass := otel.working_table_on_workers(kind);
 begin
-    if not otel.distributed(claim_table) then
+    if otel.typed_columns(typed) is distinct from otel.typed_columns(format('pg_temp.%I', 'otel_' || kind)::regclass) then
+        raise warning 'otel_db: % is not shaped as this release types %: the coordinator types them until otel.distribute() is run again',
+                      typed, kind;
         return false;
     end if;
-    execute format('select exists (select 1 from %s)', claim_table) into strict has_rows;
-    if not has_rows then
-        return false;
-    end if;
-    typed := otel.working_table_on_workers(kind);
+    return true;
+end
+$$;
+comment on function otel.working_table_fits(text) is
+    'On Citus: whether a working table of the flush has the shape this release types rows in, with a warning when not; internal to otel.flush()';
+
+create or replace function otel.insert_typed_on_workers(kind text, source text)
+returns bigint
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+-- Types the rows of source into the kind's working table with one insert
+-- … select that each worker runs on its shards, each row going to the
+-- shard of its key: log records and points by n, spans by trace (Citus
+-- refuses a null key: a span without a trace id, rejected, gets '').
+-- Returns how many.
+declare
+    typed regclass := otel.working_table_on_workers(kind);
+    typed_columns text;
+    inserted bigint;
+begin
     select string_agg(case when kind = 'traces' and attname = 'trace_id' then 'coalesce(q.trace_id, '''')'
                            else format('q.%I', attname) end,
                       ', ' order by attnum)
       into typed_columns
       from pg_attribute
      where attrelid = typed and attnum > 0 and not attisdropped;
-    -- Made by otel.distribute() from the typing query of its release: a
-    -- later release's may differ, and then the coordinator types the rows.
-    if otel.typed_columns(typed) is distinct from otel.typed_columns(format('pg_temp.%I', 'otel_' || kind)::regclass) then
-        raise warning 'otel_db: % is not shaped as this release types %: the coordinator types them until otel.distribute() is run again',
-                      typed, kind;
+    execute format('insert into %s select %s from (%s) as q', typed, typed_columns, otel.typing_query(kind, source));
+    get diagnostics inserted = row_count;
+    return inserted;
+end
+$$;
+comment on function otel.insert_typed_on_workers(text, text) is
+    'On Citus: validates and casts rows of a kind into its working table on the workers; internal to otel.flush()';
+
+create or replace function otel.type_on_workers(kind text)
+returns boolean
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+-- Types otel.claimed_<kind> into its working table on the workers
+-- (otel.insert_typed_on_workers()): log records and points into the shards
+-- beside their claim, spans into the shard of their trace. False, with
+-- nothing changed, when the claim table is not distributed or is empty:
+-- otel.load_claimed() then takes its rows into the working set. A row
+-- that defeats the casts fails the flush, which otel.flush() then does
+-- again on the coordinator (otel.flush_may_redo()).
+declare
+    claim_table regclass := format('otel.%I', 'claimed_' || kind);
+    has_rows boolean;
+begin
+    if not otel.distributed(claim_table) then
         return false;
     end if;
-    begin
-        execute format('insert into %s select %s from (%s) as q',
-                       typed, typed_columns, otel.typing_query(kind, otel.claimed_rows_on_workers(kind)));
-    exception when others then
-        -- A worker out of reach fails the coordinator's way too.
-        if otel.is_server_trouble(sqlstate) or left(sqlstate, 2) = '08' then raise; end if;
+    execute format('select exists (select 1 from %s)', claim_table) into strict has_rows;
+    if not has_rows or not otel.working_table_fits(kind) then
         return false;
-    end;
-    execute format('analyze %s', typed);  -- on every shard: the joins that follow hash rather than loop
+    end if;
+    perform otel.insert_typed_on_workers(kind, otel.claimed_rows_on_workers(kind));
     return true;
 end
 $$;
 comment on function otel.type_on_workers(text) is
     'On Citus: validates and casts the claimed rows of a kind on the workers; internal to otel.flush()';
 
+create or replace function otel.decode_on_workers(staged_on_workers text[])
+returns text[]
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+-- On Citus, where otel.distribute() spreads the staging of OTLP/JSON
+-- requests over the workers: parses the claimed requests there, each into
+-- otel.flush_otlp beside its claim, queues those that are not a request
+-- (as otel.process_working_set() does), and decodes and types the records
+-- of each kind into the kind's working table
+-- (otel.insert_typed_on_workers()), beside the staged rows that
+-- otel.type_on_workers() typed (the kinds of staged_on_workers). Returns
+-- the kinds that got records, maybe none. Null, with nothing changed, when
+-- otel.claimed_otlp is not distributed or is empty, when a working table is
+-- not shaped as this release types, or when staged rows of a kind go the
+-- coordinator's way (the records would be stored before them, unlike on
+-- one node): otel.load_claimed() then takes the requests into the working
+-- set. A request that is not JSON, or a record that defeats the decoding
+-- or the casts, fails the flush, which otel.flush() then does again on the
+-- coordinator (otel.flush_may_redo()), where the bad one is isolated.
+declare
+    kind text;
+    has_rows boolean;
+    decoded text[] := '{}';
+begin
+    if not otel.distributed('otel.claimed_otlp') or not exists (select 1 from otel.claimed_otlp) then
+        return null;
+    end if;
+    foreach kind in array array['traces', 'logs', 'metrics'] loop
+        continue when kind = any (staged_on_workers);  -- checked by otel.type_on_workers()
+        execute format('select exists (select 1 from otel.%I)', 'claimed_' || kind) into strict has_rows;
+        if has_rows or not otel.working_table_fits(kind) then
+            return null;
+        end if;
+    end loop;
+    insert into otel.flush_otlp (row_id, doc)
+    select row_id, otel.otlp_json_names(payload::jsonb) from otel.claimed_otlp;
+    insert into pg_temp.otel_rejects
+    select null, 'otlp', 'otel.otlp_staging', coalesce(c.payload, ''), 'text', otel.otlp_request_error(f.doc)
+      from otel.flush_otlp as f
+      join otel.claimed_otlp as c on c.row_id = f.row_id
+     where otel.otlp_request_error(f.doc) is not null;
+    foreach kind in array array['traces', 'logs', 'metrics'] loop
+        if otel.insert_typed_on_workers(kind, otel.decoded_rows_on_workers(kind, 'otel.flush_otlp')) > 0 then
+            decoded := decoded || kind;
+        end if;
+    end loop;
+    return decoded;
+end
+$$;
+comment on function otel.decode_on_workers(text[]) is
+    'On Citus: parses, decodes and types the claimed OTLP/JSON requests on the workers; internal to otel.flush()';
+
 create or replace function otel.move_on_workers(kind text, out moved bigint, out duplicates bigint)
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
--- The rows otel.type_on_workers() typed: the partitions they need, their
--- rejects to the dead-letter queue (each its row as staged, found on the
--- shards of the claim table by its row id), the valid ones to their final
--- table. The working set's own rows of the kind (decoded OTLP requests)
--- are moved after these, and spans among them find these stored.
+-- The rows otel.type_on_workers() and otel.decode_on_workers() typed: the
+-- partitions they need, their rejects to the dead-letter queue (a staged
+-- row as staged, found on the shards of the claim table by its row id; a
+-- decoded record as a request of its own, its request decoded again to
+-- find its place), the valid ones to their final table. The working set's
+-- own rows of the kind are moved after these, and spans among them find
+-- these stored.
 declare
     typed regclass := otel.working_table_on_workers(kind);
+    first_decoded bigint := otel.decoded_record_n(0, 0);
     first_time timestamptz;
     last_time timestamptz;
     invalid_rows bigint;
 begin
+    execute format('analyze %s', typed);  -- on every shard: the joins that follow hash rather than loop
     perform otel.partition_working_set(kind, case kind when 'traces' then 'start_time' else 'time' end, typed::text);
     -- The extent is this batch's alone: the working set records its own.
     delete from pg_temp.otel_batch_extent as e where e.kind = move_on_workers.kind
@@ -126,13 +248,30 @@ begin
     if invalid_rows > 0 then
         execute format($sql$
             with rejected as materialized (
-                select t.n, t.err from %1$s as t where t.err is not null
+                select t.n, t.err from %1$s as t where t.err is not null and t.n < %5$s
             )
             insert into pg_temp.otel_rejects
             select null, %2$L, %3$L, jsonb_strip_nulls(to_jsonb(c) - 'row_id')::text, 'row-json', r.err
               from rejected as r
               join otel.%4$I as c on c.row_id = r.n
-        $sql$, typed, kind, 'otel.' || kind || '_staging', 'claimed_' || kind);
+        $sql$, typed, kind, 'otel.' || kind || '_staging', 'claimed_' || kind, first_decoded);
+        execute format($sql$
+            with rejected as materialized (
+                select t.n, t.err from %1$s as t where t.err is not null and t.n >= %2$s
+            ),
+            requests as materialized (
+                select f.row_id, f.doc
+                  from otel.flush_otlp as f
+                 where f.row_id in (select (x.n - %2$s) / 1048576 from rejected as x)
+            )
+            insert into pg_temp.otel_rejects
+            select null, %3$L, 'otel.otlp_staging', otel.otlp_single_record(q.doc, %3$L, r.rs, r.ss, r.rec, r.dp)::text,
+                   'text', x.err
+              from rejected as x
+              join %4$s on r.n = x.n
+              join requests as q on q.row_id = r.payload_id
+        $sql$, typed, first_decoded, kind,
+               otel.decoded_rows_on_workers(kind, 'requests'));
     end if;
     case kind
         when 'traces' then select * into moved, duplicates from otel.move_spans_on_workers(first_time, last_time);
@@ -143,7 +282,7 @@ begin
 end
 $$;
 comment on function otel.move_on_workers(text) is
-    'On Citus: moves the rows otel.type_on_workers() typed to their final table or the dead-letter queue; internal to otel.flush()';
+    'On Citus: moves the rows otel.type_on_workers() and otel.decode_on_workers() typed to their final table or the dead-letter queue; internal to otel.flush()';
 
 create or replace function otel.summarize_spans_on_workers()
 returns void

@@ -20,6 +20,33 @@ $$;
 comment on function otel.staging_mode() is
     'logged or unlogged: whether the staging and claim tables survive a crash (mixed only if changed by hand)';
 
+create or replace function otel.staging_bytes()
+returns bigint
+language plpgsql stable
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+-- What waits for otel.flush(), for writers that hold back when it grows
+-- (`otel-db serve`): on every worker where Citus distributes the staging
+-- tables, whose tables on the coordinator are then empty.
+declare
+    staging regclass;
+    total bigint := 0;
+begin
+    foreach staging in array array['otel.otlp_staging', 'otel.traces_staging', 'otel.logs_staging',
+                                   'otel.metrics_staging']::regclass[] loop
+        if otel.distributed(staging) then
+            total := total + citus_total_relation_size(staging);
+        else
+            total := total + pg_total_relation_size(staging);
+        end if;
+    end loop;
+    return total;
+end
+$$;
+comment on function otel.staging_bytes() is
+    'The bytes of the staging tables (OTLP/JSON requests, spans, logs, points), indexes and TOAST included, on every worker on Citus: what waits for otel.flush()';
+
 create or replace function otel.set_staging_mode(mode text)
 returns text
 language plpgsql

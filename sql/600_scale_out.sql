@@ -57,15 +57,16 @@ as $$
 -- one shard and the series of a busy metric spread over all. Both keys are
 -- filled only where the table is distributed by them: rows stored before
 -- get theirs here, and a table an earlier release distributed otherwise
--- (logs by time, points by name) is redistributed. The staging tables of
--- spans, logs and points and their claim tables are distributed by a row
--- id the coordinator gives each staged row (a staged row may lack the key
--- that would place it, and Citus refuses a null key), so that writers'
--- COPY spreads over the workers, where the flush types the rows into
--- working tables: otel.flush_spans co-located with the spans, otel.flush_logs
--- and otel.flush_metrics with their claims (otel.type_on_workers()). The
--- staging of OTLP/JSON requests and the dead-letter queue stay on the
--- coordinator. Citus reads and writes the
+-- (logs by time, points by name) is redistributed. The staging tables
+-- (OTLP/JSON requests, spans, logs and points) and their claim tables are
+-- distributed by a row id the coordinator gives each staged row (a staged
+-- row may lack the key that would place it, and Citus refuses a null key),
+-- so that writers' COPY spreads over the workers, where the flush parses
+-- the requests (otel.flush_otlp, beside their claims) and types the rows
+-- and the records it decodes into working tables: otel.flush_spans
+-- co-located with the spans, otel.flush_logs and otel.flush_metrics with
+-- their claims (otel.type_on_workers(), otel.decode_on_workers()). The
+-- dead-letter queue stays on the coordinator. Citus reads and writes the
 -- shards as the current role: otel_reader, otel_writer and otel_admin,
 -- which cannot log in on the coordinator, may on the workers (only there;
 -- who can connect is then the workers' pg_hba.conf). Returns what it
@@ -154,14 +155,14 @@ begin
         end if;
         return next format('%s: distributed by %s', target.name, target.key);
     end loop;
-    foreach kind in array array['traces', 'logs', 'metrics'] loop
+    foreach kind in array array['otlp', 'traces', 'logs', 'metrics'] loop
         staging := format('otel.%I', kind || '_staging');
         claims := format('otel.%I', 'claimed_' || kind);
         if not otel.distributed(staging) then
             -- Rows staged before get their ids here; a claim table holds rows
             -- only while a flush runs, or after one failed.
-            row_ids := format('otel.%I', case kind when 'traces' then 'staged_span_ids' when 'logs' then 'staged_log_ids'
-                                                   else 'staged_point_ids' end);
+            row_ids := format('otel.%I', case kind when 'otlp' then 'staged_request_ids' when 'traces' then 'staged_span_ids'
+                                                   when 'logs' then 'staged_log_ids' else 'staged_point_ids' end);
             execute format('create sequence %s', row_ids);
             execute format('grant usage on sequence %s to otel_writer', row_ids);
             execute format('alter table %s add column row_id bigint default nextval(%L)', staging, row_ids);
@@ -171,6 +172,18 @@ begin
                                              colocate_with => 'none');
             perform create_distributed_table(claims, 'row_id', colocate_with => staging);
             return next format('%s: distributed by row_id, and %s with it', staging, claims);
+        end if;
+        if kind = 'otlp' then
+            -- Requests parsed on the workers, each beside its claim.
+            if to_regclass('otel.flush_otlp') is null then
+                create unlogged table otel.flush_otlp (row_id bigint, doc jsonb);
+                alter table otel.flush_otlp alter column doc set storage external;
+                comment on table otel.flush_otlp is
+                    'On Citus: the OTLP/JSON requests of the running flush, parsed on the workers (otel.decode_on_workers()); internal';
+                perform create_distributed_table('otel.flush_otlp', 'row_id', colocate_with => 'otel.claimed_otlp');
+                return next 'otel.flush_otlp: distributed by row_id, beside otel.claimed_otlp';
+            end if;
+            continue;
         end if;
         working_table := otel.working_table_on_workers(kind);
         remade := false;
@@ -189,7 +202,7 @@ begin
             execute format('create unlogged table %s as %s with no data',
                            working_table, otel.typing_query(kind, otel.claimed_rows_on_workers(kind)));
             execute format('comment on table %s is %L', working_table,
-                           format('On Citus: the %s of the running flush, typed on the workers (otel.type_on_workers()); internal',
+                           format('On Citus: the %s of the running flush, typed on the workers (otel.type_on_workers(), otel.decode_on_workers()); internal',
                                   case kind when 'traces' then 'spans' when 'logs' then 'log records' else 'metric points' end));
             -- Spans beside their traces' stored spans; the others beside their claims.
             remade_note := case when remade then ', made again for this release''s typing' else '' end;
@@ -219,4 +232,4 @@ begin
 end
 $$;
 comment on function otel.distribute(integer) is
-    'On a Citus coordinator, after `alembic upgrade head`: distributes otel.traces and otel.trace_summaries by trace_id in shard_count (default 32) co-located shards, otel.logs by shard_key co-located with the spans (a record in a trace beside its spans) and otel.metrics by series_key (one shard a series), redistributing a table an earlier release distributed otherwise, and makes otel.span_signatures and otel.operation_catalog reference tables; distributes the staging of spans, logs and points by a row id it adds (writers COPY into them with a column list), so that the flush types and moves their rows on the workers (otel.flush_spans, otel.flush_logs, otel.flush_metrics); lets otel_reader, otel_writer and otel_admin log in on the workers (Citus reaches the shards as the current role); returns what it changed (nothing when run again, unless a worker was added). OTLP/JSON requests and the dead letters stay on the coordinator';
+    'On a Citus coordinator, after `alembic upgrade head`: distributes otel.traces and otel.trace_summaries by trace_id in shard_count (default 32) co-located shards, otel.logs by shard_key co-located with the spans (a record in a trace beside its spans) and otel.metrics by series_key (one shard a series), redistributing a table an earlier release distributed otherwise, and makes otel.span_signatures and otel.operation_catalog reference tables; distributes the staging of OTLP/JSON requests, spans, logs and points by a row id it adds (writers COPY into them with a column list), so that the flush parses, decodes, types and moves their rows on the workers (otel.flush_otlp, otel.flush_spans, otel.flush_logs, otel.flush_metrics); lets otel_reader, otel_writer and otel_admin log in on the workers (Citus reaches the shards as the current role); returns what it changed (nothing when run again, unless a worker was added). The dead letters stay on the coordinator';

@@ -43,7 +43,8 @@ grant select, insert, update, delete, truncate on all tables in schema otel to o
 grant execute on procedure otel.flush(), otel.retry_dlq(integer), otel.maintain(integer), otel.resign_spans(timestamptz)
     to otel_admin;
 grant execute on function otel.resign_signatures(date), otel.resign_partition(date) to otel_admin;
-grant execute on function otel.flush_claim(), otel.flush_process(timestamptz, text[]) to otel_admin;
+grant execute on function otel.flush_claim(), otel.flush_process(timestamptz, text[], boolean),
+    otel.flush_may_redo(text, text) to otel_admin;
 grant execute on function otel.schedule_flush(text), otel.unschedule_flush(), otel.dead_letter(text, text, text, text, text)
     to otel_admin;
 
@@ -104,4 +105,5 @@ grant execute on function otel.set_retention(text, interval), otel.drop_expired_
     to otel_admin;
 grant execute on function otel.set_staging_mode(text) to otel_admin;
 grant execute on function otel.staging_mode() to otel_writer, otel_reader, otel_admin;
+grant execute on function otel.staging_bytes() to otel_writer, otel_reader, otel_admin;
 grant execute on function otel.accepted_time_window(text) to otel_writer, otel_reader, otel_admin;

@@ -57,6 +57,7 @@ UPGRADE_DATABASE = "scaleout_upgrade"
 COLD_DATABASE = "scaleout_cold"
 CLAIM_DATABASE = "scaleout_claim"
 TIMES_DATABASE = "scaleout_times"
+REQUESTS_DATABASE = "scaleout_requests"
 
 # One worker runs them all, so that the suite starts one cluster of three nodes.
 pytestmark = pytest.mark.xdist_group("citus")
@@ -188,6 +189,8 @@ def test_otel_db_distributed_by_trace_id_answers_as_one_node_does(citus, dsn):
             "otel.operation_catalog: reference",
             "otel.logs: distributed by shard_key",
             "otel.metrics: distributed by series_key",
+            "otel.otlp_staging: distributed by row_id, and otel.claimed_otlp with it",
+            "otel.flush_otlp: distributed by row_id, beside otel.claimed_otlp",
             "otel.traces_staging: distributed by row_id, and otel.claimed_traces with it",
             "otel.flush_spans: distributed by trace_id",
             "otel.logs_staging: distributed by row_id, and otel.claimed_logs with it",
@@ -211,8 +214,8 @@ def test_otel_db_distributed_by_trace_id_answers_as_one_node_does(citus, dsn):
         conn.execute("call otel.maintain()")
     labels, spans = generate(120, seed=11)
     embedder = Embedder()
-    # Half of the traces as otel_db's exporter stages them (OTLP/JSON requests, decoded on the coordinator),
-    # half as `otel-db serve` does (rows of otel.traces_staging, typed on the workers).
+    # Half of the traces as otel_db's exporter stages them (OTLP/JSON requests), half as `otel-db serve`
+    # does (rows of otel.traces_staging): both parsed, decoded and typed on the workers.
     as_requests = [s for s in spans if s.context.trace_id % 2]
     as_rows = [s for s in spans if not s.context.trace_id % 2]
     assert as_requests and as_rows
@@ -222,7 +225,10 @@ def test_otel_db_distributed_by_trace_id_answers_as_one_node_does(citus, dsn):
             stage_rows(conn, as_rows)
             if url == citus.url():
                 assert workers_holding_rows(conn, "otel.traces_staging") == 2
-                assert flush_on_workers(conn, SPANS_ON_WORKERS) == set(SPANS_ON_WORKERS)
+                assert workers_holding_rows(conn, "otel.otlp_staging") == 2
+                assert flush_on_workers(conn, SPANS_ON_WORKERS | REQUESTS_ON_WORKERS) == set(
+                    SPANS_ON_WORKERS | REQUESTS_ON_WORKERS
+                )
             else:
                 conn.execute("call otel.flush()")
             assert embed_pending(conn, embedder, 100).failed == 0
@@ -428,6 +434,17 @@ SPANS_ON_WORKERS = {
     "summaries": r"INSERT INTO otel\.trace_summaries_\d+ .* FROM otel\.flush_spans_\d+",
     "spans": r"INSERT INTO otel\.traces_\d+ .* FROM \(otel\.flush_spans_\d+",
 }
+# OTLP/JSON requests: claimed and parsed on the shards of their staging, their records decoded and typed there,
+# then repartitioned into the working table of their kind.
+DECODING = r"worker_partition_query_result\(.*FROM otel\.flush_otlp_\d+ .*otlp_request_records\(\w+\.doc, '+{kind}'"
+REQUESTS_ON_WORKERS = {
+    "claim requests": r"INSERT INTO otel\.claimed_otlp_\d+ .* FROM otel\.otlp_staging_\d+",
+    "parse requests": r"INSERT INTO otel\.flush_otlp_\d+ .* FROM otel\.claimed_otlp_\d+",
+    "decode spans": DECODING.format(kind="traces"),
+}
+DECODED_ON_WORKERS = REQUESTS_ON_WORKERS | {
+    f"decode {kind}": DECODING.format(kind=kind) for kind in ("logs", "metrics")
+}
 # Log records and points staged as rows: typed on the shards of their claim, then repartitioned by their
 # final table's key.
 SIGNALS_ON_WORKERS = {
@@ -500,7 +517,8 @@ def test_sdk_logs_and_metrics_read_on_the_cluster_as_on_one_node(citus, dsn, tmp
                 client.copy_rows("metrics", point_rows)
             with psycopg.connect(database, autocommit=True) as conn:
                 if database == url:
-                    assert flush_on_workers(conn, SIGNALS_ON_WORKERS) == set(SIGNALS_ON_WORKERS)
+                    on_workers = SIGNALS_ON_WORKERS | DECODED_ON_WORKERS
+                    assert flush_on_workers(conn, on_workers) == set(on_workers)
                 else:
                     conn.execute("call otel.flush()")
     finally:
@@ -856,6 +874,120 @@ def test_times_typed_on_workers_in_another_time_zone_read_as_on_one_node(citus, 
     reasons = [message.split(" ")[0] for _, message in letters]
     assert (reasons.count("end_time"), reasons.count("start_time")) == (1, 2), letters
     assert reasons.count("no") == len(letters) - 3 > 0, letters  # "no partition for …": past 32 new days
+
+
+def otlp_request(kind: str, records: list[dict]) -> str:
+    """One OTLP/JSON export request of `kind` (traces, logs, metrics) from service "shop", holding `records`."""
+    resource_key, scope_key, record_key = {
+        "traces": ("resourceSpans", "scopeSpans", "spans"),
+        "logs": ("resourceLogs", "scopeLogs", "logRecords"),
+        "metrics": ("resourceMetrics", "scopeMetrics", "metrics"),
+    }[kind]
+    resource = {"attributes": [{"key": "service.name", "value": {"stringValue": "shop"}}]}
+    scope = {"scope": {"name": "s"}, record_key: records}
+    return json.dumps({resource_key: [{"resource": resource, scope_key: [scope]}]})
+
+
+def test_otlp_requests_decoded_on_the_workers_or_else_on_the_coordinator_store_as_one_node(citus, dsn):
+    """OTLP/JSON requests of every kind, with records that fail validation, a request that is no request and
+    a span sent twice: parsed, decoded and typed on the workers, stored and dead-lettered as on one node. A record
+    that cannot be decoded at all sends the flush's requests to the coordinator, which isolates it as on one node."""
+    done = citus.script("createdb", REQUESTS_DATABASE)
+    assert done.returncode == 0, done.stderr
+    url = database_url(REQUESTS_DATABASE, citus.ports[0])
+    command.upgrade(alembic_config(url), "head")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("select * from otel.distribute(4)")
+    now = time.time_ns()
+
+    def span(n: int, name: str | int, **fields: object) -> dict:
+        times = {"startTimeUnixNano": str(now - 2_000_000_000 + n), "endTimeUnixNano": str(now)}
+        return {"traceId": f"{1 + n // 3:032x}", "spanId": f"{n + 1:016x}", "name": name, "kind": 2, **times, **fields}
+
+    def point(value: object) -> dict:
+        return {"timeUnixNano": str(now), "asDouble": value, "attributes": [{"key": "k", "value": {"intValue": 1}}]}
+
+    attribute = [{"key": "attempt", "value": {"stringValue": "first"}}]
+    decodable = [
+        otlp_request("traces", [span(n, f"op {n}", attributes=attribute) for n in range(9)]),
+        "[1, 2, 3]",
+        otlp_request("traces", [span(4, "op 4", attributes=[{"key": "attempt", "value": {"stringValue": "again"}}])]),
+        otlp_request("traces", [span(20, "op 20", endTimeUnixNano="soon")]),
+        otlp_request(
+            "logs",
+            [
+                {"timeUnixNano": str(now), "body": {"stringValue": "card declined"}, "traceId": f"{1:032x}"},
+                {"timeUnixNano": "yesterday", "body": {"stringValue": "when?"}},
+            ],
+        ),
+        otlp_request("metrics", [{"name": "temperature", "gauge": {"dataPoints": [point(21.5), point("warm")]}}]),
+        None,
+    ]
+    undecodable = [
+        otlp_request("traces", [span(30, "op 30"), span(31, 31)]),  # a name that is not a string
+        otlp_request("logs", [{"timeUnixNano": str(now), "body": {"stringValue": "after the bad span"}}]),
+    ]
+    results = (
+        "select trace_id, span_id, name, attributes from otel.traces order by 1, 2",
+        "select body, trace_id from otel.logs order by 1",
+        "select name, value, labels from otel.metrics order by 2",
+        "select telemetry_type, source, raw_data, raw_format, error_message from otel.telemetry_dlq order by 1, 3, 5",
+    )
+
+    # The records' moves out of the working tables, which run only for what was decoded on the workers.
+    moved = {
+        "spans": SPANS_ON_WORKERS["spans"],
+        "logs insert": SIGNALS_ON_WORKERS["logs insert"],
+        "metrics insert": SIGNALS_ON_WORKERS["metrics insert"],
+    }
+
+    def flush(database: str, requests: list[str | None], on_workers: set[str]) -> list[list[tuple]]:
+        with psycopg.connect(database, autocommit=True) as conn:
+            before = conn.execute("select otel.staging_bytes()").fetchone()[0]
+            with conn.cursor().copy("copy otel.otlp_staging (payload) from stdin") as copy:
+                for request in requests:  # None: a blank line through COPY … csv
+                    copy.write_row((request,))
+            assert conn.execute("select otel.staging_bytes()").fetchone()[0] > before  # on the workers too
+            if database == url:
+                assert flush_on_workers(conn, DECODED_ON_WORKERS | moved) == on_workers
+                left = "select (select count(*) from otel.claimed_otlp) + (select count(*) from otel.flush_otlp)"
+                assert conn.execute(left).fetchone() == (0,)
+            else:
+                conn.execute("call otel.flush()")
+            last_run = "select otlp_requests from otel.flush_runs order by id desc limit 1"
+            assert conn.execute(last_run).fetchone() == (len(requests),)
+            return [conn.execute(query).fetchall() for query in results]
+
+    on_cluster = flush(url, decodable, set(DECODED_ON_WORKERS | moved))
+    one_node = flush(dsn, decodable, set())
+    assert on_cluster == one_node
+    spans, logs, points, letters = one_node
+    assert len(spans) == 9 and {row[3]["attempt"] for row in spans} == {"first"}  # the first of a span sent twice
+    assert (logs, [row[:2] for row in points]) == ([("card declined", f"{1:032x}")], [("temperature", 21.5)])
+    not_json = "not valid JSON (an OTLP/JSON request is one JSON object per line)"
+    assert [(row[0], row[2][:2], row[4].split(":")[0]) for row in letters] == [
+        ("logs", '{"', "invalid OTLP timeUnixNano (not Unix nanoseconds, 0 to 2^64-1)"),
+        ("metrics", '{"', 'value "warm" is not a number'),
+        ("otlp", "", not_json),
+        ("otlp", "[1", "not an OTLP/JSON export request"),
+        ("traces", '{"', "invalid OTLP endTimeUnixNano (not Unix nanoseconds, 0 to 2^64-1)"),
+    ]
+
+    # A request that is not JSON fails the parsing on the workers, a span name that is a number the decoding:
+    # each time the flush is done again on the coordinator, the logs' request too, and nothing moves out of
+    # the working tables on the workers.
+    for requests, tried in (
+        (["{not json", *undecodable[1:]], {"claim requests", "parse requests"}),
+        (undecodable, set(REQUESTS_ON_WORKERS)),
+    ):
+        on_cluster = flush(url, requests, tried)
+        one_node = flush(dsn, requests, set())
+        assert on_cluster == one_node
+    spans, logs, _, letters = one_node
+    assert (len(spans), len(logs), len(letters)) == (10, 3, 5 + 2)
+    assert ("otlp", "{not json", not_json) in [(row[0], row[2], row[4]) for row in letters]
+    rejected = [row for row in letters if "rejected record" in row[4]]
+    assert len(rejected) == 1 and '"name": 31' in rejected[0][2]
 
 
 def send_logs_and_metrics(otlp_urls: list[str]) -> list[str]:

@@ -31,6 +31,23 @@ def test_staging_mode_switches_both_ways(conn):
         conn.execute("select otel.set_staging_mode('durable')")
 
 
+def test_staging_bytes_is_what_waits_in_every_staging_table_until_the_flush(conn):
+    sizes = (
+        "select otel.staging_bytes(), pg_total_relation_size('otel.otlp_staging')"
+        " + pg_total_relation_size('otel.traces_staging') + pg_total_relation_size('otel.logs_staging')"
+        " + pg_total_relation_size('otel.metrics_staging')"
+    )
+    empty, total = conn.execute(sizes).fetchone()
+    assert empty == total
+    conn.execute("insert into otel.logs_staging (time, body) select now()::text, 'x' from generate_series(1, 1000)")
+    staged, total = conn.execute(sizes).fetchone()
+    assert staged == total > empty
+    conn.execute("call otel.flush()")
+    assert scalar(conn, "select otel.staging_bytes()") < staged
+    conn.execute("set role otel_writer")  # as `otel-db serve` asks it
+    assert scalar(conn, "select otel.staging_bytes()") >= 0
+
+
 def test_a_crash_in_the_middle_of_a_logged_flush_loses_and_duplicates_nothing(private_cluster: PrivateCluster):
     url = database_url("postgres", private_cluster.port)
     with psycopg.connect(url, autocommit=True) as admin:
