@@ -31,7 +31,7 @@ select c.oid::regclass::text, a.attname
   from pg_attribute as a join pg_class as c on c.oid = a.attrelid
  where c.relnamespace = 'otel'::regnamespace and a.attcompression = 'l' and not a.attisdropped
 """
-WORKING_TABLES = ("function otel.flush_process(timestamptz, text[])", "procedure otel.retry_dlq(integer)")
+WORKING_TABLES = ("function otel.flush_process(timestamptz, text[], boolean)", "procedure otel.retry_dlq(integer)")
 
 
 def traceback(n: int) -> str:

@@ -194,8 +194,9 @@ declare
     has_rows boolean;
     decoded text[] := '{}';
 begin
-    if not otel.distributed('otel.claimed_otlp') or not exists (select 1 from otel.claimed_otlp) then
-        return null;
+    if not otel.distributed('otel.claimed_otlp') or to_regclass('otel.flush_otlp') is null
+       or not exists (select 1 from otel.claimed_otlp) then
+        return null;  -- (otel.flush_otlp is made by otel.distribute())
     end if;
     foreach kind in array array['traces', 'logs', 'metrics'] loop
         continue when kind = any (staged_on_workers);  -- checked by otel.type_on_workers()

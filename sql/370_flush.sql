@@ -143,24 +143,26 @@ set search_path = pg_catalog, pg_temp
 as $$
 -- Whether otel.flush() may do again on the coordinator the second
 -- transaction that failed with state: on Citus, where the workers type
--- and decode the staged rows and requests, and a value that defeats that
--- fails their statement; not for server trouble, nor a worker out of reach
--- (that fails there too). A failure for another reason than a value (a
--- statement Citus would not plan, say) is redone too, with a warning:
--- every flush then does its work twice.
+-- and decode the staged rows and requests, when a value defeated that
+-- (classes 22 and 54; logged, as the whole batch is done twice), or when
+-- Citus would not run a statement there (0A, with a warning: every flush
+-- then does its work twice). Anything else (a lock that timed out, server
+-- trouble, a worker out of reach) fails the flush, as on one node.
 begin
-    if not otel.distributed('otel.claimed_traces') or otel.is_server_trouble(state) or left(state, 2) = '08' then
+    if not otel.distributed('otel.claimed_traces') or left(state, 2) not in ('22', '54', '0A') then
         return false;
     end if;
-    if left(state, 2) not in ('22', '54') then
+    if left(state, 2) = '0A' then
         raise warning 'otel_db: the workers could not do their part of the flush (%: %): the coordinator does it',
                       state, message;
+    else
+        raise log 'otel_db: a value the workers could not read (%: %): the coordinator does the flush again', state, message;
     end if;
     return true;
 end
 $$;
 comment on function otel.flush_may_redo(text, text) is
-    'Whether otel.flush() may redo on the Citus coordinator a second transaction that failed on the workers (warning unless a value was to blame); internal';
+    'Whether otel.flush() may redo on the Citus coordinator a second transaction that failed on the workers: for a value that defeated them (logged) or a statement Citus would not run there (warning); internal';
 
 create or replace procedure otel.flush()
 language plpgsql
@@ -192,7 +194,7 @@ begin
         redo := true;
     end;
     if redo then
-        commit;
+        rollback;  -- nothing to keep, and no commit over the connections that failed
         perform otel.flush_process(started_at, truncated, use_workers => false);
     end if;
 end
