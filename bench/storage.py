@@ -17,8 +17,9 @@ returning every span; and a selective `otel.find_traces()` against a ClickHouse 
 
 Cold: where citus_columnar is installed (`make citus`), `otel.set_cold_storage('traces', '7 days')` and
 `call otel.maintain()` then rewrite the spans' day as a columnar partition (zstd, rows ordered by trace id, no
-index), and the same figures are taken again through the same functions: bytes per span (the columnar
-partition, and the trace summaries, which stay in row format), trace by id and find_traces, and the
+index; a million spans in 64 slices by trace id, otel.cold_trace_slices()), and the same figures are taken
+again through the same functions: bytes per span (the columnar partition, the rows citus_columnar keeps
+about its chunks, and the trace summaries, which stay in row format), trace by id and find_traces, and the
 conversion's rate.
 """
 
@@ -342,15 +343,32 @@ def cold(conn: psycopg.Connection, count: int, trace_ids: list[str], clickhouse_
     conn.execute("select otel.set_cold_storage('traces', interval '7 days')")
     with timed() as converting:
         conn.execute("call otel.maintain()")
-    columnar = conn.execute(
-        "select count(*) from pg_partition_tree('otel.traces') as p join pg_class as c on c.oid = p.relid"
-        " join pg_am as a on a.oid = c.relam where p.isleaf and a.amname = 'columnar'"
-    ).fetchone()[0]
-    assert columnar == 1, f"{columnar} partitions of otel.traces are columnar, not the spans' one day"
+    cold_days, slices = conn.execute(
+        "select count(*), sum((select count(*) from pg_partition_tree(format('otel.%I', p.name)) as t where t.isleaf))"
+        "  from otel.daily_partitions('traces') as p where p.columnar"
+    ).fetchone()
+    assert cold_days == 1, f"{cold_days} days of otel.traces are columnar, not the spans' one day"
     stored = otel_bytes(conn, count)
+    # citus_columnar keeps each chunk's minimum, maximum and place in rows of its own tables (a line
+    # pointer each besides): the bytes of the cold day's rows there.
+    metadata = conn.execute(
+        "with day as (select s.storage_id from pg_partition_tree('otel.traces') as p"
+        "             join columnar.storage as s on s.relation = p.relid where p.isleaf)"
+        " select (select sum(pg_column_size(c.*) + 4) from columnar_internal.chunk as c"
+        "          where c.storage_id in (select storage_id from day))"
+        "      + (select sum(pg_column_size(g.*) + 4) from columnar_internal.chunk_group as g"
+        "          where g.storage_id in (select storage_id from day))"
+        "      + (select sum(pg_column_size(s.*) + 4) from columnar_internal.stripe as s"
+        "          where s.storage_id in (select storage_id from day))"
+    ).fetchone()[0]
     found = otel_lookups(conn, trace_ids)
     return {
-        "bytes_per_span": {key: stored[key] for key in ("spans_table", "trace_summaries", "total")},
+        "slices": slices,
+        "bytes_per_span": {key: stored[key] for key in ("spans_table", "trace_summaries")}
+        | {
+            "columnar_metadata": round(metadata / count, 1),
+            "total": round(stored["total"] + metadata / count, 1),
+        },
         "conversion_spans_per_s": round(count / converting.seconds),
         **found,
         "trace_by_id_clickhouse_vs_otel_p50": round(clickhouse_trace_p50_ms / found["trace_by_id"]["p50_ms"], 1),

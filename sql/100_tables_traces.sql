@@ -31,7 +31,7 @@ create table otel.traces (
     constraint traces_status_check check (status_code in ('UNSET', 'OK', 'ERROR'))
 ) partition by range (start_time);
 comment on table otel.traces is
-    'One row per span: trace_id, span_id, parent_span_id (null for a root), trace_state, flags, name, kind, start_time, end_time, duration_ms, status_code, status_message, service_name, scope_name, scope_version, attributes, resource_attributes, events (`[{name, time, attributes}]`), links (`[{trace_id, span_id, trace_state, attributes}]`), signature_id. Indexes, on each partition in row format (otel.index_partition()): BRIN (start_time); (service_name, start_time desc); (trace_id); (start_time desc) where status_code = ''ERROR''; GIN `jsonb_path_ops` (attributes), for `@>`; (signature_id, start_time desc). A cold partition (otel.set_cold_storage()) is columnar, without indexes';
+    'One row per span: trace_id, span_id, parent_span_id (null for a root), trace_state, flags, name, kind, start_time, end_time, duration_ms, status_code, status_message, service_name, scope_name, scope_version, attributes, resource_attributes, events (`[{name, time, attributes}]`), links (`[{trace_id, span_id, trace_state, attributes}]`), signature_id. Indexes, on each partition in row format (otel.index_partition()): BRIN (start_time); (service_name, start_time desc); (trace_id); (start_time desc) where status_code = ''ERROR''; GIN `jsonb_path_ops` (attributes), for `@>`; (signature_id, start_time desc). A cold partition (otel.set_cold_storage()) is columnar, without indexes; a cold day of many spans is split by trace id into columnar slices (<partition>_t00 …, otel.cold_trace_slices())';
 
 create table otel.trace_summaries (
     trace_id text primary key,

@@ -88,15 +88,22 @@ set search_path = pg_catalog, pg_temp
 as $$
     -- The partitions otel.ensure_partitions() names otel.<parent>_pYYYYMMDD,
     -- read back: the day from the name, and the storage from the access
-    -- method (cold storage is columnar, the rest heap).
-    select c.relname::text, to_date(right(c.relname, 8), 'YYYYMMDD'), a.amname <> 'heap'
+    -- method (cold storage is columnar, the rest heap), that of its slices
+    -- for a cold day split by trace id (otel.convert_to_columnar()).
+    select c.relname::text, to_date(right(c.relname, 8), 'YYYYMMDD'),
+           case when c.relkind = 'p'
+                then exists (select from pg_inherits as s
+                               join pg_class as slice on slice.oid = s.inhrelid
+                               join pg_am as sa on sa.oid = slice.relam
+                              where s.inhparent = c.oid and sa.amname <> 'heap')
+                else a.amname <> 'heap' end
       from pg_inherits as i
       join pg_class as c on c.oid = i.inhrelid
-      join pg_am as a on a.oid = c.relam
+      left join pg_am as a on a.oid = c.relam
      where i.inhparent = format('otel.%I', parent)::regclass and c.relname ~ '_p[0-9]{8}$'
 $$;
 comment on function otel.daily_partitions(text) is
-    'The daily partitions of otel.traces, otel.logs or otel.metrics: name, UTC day, and whether it is columnar (cold storage); internal';
+    'The daily partitions of otel.traces, otel.logs or otel.metrics: name, UTC day, and whether it is columnar (cold storage, maybe in slices by trace id); internal';
 
 create or replace function otel.accepted_time_window(kind text)
 returns tstzrange

@@ -82,12 +82,14 @@ begin
         return repeated_in_batch + stored_before;
     end if;
     -- The range's partitions: whether any holds rows (the first flush of a
-    -- day finds its partition empty, with nothing to look up) and whether
-    -- one is cold. Read under a lock on otel.traces, which the conversion
-    -- to columnar waits for to swap a partition in: the partitions read
-    -- here stay as they are until this flush ends.
+    -- day finds its partition empty, with nothing to look up; a cold day
+    -- split into slices has no bytes of its own, so counts as holding rows)
+    -- and whether one is cold. Read under a lock on otel.traces, which the
+    -- conversion to columnar waits for to swap a partition in: the
+    -- partitions read here stay as they are until this flush ends.
     lock table only otel.traces in access share mode;
-    select coalesce(bool_or(pg_relation_size(format('otel.%I', p.name)) > 0), false), coalesce(bool_or(p.columnar), false)
+    select coalesce(bool_or(p.columnar or pg_relation_size(format('otel.%I', p.name)) > 0), false),
+           coalesce(bool_or(p.columnar), false)
       into range_holds_rows, range_has_cold_day
       from otel.daily_partitions('traces') as p
      where p.day between (first_start at time zone 'UTC')::date and (last_start at time zone 'UTC')::date;

@@ -77,6 +77,31 @@ $$;
 comment on function otel.cold_partitions_due() is
     'The row-format partitions past their kind''s cold storage age (kind, partition_name), oldest first; internal to otel.maintain()';
 
+create or replace function otel.cold_trace_slices(spans bigint)
+returns integer
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+-- How many slices by trace id otel.convert_to_columnar() makes of a cold
+-- day of spans: a power of two, 1 to 256, that leaves at most
+-- otel.cold_slice_spans spans (a setting, default 16384) in each. 64 for a
+-- million spans: a trace found in 1.5 ms, against 4.5 ms in one table.
+declare
+    setting text := coalesce(nullif(current_setting('otel.cold_slice_spans', true), ''), '16384');
+    per_slice bigint;
+begin
+    if setting !~ '^[0-9]{1,18}$' or setting::bigint < 1000 then
+        raise exception 'otel.cold_slice_spans % is not a number of spans of at least 1000', otel.argument_text(setting)
+            using errcode = 'invalid_parameter_value',
+                  hint = 'Set it with, for example, alter database … set otel.cold_slice_spans = 16384.';
+    end if;
+    per_slice := setting::bigint;
+    return least(256, 2 ^ ceil(log(2, greatest(coalesce(spans, 0), per_slice)::numeric / per_slice)))::integer;
+end
+$$;
+comment on function otel.cold_trace_slices(bigint) is
+    'The number of slices by trace id (a power of two, 1 to 256) that a cold day of `spans` spans is split into, at most otel.cold_slice_spans (default 16384) spans a slice; internal to otel.convert_to_columnar()';
+
 create or replace function otel.convert_to_columnar(kind text, partition_name text)
 returns boolean
 language plpgsql
@@ -86,15 +111,20 @@ as $$
 -- Rewrites a daily partition as a columnar table, rows ordered by what
 -- readers look them up by (spans by trace, logs by service and time,
 -- points by metric and time), so that the minimum and maximum kept for
--- every 5,000 rows skip the rest. The rows are copied while readers and
--- flushes go on using the partition (only re-signing it waits). Then, for
--- a moment, the partitioned table and the partition are locked (the table
--- first, as a flush locks them), the count shows whether a flush wrote into
--- the day meanwhile, and the copy takes the partition's place. Written
--- meanwhile: the locks go and the copy is made again, three times at most.
--- Locks not granted within moments are given up, so that readers never
--- queue behind them: the copy is dropped and the next maintenance tries
--- again. Returns whether the partition is columnar now.
+-- every 5,000 rows skip the rest. A day of many spans becomes a table
+-- partitioned by trace id into columnar slices (otel.cold_trace_slices()):
+-- a trace is then looked for in one slice, whose metadata is a fraction of
+-- the day's, by 1,000-row chunk groups, which leave less to decompress:
+-- a third of the time for a million narrow spans, for 5 % more bytes.
+-- The rows are copied while readers and flushes go on using the partition
+-- (only re-signing it waits). Then, for a moment, the partitioned table
+-- and the partition are locked (the table first, as a flush locks them),
+-- the count shows whether a flush wrote into the day meanwhile, and the
+-- copy takes the partition's place. Written meanwhile: the locks go and
+-- the copy is made again, three times at most. Locks not granted within
+-- moments are given up, so that readers never queue behind them: the copy
+-- is dropped and the next maintenance tries again. Returns whether the
+-- partition is columnar now.
 declare
     partition regclass;
     bounds text;
@@ -106,6 +136,11 @@ declare
     copy_rows text;
     copied bigint;
     complete boolean;
+    slices integer := 1;
+    slice_start text;
+    slice_end text;
+    slice_name text;
+    statistics_target text;
 begin
     if kind is null or kind not in ('traces', 'logs', 'metrics') then
         raise exception 'kind must be traces, logs or metrics, got %', otel.argument_text(kind)
@@ -145,14 +180,35 @@ begin
       into copy_rows
       from pg_attribute as a
      where a.attrelid = partition and a.attnum > 0 and not a.attisdropped and a.attgenerated = '';
+    if kind = 'traces' then
+        execute format('select otel.cold_trace_slices(count(*)) from otel.%I', partition_name) into strict slices;
+    end if;
     -- Like the partition, not its table: that would lock otel.<kind>
     -- throughout the copy, and a flush making a partition would wait.
     execute format('create table otel.%I (like otel.%I including defaults including constraints including generated'
-                   ' including compression) using columnar', copy_name, partition_name);
-    -- 5,000 rows a chunk group: the fastest lookups by trace id of 1,000,
-    -- 5,000 and 10,000, for the same bytes.
-    execute format('alter table otel.%I set (columnar.chunk_group_row_limit = 5000, columnar.compression = zstd)',
-                   copy_name);
+                   ' including compression) %s', copy_name, partition_name,
+                   case when slices = 1 then 'using columnar' else 'partition by range (trace_id)' end);
+    if slices = 1 then
+        -- 5,000 rows a chunk group: the fastest lookups by trace id of 1,000,
+        -- 5,000 and 10,000, for the same bytes.
+        execute format('alter table otel.%I set (columnar.chunk_group_row_limit = 5000, columnar.compression = zstd)',
+                       copy_name);
+    else
+        -- Slices by the first two hex digits of the trace id, named after
+        -- the day (<partition>_t00 …). A slice buffers its last stripe until
+        -- the copy commits: 10,000-row stripes bound that to a few MB each.
+        for slice_number in 0 .. slices - 1 loop
+            slice_start := lpad(to_hex(slice_number * 256 / slices), 2, '0');
+            slice_end := lpad(to_hex((slice_number + 1) * 256 / slices), 2, '0');
+            execute format('create table otel.%I partition of otel.%I for values from (%s) to (%s) using columnar',
+                           partition_name || '_t' || slice_start, copy_name,
+                           case when slice_number = 0 then 'minvalue' else quote_literal(slice_start) end,
+                           case when slice_number = slices - 1 then 'maxvalue' else quote_literal(slice_end) end);
+            execute format('alter table otel.%I set (columnar.chunk_group_row_limit = 1000,'
+                           ' columnar.stripe_row_limit = 10000, columnar.compression = zstd)',
+                           partition_name || '_t' || slice_start);
+        end loop;
+    end if;
     -- The partition's bounds as a constraint, so that attaching the copy
     -- needs no scan to prove them.
     execute format('alter table otel.%I add constraint %I check (%I >= %L and %I < %L)',
@@ -178,7 +234,23 @@ begin
         execute format('alter table otel.%I rename to %I', copy_name, partition_name);
         execute format('alter table otel.%I attach partition otel.%I %s', kind, partition_name, bounds);
         execute format('alter table otel.%I drop constraint %I', partition_name, copy_name || '_bounds');
-        execute format('analyze otel.%I', partition_name);
+        if slices = 1 then
+            execute format('analyze otel.%I', partition_name);
+            return true;
+        end if;
+        -- Each slice from a sample of 3,000 rows (a fifth of it): its
+        -- default sample, 30,000 rows, is all of it with every column
+        -- decompressed, and analysing the day would sample the day as a
+        -- whole besides: 18 s for a million spans, against 4 s.
+        statistics_target := current_setting('default_statistics_target');
+        perform set_config('default_statistics_target', '10', true);
+        for slice_name in
+            select c.relname from pg_inherits as i join pg_class as c on c.oid = i.inhrelid
+             where i.inhparent = format('otel.%I', partition_name)::regclass
+        loop
+            execute format('analyze otel.%I', slice_name);
+        end loop;
+        perform set_config('default_statistics_target', statistics_target, true);
         return true;
     end loop;
     execute format('drop table otel.%I', copy_name);
@@ -187,4 +259,4 @@ begin
 end
 $$;
 comment on function otel.convert_to_columnar(text, text) is
-    'Rewrites a daily partition of otel.traces, otel.logs or otel.metrics in the columnar format, without indexes, beside its readers and flushes; false, with a notice, when locks were not granted within moments; internal to otel.maintain()';
+    'Rewrites a daily partition of otel.traces, otel.logs or otel.metrics in the columnar format, without indexes, beside its readers and flushes (a day of many spans as columnar slices by trace id, otel.cold_trace_slices()); false, with a notice, when locks were not granted within moments; internal to otel.maintain()';

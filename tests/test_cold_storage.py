@@ -1,6 +1,7 @@
 """Per-partition indexes, and cold storage: old daily partitions rewritten as columnar tables by otel.maintain()."""
 
 import random
+import re
 import threading
 import time
 
@@ -346,3 +347,77 @@ def test_a_reader_in_the_way_postpones_the_conversion(conn, columnar, old_day, d
         assert scalar(conn, "select to_regclass(%s)", (f"otel.traces_p{DAY}_columnar",)) is None
     conn.execute("call otel.maintain()")
     assert access_method(conn, f"traces_p{DAY}") == "columnar"
+
+
+def slices(conn, partition: str) -> list[tuple[str, str]]:
+    """The slices of a cold day split by trace id: (name, access method), by name."""
+    return conn.execute(
+        "select c.relname, a.amname from pg_inherits as i join pg_class as c on c.oid = i.inhrelid"
+        " join pg_am as a on a.oid = c.relam where i.inhparent = %s::regclass order by 1",
+        (f"otel.{partition}",),
+    ).fetchall()
+
+
+def two_span_traces(count: int, seed: int) -> list[dict]:
+    """count traces of a root span and its child, on DAY."""
+    rng = random.Random(seed)
+    spans = []
+    for n in range(count):
+        trace, root, child = f"{rng.getrandbits(128):032x}", f"{2 * n + 1:016x}", f"{2 * n + 2:016x}"
+        spans += [
+            span(traceId=trace, spanId=root, name="GET /cart"),
+            span(traceId=trace, spanId=child, parentSpanId=root, name="SELECT carts"),
+        ]
+    return spans
+
+
+def test_a_cold_day_of_many_spans_is_sliced_by_trace_id_and_answers_as_before(conn, columnar, old_day):
+    more = two_span_traces(2_000, seed=11)
+    for first in range(0, len(more), 1_000):
+        stage_otlp(conn, [traces_request(*more[first : first + 1_000])])
+    assert flush(conn)["spans"] == 4_000
+    sample = [s["traceId"] for s in more[::400]]
+
+    def spans_of(traces: list[str]) -> list[list[tuple]]:
+        return [conn.execute("select * from otel.trace_spans(%s)", (t,)).fetchall() for t in traces]
+
+    before = answers(conn), spans_of(sample)
+    conn.execute("set otel.cold_slice_spans = 1000")  # 4,080 spans: 8 slices
+    conn.execute("select otel.set_cold_storage('traces', interval '7 days')")
+    conn.execute("call otel.maintain()")
+    assert slices(conn, f"traces_p{DAY}") == [(f"traces_p{DAY}_t{n * 32:02x}", "columnar") for n in range(8)]
+    assert scalar(conn, "select columnar from otel.daily_partitions('traces') where day = '2025-11-24'") is True
+    assert (answers(conn), spans_of(sample)) == before
+    # A trace is looked for in its slice alone.
+    plan = "\n".join(
+        row[0]
+        for row in conn.execute(
+            "explain select * from otel.traces where trace_id = %s"
+            " and start_time >= '2025-11-24' and start_time < '2025-11-25'",
+            (sample[0],),
+        )
+    )
+    assert re.findall(r" on (traces_p\w+)", plan) == [f"traces_p{DAY}_t{int(sample[0][:2], 16) // 32 * 32:02x}"]
+    # Late spans land in their slice, a span sent again is dropped, and retention drops the day with its slices.
+    late = span(traceId=sample[0], spanId="00000000000000aa", parentSpanId=more[0]["spanId"], name="late callback")
+    stage_otlp(conn, [traces_request(late, more[0])])
+    assert flush(conn)["duplicates"] == 1
+    assert "late callback" in [row[3] for row in spans_of(sample[:1])[0]]
+    conn.execute("select otel.set_retention('traces', interval '30 days')")
+    conn.execute("call otel.maintain()")
+    assert scalar(conn, "select to_regclass(%s)", (f"otel.traces_p{DAY}",)) is None
+    assert scalar(conn, "select to_regclass(%s)", (f"otel.traces_p{DAY}_t00",)) is None
+
+
+@pytest.mark.parametrize(("spans", "expected"), [(0, 1), (16_384, 1), (16_385, 2), (1_000_000, 64), (100_000_000, 256)])
+def test_a_cold_day_gets_a_power_of_two_of_slices_of_at_most_16384_spans(conn, spans, expected):
+    assert scalar(conn, "select otel.cold_trace_slices(%s)", (spans,)) == expected
+
+
+@pytest.mark.parametrize("setting", ["many", "999", "-5"])
+def test_a_slice_size_that_is_not_a_number_of_spans_is_refused(conn, setting):
+    conn.execute("select set_config('otel.cold_slice_spans', %s, false)", (setting,))
+    with pytest.raises(
+        psycopg.errors.InvalidParameterValue, match=rf"otel.cold_slice_spans '{setting}' is not a number"
+    ):
+        conn.execute("select otel.cold_trace_slices(1000000)")

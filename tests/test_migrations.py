@@ -434,3 +434,33 @@ def test_upgrading_to_0038_moves_the_tables_indexes_to_their_partitions_and_back
         assert [
             conn.execute("select span_id, name from otel.trace_spans(%s)", (t,)).fetchall() for t in traces
         ] == before
+
+
+def test_downgrading_from_0061_makes_each_sliced_cold_day_one_columnar_table(empty_database):
+    config = alembic_config(empty_database)
+    command.upgrade(config, "0061")
+    with psycopg.connect(empty_database, autocommit=True) as conn:
+        if not scalar(conn, "select exists (select from pg_available_extensions where name = 'citus_columnar')"):
+            pytest.skip("citus_columnar is not installed on this server (`make citus` builds it)")
+        # 2,400 spans in traces of 100 spread over the trace ids: four slices of 1,000 spans at most
+        spans = [span(traceId=f"{n // 100 * 10:02x}{'0' * 29}1", spanId=f"{n + 1:016x}") for n in range(2_400)]
+        stage_otlp(conn, [traces_request(*spans)])
+        assert flush(conn)["spans"] == 2_400
+        traces = [s["traceId"] for s in spans[::300]]
+        before = [conn.execute("select * from otel.trace_spans(%s)", (t,)).fetchall() for t in traces]
+        conn.execute("set otel.cold_slice_spans = 1000")
+        conn.execute("select otel.set_cold_storage('traces', interval '7 days')")
+        conn.execute("call otel.maintain()")
+        assert scalar(conn, "select relkind from pg_class where oid = 'otel.traces_p20251124'::regclass") == "p"
+    command.downgrade(config, "0060")
+    with psycopg.connect(empty_database, autocommit=True) as conn:
+        assert (
+            scalar(
+                conn,
+                "select c.relkind::text || ' ' || a.amname from pg_class as c join pg_am as a on a.oid = c.relam"
+                " where c.oid = 'otel.traces_p20251124'::regclass",
+            )
+            == "r columnar"
+        )
+        assert scalar(conn, "select count(*) from otel.traces") == 2_400
+        assert [conn.execute("select * from otel.trace_spans(%s)", (t,)).fetchall() for t in traces] == before
