@@ -571,15 +571,14 @@ def cmd_stats(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# Every table of the tree: a cold day of spans is itself partitioned (slices by trace id).
 _SIZES = """
 select format('otel.%s', t.name) as "table",
-       pg_size_pretty(sum(pg_table_size(c.oid))) as data,
-       pg_size_pretty(sum(pg_indexes_size(c.oid))) as indexes,
-       count(*) - 1 as partitions
+       pg_size_pretty(sum(pg_table_size(p.relid))) as data,
+       pg_size_pretty(sum(pg_indexes_size(p.relid))) as indexes,
+       count(*) filter (where p.level = 1) as partitions
   from unnest(array['traces', 'logs', 'metrics', 'trace_summaries', 'span_signatures', 'telemetry_dlq']) as t (name)
-  join pg_class as c
-    on c.oid = format('otel.%I', t.name)::regclass
-    or c.oid in (select inhrelid from pg_inherits where inhparent = format('otel.%I', t.name)::regclass)
+ cross join lateral pg_partition_tree(format('otel.%I', t.name)::regclass) as p
  group by t.name
  order by t.name
 """

@@ -101,6 +101,7 @@ as $$
       join pg_class as c on c.oid = i.inhrelid
       left join pg_am as a on a.oid = c.relam
      where i.inhparent = format('otel.%I', parent)::regclass and c.relname ~ '_p[0-9]{8}$'
+       and c.relkind in ('r', 'p')
 $$;
 comment on function otel.daily_partitions(text) is
     'The daily partitions of otel.traces, otel.logs or otel.metrics: name, UTC day, and whether it is columnar (cold storage, maybe in slices by trace id); internal';

@@ -82,13 +82,14 @@ begin
         return repeated_in_batch + stored_before;
     end if;
     -- The range's partitions: whether any holds rows (the first flush of a
-    -- day finds its partition empty, with nothing to look up; a cold day
-    -- split into slices has no bytes of its own, so counts as holding rows)
-    -- and whether one is cold. Read under a lock on otel.traces, which the
+    -- day finds its partition empty, with nothing to look up; the rows of a
+    -- cold day split into slices are in its slices) and whether one is
+    -- cold. Read under a lock on otel.traces, which the
     -- conversion to columnar waits for to swap a partition in: the
     -- partitions read here stay as they are until this flush ends.
     lock table only otel.traces in access share mode;
-    select coalesce(bool_or(p.columnar or pg_relation_size(format('otel.%I', p.name)) > 0), false),
+    select coalesce(bool_or(exists (select from pg_partition_tree(format('otel.%I', p.name)::regclass) as t
+                                     where t.isleaf and pg_relation_size(t.relid) > 0)), false),
            coalesce(bool_or(p.columnar), false)
       into range_holds_rows, range_has_cold_day
       from otel.daily_partitions('traces') as p

@@ -83,9 +83,11 @@ language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
 -- How many slices by trace id otel.convert_to_columnar() makes of a cold
--- day of spans: a power of two, 1 to 256, that leaves at most
--- otel.cold_slice_spans spans (a setting, default 16384) in each. 64 for a
--- million spans: a trace found in 1.5 ms, against 4.5 ms in one table.
+-- day of spans: a power of two, 1 to 64, that leaves at most
+-- otel.cold_slice_spans spans (a setting, default 16384) in each where it
+-- can: 64 for a million spans. At most 64, because a read over a time
+-- range locks every slice of the cold days it covers (see
+-- docs/operations.md, max_locks_per_transaction).
 declare
     setting text := coalesce(nullif(current_setting('otel.cold_slice_spans', true), ''), '16384');
     per_slice bigint;
@@ -96,11 +98,11 @@ begin
                   hint = 'Set it with, for example, alter database … set otel.cold_slice_spans = 16384.';
     end if;
     per_slice := setting::bigint;
-    return least(256, 2 ^ ceil(log(2, greatest(coalesce(spans, 0), per_slice)::numeric / per_slice)))::integer;
+    return least(64, 2 ^ ceil(log(2, greatest(coalesce(spans, 0), per_slice)::numeric / per_slice)))::integer;
 end
 $$;
 comment on function otel.cold_trace_slices(bigint) is
-    'The number of slices by trace id (a power of two, 1 to 256) that a cold day of `spans` spans is split into, at most otel.cold_slice_spans (default 16384) spans a slice; internal to otel.convert_to_columnar()';
+    'The number of slices by trace id (a power of two, 1 to 64) that a cold day of `spans` spans is split into: at most otel.cold_slice_spans (default 16384) spans a slice, up to 64 slices; used by otel.convert_to_columnar()';
 
 create or replace function otel.convert_to_columnar(kind text, partition_name text)
 returns boolean
@@ -195,8 +197,9 @@ begin
                        copy_name);
     else
         -- Slices by the first two hex digits of the trace id, named after
-        -- the day (<partition>_t00 …). A slice buffers its last stripe until
-        -- the copy commits: 10,000-row stripes bound that to a few MB each.
+        -- the day (<partition>_t00 …). Each slice keeps its last stripe and
+        -- chunk group in memory until the copy ends: 10,000-row stripes keep
+        -- that to about a megabyte a slice.
         for slice_number in 0 .. slices - 1 loop
             slice_start := lpad(to_hex(slice_number * 256 / slices), 2, '0');
             slice_end := lpad(to_hex((slice_number + 1) * 256 / slices), 2, '0');
@@ -217,6 +220,25 @@ begin
     for attempt in 1 .. 3 loop
         execute copy_rows;
         get diagnostics copied = row_count;
+        -- Statistics now, before the locks below, which readers wait behind
+        -- (they stay the copy's through the swap). Each slice from a sample
+        -- of 3,000 rows (a fifth of it): its default sample, 30,000 rows, is
+        -- all of it with every column decompressed, and analysing the day
+        -- would sample the day as a whole besides: 18 s for a million spans,
+        -- against 4 s.
+        if slices = 1 then
+            execute format('analyze otel.%I', copy_name);
+        else
+            statistics_target := current_setting('default_statistics_target');
+            perform set_config('default_statistics_target', '10', true);
+            for slice_name in
+                select c.relname from pg_inherits as i join pg_class as c on c.oid = i.inhrelid
+                 where i.inhparent = format('otel.%I', copy_name)::regclass
+            loop
+                execute format('analyze otel.%I', slice_name);
+            end loop;
+            perform set_config('default_statistics_target', statistics_target, true);
+        end if;
         begin
             -- only: not every other partition of the table
             exit when not otel.run_with_short_locks(
@@ -234,23 +256,6 @@ begin
         execute format('alter table otel.%I rename to %I', copy_name, partition_name);
         execute format('alter table otel.%I attach partition otel.%I %s', kind, partition_name, bounds);
         execute format('alter table otel.%I drop constraint %I', partition_name, copy_name || '_bounds');
-        if slices = 1 then
-            execute format('analyze otel.%I', partition_name);
-            return true;
-        end if;
-        -- Each slice from a sample of 3,000 rows (a fifth of it): its
-        -- default sample, 30,000 rows, is all of it with every column
-        -- decompressed, and analysing the day would sample the day as a
-        -- whole besides: 18 s for a million spans, against 4 s.
-        statistics_target := current_setting('default_statistics_target');
-        perform set_config('default_statistics_target', '10', true);
-        for slice_name in
-            select c.relname from pg_inherits as i join pg_class as c on c.oid = i.inhrelid
-             where i.inhparent = format('otel.%I', partition_name)::regclass
-        loop
-            execute format('analyze otel.%I', slice_name);
-        end loop;
-        perform set_config('default_statistics_target', statistics_target, true);
         return true;
     end loop;
     execute format('drop table otel.%I', copy_name);

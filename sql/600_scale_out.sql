@@ -110,6 +110,19 @@ begin
         if target.key is not null then
             distributed_by := otel.distribution_column(target.relation);
             continue when distributed_by = target.key;
+            if target.name = 'otel.traces' then
+                -- Citus distributes no table with a partitioned partition.
+                select string_agg(p.name, ', ' order by p.day) into cold
+                  from otel.daily_partitions('traces') as p
+                  join pg_class as c on c.oid = format('otel.%I', p.name)::regclass
+                 where c.relkind = 'p';
+                if cold is not null then
+                    raise exception 'otel.distribute() cannot distribute otel.traces: its cold days % are split into slices by trace id',
+                                    cold
+                        using errcode = 'object_not_in_prerequisite_state',
+                              hint = 'Make each one columnar table: select set_config(''otel.cold_slice_spans'', ''999999999999999999'', false), then otel.convert_to_columnar(''traces'', name) for each; see docs/scale-out.md.';
+                end if;
+            end if;
             if target.name in ('otel.logs', 'otel.metrics') then
                 -- Rows stored before the table was distributed by its key have
                 -- none; a columnar partition cannot be updated.

@@ -101,7 +101,8 @@ grant execute on function
     to otel_reader, otel_admin;
 grant execute on function otel.set_retention(text, interval), otel.drop_expired_partitions(),
                           otel.maintain_partitions(integer), otel.set_cold_storage(text, interval),
-                          otel.cold_partitions_due(), otel.convert_to_columnar(text, text)
+                          otel.cold_partitions_due(), otel.convert_to_columnar(text, text),
+                          otel.cold_trace_slices(bigint)
     to otel_admin;
 grant execute on function otel.set_staging_mode(text) to otel_admin;
 grant execute on function otel.staging_mode() to otel_writer, otel_reader, otel_admin;

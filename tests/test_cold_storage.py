@@ -19,6 +19,7 @@ from tests.otlp import (
     span,
     traces_request,
 )
+from tests.test_ingest import otel_db
 
 DAY = "20251124"  # the day of tests.otlp's spans, logs and points: long past any cold storage age
 
@@ -279,8 +280,18 @@ def test_without_citus_columnar_maintenance_says_so_and_converts_nothing(conn, o
     assert access_method(conn, f"traces_p{DAY}") == "heap"
 
 
-def test_rows_flushed_into_the_day_while_it_is_copied_are_copied_too(conn, columnar, old_day, dsn):
+def slice_the_day(conn) -> None:
+    """1,200 spans more on DAY: with slices of 1,000 spans at most (otel.cold_slice_spans), two slices."""
+    stage_otlp(conn, [traces_request(*two_span_traces(600, seed=5))])
+    assert flush(conn)["spans"] == 1_200
+
+
+@pytest.mark.parametrize("sliced", [False, True], ids=["one table", "slices"])
+def test_rows_flushed_into_the_day_while_it_is_copied_are_copied_too(conn, columnar, old_day, dsn, sliced):
     """A flush's insert into the day, committed while the conversion waits for the table: nothing lost."""
+    if sliced:
+        slice_the_day(conn)
+    stored = scalar(conn, "select count(*) from otel.traces")
     conn.execute("select otel.set_cold_storage('traces', interval '7 days')")  # creates citus_columnar
     with psycopg.connect(dsn) as writer:  # inserts through otel.traces, as a flush does, and holds its locks
         writer.execute("insert into otel.traces select * from otel.traces where trace_id = %s", (TRACES[1],))
@@ -288,6 +299,7 @@ def test_rows_flushed_into_the_day_while_it_is_copied_are_copied_too(conn, colum
 
         def convert() -> None:
             with psycopg.connect(dsn, autocommit=True) as maintainer:
+                maintainer.execute("set otel.cold_slice_spans = 1000")
                 converted.append(
                     scalar(maintainer, "select otel.convert_to_columnar('traces', %s)", (f"traces_p{DAY}",))
                 )
@@ -305,8 +317,15 @@ def test_rows_flushed_into_the_day_while_it_is_copied_are_copied_too(conn, colum
         writer.commit()
         conversion.join()
     assert converted == [True]
-    assert access_method(conn, f"traces_p{DAY}") == "columnar"
+    if sliced:
+        assert slices(conn, f"traces_p{DAY}") == [
+            (f"traces_p{DAY}_t00", "columnar"),
+            (f"traces_p{DAY}_t80", "columnar"),
+        ]
+    else:
+        assert access_method(conn, f"traces_p{DAY}") == "columnar"
     assert scalar(conn, "select count(*) from otel.traces where trace_id = %s", (TRACES[1],)) == 4
+    assert scalar(conn, "select count(*) from otel.traces") == stored + 2
 
 
 def test_maintenance_goes_on_past_a_conversion_that_fails(conn, columnar, old_day):
@@ -335,7 +354,11 @@ def test_conversion_needs_read_committed(conn, columnar, old_day):
         conn.execute("select otel.convert_to_columnar('traces', %s)", (f"traces_p{DAY}",))
 
 
-def test_a_reader_in_the_way_postpones_the_conversion(conn, columnar, old_day, dsn):
+@pytest.mark.parametrize("sliced", [False, True], ids=["one table", "slices"])
+def test_a_reader_in_the_way_postpones_the_conversion(conn, columnar, old_day, dsn, sliced):
+    if sliced:
+        slice_the_day(conn)
+        conn.execute("set otel.cold_slice_spans = 1000")
     conn.execute("select otel.set_cold_storage('traces', interval '7 days')")
     notices: list[str] = []
     conn.add_notice_handler(lambda notice: notices.append(notice.message_primary))
@@ -345,8 +368,12 @@ def test_a_reader_in_the_way_postpones_the_conversion(conn, columnar, old_day, d
         assert access_method(conn, f"traces_p{DAY}") == "heap"
         assert f"otel_db: otel.traces_p{DAY} is in use; it becomes columnar at a later maintenance" in notices
         assert scalar(conn, "select to_regclass(%s)", (f"otel.traces_p{DAY}_columnar",)) is None
+        assert scalar(conn, "select to_regclass(%s)", (f"otel.traces_p{DAY}_t00",)) is None
     conn.execute("call otel.maintain()")
-    assert access_method(conn, f"traces_p{DAY}") == "columnar"
+    if sliced:
+        assert [method for _, method in slices(conn, f"traces_p{DAY}")] == ["columnar", "columnar"]
+    else:
+        assert access_method(conn, f"traces_p{DAY}") == "columnar"
 
 
 def slices(conn, partition: str) -> list[tuple[str, str]]:
@@ -371,7 +398,7 @@ def two_span_traces(count: int, seed: int) -> list[dict]:
     return spans
 
 
-def test_a_cold_day_of_many_spans_is_sliced_by_trace_id_and_answers_as_before(conn, columnar, old_day):
+def test_a_cold_day_of_many_spans_is_sliced_by_trace_id_and_answers_as_before(conn, columnar, old_day, dsn):
     more = two_span_traces(2_000, seed=11)
     for first in range(0, len(more), 1_000):
         stage_otlp(conn, [traces_request(*more[first : first + 1_000])])
@@ -387,6 +414,22 @@ def test_a_cold_day_of_many_spans_is_sliced_by_trace_id_and_answers_as_before(co
     conn.execute("call otel.maintain()")
     assert slices(conn, f"traces_p{DAY}") == [(f"traces_p{DAY}_t{n * 32:02x}", "columnar") for n in range(8)]
     assert scalar(conn, "select columnar from otel.daily_partitions('traces') where day = '2025-11-24'") is True
+    # Each slice has statistics, from a small sample, and the conversion left the session's target as it was.
+    assert (
+        scalar(
+            conn,
+            "select count(distinct s.tablename) from pg_stats as s"
+            " where s.schemaname = 'otel' and s.tablename like %s and s.attname = 'trace_id'",
+            (f"traces_p{DAY}_t%",),
+        )
+        == 8
+    )
+    assert scalar(conn, "show default_statistics_target") == "100"
+    # otel-db stats counts the slices' bytes with the spans'.
+    out = otel_db("stats", dsn=dsn).stdout.decode()
+    sizes = next(line.split() for line in out.split("sizes:")[1].splitlines() if line.startswith("otel.traces "))
+    assert sizes[1:3] != ["0", "bytes"]
+    assert int(sizes[-1]) == scalar(conn, "select count(*) from otel.daily_partitions('traces')")
     assert (answers(conn), spans_of(sample)) == before
     # A trace is looked for in its slice alone.
     plan = "\n".join(
@@ -409,8 +452,11 @@ def test_a_cold_day_of_many_spans_is_sliced_by_trace_id_and_answers_as_before(co
     assert scalar(conn, "select to_regclass(%s)", (f"otel.traces_p{DAY}_t00",)) is None
 
 
-@pytest.mark.parametrize(("spans", "expected"), [(0, 1), (16_384, 1), (16_385, 2), (1_000_000, 64), (100_000_000, 256)])
-def test_a_cold_day_gets_a_power_of_two_of_slices_of_at_most_16384_spans(conn, spans, expected):
+@pytest.mark.parametrize(
+    ("spans", "expected"),
+    [(0, 1), (16_384, 1), (16_385, 2), (32_768, 2), (32_769, 4), (16_384 * 32, 32), (16_384 * 32 + 1, 64), (10**8, 64)],
+)
+def test_a_cold_day_gets_a_power_of_two_of_slices_of_at_most_16384_spans_and_64_slices(conn, spans, expected):
     assert scalar(conn, "select otel.cold_trace_slices(%s)", (spans,)) == expected
 
 

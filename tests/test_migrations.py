@@ -462,5 +462,6 @@ def test_downgrading_from_0061_makes_each_sliced_cold_day_one_columnar_table(emp
             )
             == "r columnar"
         )
+        assert scalar(conn, "select columnar from otel.daily_partitions('traces') where day = '2025-11-24'") is True
         assert scalar(conn, "select count(*) from otel.traces") == 2_400
         assert [conn.execute("select * from otel.trace_spans(%s)", (t,)).fetchall() for t in traces] == before

@@ -1,15 +1,24 @@
-"""A cold day of many spans is split by trace id into columnar slices: a trace is found in a third of the time.
+"""A cold day of many spans is split by trace id into columnar slices, so that a trace is looked for in one.
 
 otel.convert_to_columnar() makes a cold day of spans a table partitioned by
-trace id (the first two hex digits) into columnar slices, a power of two of
-them, 1 to 256, with at most otel.cold_slice_spans spans (a setting,
-default 16384) each (otel.cold_trace_slices()): 1,000-row chunk groups,
-10,000-row stripes. A trace is looked for in one slice: 1.5 ms against
-4.5 ms for a million narrow spans in one columnar table, for 5 % more
-bytes. A day of 16,384 spans or fewer stays one columnar table.
-otel.daily_partitions() reports a sliced day as columnar, and
-otel.drop_repeated_spans() looks for repeats in it (its own size is
-nought). Downgrading makes each sliced day one columnar table again.
+trace id (its first two hex digits) into columnar slices, a power of two of
+them, 1 to 64, with at most otel.cold_slice_spans spans (a setting, default
+16384) each where 64 allow it (otel.cold_trace_slices(), which otel_admin
+may call): 1,000-row chunk groups, 10,000-row stripes, statistics from a
+small sample taken before the swap's locks. A trace is then looked for in
+one slice, whose chunk metadata is a sixty-fourth of the day's. A day of
+16,384 spans or fewer stays one columnar table, and so do the days
+converted before.
+
+otel.daily_partitions() reports a sliced day as columnar (and lists only
+tables and partitioned tables); otel.drop_repeated_spans() asks the leaves
+whether the batch's days hold rows (a sliced day has no bytes of its own);
+otel.distribute() refuses, naming them, to distribute otel.traces while a
+cold day is sliced (Citus distributes no multi-level partitioning).
+
+Downgrading makes each sliced day one columnar table again, all in the
+migration's transaction: otel.traces stays locked from the first day's
+swap until it commits, so stop the flushes first.
 
 Revision ID: 0061
 Revises: 0060
@@ -43,6 +52,7 @@ as $$
       join pg_class as c on c.oid = i.inhrelid
       left join pg_am as a on a.oid = c.relam
      where i.inhparent = format('otel.%I', parent)::regclass and c.relname ~ '_p[0-9]{8}$'
+       and c.relkind in ('r', 'p')
 $$;
 comment on function otel.daily_partitions(text) is
     'The daily partitions of otel.traces, otel.logs or otel.metrics: name, UTC day, and whether it is columnar (cold storage, maybe in slices by trace id); internal';
@@ -115,13 +125,14 @@ begin
         return repeated_in_batch + stored_before;
     end if;
     -- The range's partitions: whether any holds rows (the first flush of a
-    -- day finds its partition empty, with nothing to look up; a cold day
-    -- split into slices has no bytes of its own, so counts as holding rows)
-    -- and whether one is cold. Read under a lock on otel.traces, which the
+    -- day finds its partition empty, with nothing to look up; the rows of a
+    -- cold day split into slices are in its slices) and whether one is
+    -- cold. Read under a lock on otel.traces, which the
     -- conversion to columnar waits for to swap a partition in: the
     -- partitions read here stay as they are until this flush ends.
     lock table only otel.traces in access share mode;
-    select coalesce(bool_or(p.columnar or pg_relation_size(format('otel.%I', p.name)) > 0), false),
+    select coalesce(bool_or(exists (select from pg_partition_tree(format('otel.%I', p.name)::regclass) as t
+                                     where t.isleaf and pg_relation_size(t.relid) > 0)), false),
            coalesce(bool_or(p.columnar), false)
       into range_holds_rows, range_has_cold_day
       from otel.daily_partitions('traces') as p
@@ -178,9 +189,11 @@ language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
 -- How many slices by trace id otel.convert_to_columnar() makes of a cold
--- day of spans: a power of two, 1 to 256, that leaves at most
--- otel.cold_slice_spans spans (a setting, default 16384) in each. 64 for a
--- million spans: a trace found in 1.5 ms, against 4.5 ms in one table.
+-- day of spans: a power of two, 1 to 64, that leaves at most
+-- otel.cold_slice_spans spans (a setting, default 16384) in each where it
+-- can: 64 for a million spans. At most 64, because a read over a time
+-- range locks every slice of the cold days it covers (see
+-- docs/operations.md, max_locks_per_transaction).
 declare
     setting text := coalesce(nullif(current_setting('otel.cold_slice_spans', true), ''), '16384');
     per_slice bigint;
@@ -191,11 +204,11 @@ begin
                   hint = 'Set it with, for example, alter database … set otel.cold_slice_spans = 16384.';
     end if;
     per_slice := setting::bigint;
-    return least(256, 2 ^ ceil(log(2, greatest(coalesce(spans, 0), per_slice)::numeric / per_slice)))::integer;
+    return least(64, 2 ^ ceil(log(2, greatest(coalesce(spans, 0), per_slice)::numeric / per_slice)))::integer;
 end
 $$;
 comment on function otel.cold_trace_slices(bigint) is
-    'The number of slices by trace id (a power of two, 1 to 256) that a cold day of `spans` spans is split into, at most otel.cold_slice_spans (default 16384) spans a slice; internal to otel.convert_to_columnar()';
+    'The number of slices by trace id (a power of two, 1 to 64) that a cold day of `spans` spans is split into: at most otel.cold_slice_spans (default 16384) spans a slice, up to 64 slices; used by otel.convert_to_columnar()';
 
 create or replace function otel.convert_to_columnar(kind text, partition_name text)
 returns boolean
@@ -290,8 +303,9 @@ begin
                        copy_name);
     else
         -- Slices by the first two hex digits of the trace id, named after
-        -- the day (<partition>_t00 …). A slice buffers its last stripe until
-        -- the copy commits: 10,000-row stripes bound that to a few MB each.
+        -- the day (<partition>_t00 …). Each slice keeps its last stripe and
+        -- chunk group in memory until the copy ends: 10,000-row stripes keep
+        -- that to about a megabyte a slice.
         for slice_number in 0 .. slices - 1 loop
             slice_start := lpad(to_hex(slice_number * 256 / slices), 2, '0');
             slice_end := lpad(to_hex((slice_number + 1) * 256 / slices), 2, '0');
@@ -312,6 +326,25 @@ begin
     for attempt in 1 .. 3 loop
         execute copy_rows;
         get diagnostics copied = row_count;
+        -- Statistics now, before the locks below, which readers wait behind
+        -- (they stay the copy's through the swap). Each slice from a sample
+        -- of 3,000 rows (a fifth of it): its default sample, 30,000 rows, is
+        -- all of it with every column decompressed, and analysing the day
+        -- would sample the day as a whole besides: 18 s for a million spans,
+        -- against 4 s.
+        if slices = 1 then
+            execute format('analyze otel.%I', copy_name);
+        else
+            statistics_target := current_setting('default_statistics_target');
+            perform set_config('default_statistics_target', '10', true);
+            for slice_name in
+                select c.relname from pg_inherits as i join pg_class as c on c.oid = i.inhrelid
+                 where i.inhparent = format('otel.%I', copy_name)::regclass
+            loop
+                execute format('analyze otel.%I', slice_name);
+            end loop;
+            perform set_config('default_statistics_target', statistics_target, true);
+        end if;
         begin
             -- only: not every other partition of the table
             exit when not otel.run_with_short_locks(
@@ -329,23 +362,6 @@ begin
         execute format('alter table otel.%I rename to %I', copy_name, partition_name);
         execute format('alter table otel.%I attach partition otel.%I %s', kind, partition_name, bounds);
         execute format('alter table otel.%I drop constraint %I', partition_name, copy_name || '_bounds');
-        if slices = 1 then
-            execute format('analyze otel.%I', partition_name);
-            return true;
-        end if;
-        -- Each slice from a sample of 3,000 rows (a fifth of it): its
-        -- default sample, 30,000 rows, is all of it with every column
-        -- decompressed, and analysing the day would sample the day as a
-        -- whole besides: 18 s for a million spans, against 4 s.
-        statistics_target := current_setting('default_statistics_target');
-        perform set_config('default_statistics_target', '10', true);
-        for slice_name in
-            select c.relname from pg_inherits as i join pg_class as c on c.oid = i.inhrelid
-             where i.inhparent = format('otel.%I', partition_name)::regclass
-        loop
-            execute format('analyze otel.%I', slice_name);
-        end loop;
-        perform set_config('default_statistics_target', statistics_target, true);
         return true;
     end loop;
     execute format('drop table otel.%I', copy_name);
@@ -356,8 +372,216 @@ $$;
 comment on function otel.convert_to_columnar(text, text) is
     'Rewrites a daily partition of otel.traces, otel.logs or otel.metrics in the columnar format, without indexes, beside its readers and flushes (a day of many spans as columnar slices by trace id, otel.cold_trace_slices()); false, with a notice, when locks were not granted within moments; internal to otel.maintain()';
 
+create or replace function otel.distribute(shard_count integer default 32)
+returns setof text
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+-- otel.traces and otel.trace_summaries are distributed by trace_id in
+-- shard_count co-located shards, so that a trace's spans and its summary
+-- are on one worker and a lookup by trace id is routed there; the span
+-- signatures and the catalog of operations, which every worker joins, are
+-- reference tables (a copy on each node). Log records are distributed by
+-- shard_key, co-located with the spans: a record in a trace lies beside
+-- the trace's spans, the others spread by a hash of their own (Citus
+-- refuses a null key). Metric points by series_key, so that a series is on
+-- one shard and the series of a busy metric spread over all. Both keys are
+-- filled only where the table is distributed by them: rows stored before
+-- get theirs here, and a table an earlier release distributed otherwise
+-- (logs by time, points by name) is redistributed. The staging tables
+-- (OTLP/JSON requests, spans, logs and points) and their claim tables are
+-- distributed by a row id the coordinator gives each staged row (a staged
+-- row may lack the key that would place it, and Citus refuses a null key),
+-- so that writers' COPY spreads over the workers, where the flush parses
+-- the requests (otel.flush_otlp, beside their claims) and types the rows
+-- and the records it decodes into working tables: otel.flush_spans
+-- co-located with the spans, otel.flush_logs and otel.flush_metrics with
+-- their claims (otel.type_on_workers(), otel.decode_on_workers()). The
+-- dead-letter queue stays on the coordinator. Citus reads and writes the
+-- shards as the current role: otel_reader, otel_writer and otel_admin,
+-- which cannot log in on the coordinator, may on the workers (only there;
+-- who can connect is then the workers' pg_hba.conf). Returns what it
+-- changed; run again, it changes nothing but what a new worker lacks.
+declare
+    target record;
+    distributed_by text;
+    cold text;
+    described text;
+    role_name text;
+    refused text;
+    kind text;
+    staging text;
+    claims text;
+    row_ids text;
+    working_table text;
+    remade boolean;
+    remade_note text;
+begin
+    if not exists (select from pg_extension where extname = 'citus') then
+        raise exception 'otel.distribute() needs Citus in this database: create extension citus, on a coordinator with workers'
+            using errcode = 'feature_not_supported', hint = 'See docs/scale-out.md.';
+    end if;
+    if shard_count is null or shard_count not between 1 and 64000 then
+        raise exception 'shard_count must be between 1 and 64000, got %', coalesce(shard_count::text, 'null')
+            using errcode = 'invalid_parameter_value';
+    end if;
+    -- Flushes wait until this commits: a flush that began before the keys
+    -- are filled would write rows without one, which Citus refuses.
+    perform otel.take_flush_lock();
+    for target in
+        select t.*, t.name::regclass as relation
+          from (values (1, 'otel.traces', 'trace_id', 'default'),
+                       (2, 'otel.trace_summaries', 'trace_id', 'otel.traces'),
+                       (3, 'otel.span_signatures', null, null),
+                       (4, 'otel.operation_catalog', null, null),
+                       (5, 'otel.logs', 'shard_key', 'otel.traces'),
+                       (6, 'otel.metrics', 'series_key', 'none')) as t (n, name, key, colocate_with)
+         order by n
+    loop
+        if target.key is not null then
+            distributed_by := otel.distribution_column(target.relation);
+            continue when distributed_by = target.key;
+            if target.name = 'otel.traces' then
+                -- Citus distributes no table with a partitioned partition.
+                select string_agg(p.name, ', ' order by p.day) into cold
+                  from otel.daily_partitions('traces') as p
+                  join pg_class as c on c.oid = format('otel.%I', p.name)::regclass
+                 where c.relkind = 'p';
+                if cold is not null then
+                    raise exception 'otel.distribute() cannot distribute otel.traces: its cold days % are split into slices by trace id',
+                                    cold
+                        using errcode = 'object_not_in_prerequisite_state',
+                              hint = 'Make each one columnar table: select set_config(''otel.cold_slice_spans'', ''999999999999999999'', false), then otel.convert_to_columnar(''traces'', name) for each; see docs/scale-out.md.';
+                end if;
+            end if;
+            if target.name in ('otel.logs', 'otel.metrics') then
+                -- Rows stored before the table was distributed by its key have
+                -- none; a columnar partition cannot be updated.
+                select string_agg(p.name, ', ' order by p.day) into cold
+                  from otel.daily_partitions(substr(target.name, 6)) as p
+                 where p.columnar;
+                if cold is not null then
+                    raise exception 'otel.distribute() cannot distribute %: its cold partitions (%) are columnar',
+                                    target.name, cold
+                        using errcode = 'object_not_in_prerequisite_state',
+                              hint = 'Make them row tables again (alter table … set access method heap), or drop them; see docs/scale-out.md.';
+                end if;
+                if target.name = 'otel.logs' then
+                    update otel.logs set shard_key = otel.log_shard_key(trace_id, time, body) where shard_key is null;
+                else
+                    update otel.metrics
+                       set series_key = otel.metric_series_key(name, service_name, labels, resource_attributes)
+                     where series_key is null;
+                end if;
+            end if;
+            if distributed_by is not null then
+                -- Rewrites the table as a new one, with its partitions, indexes
+                -- and grants, but not its comment.
+                described := obj_description(target.relation, 'pg_class');
+                perform alter_distributed_table(target.relation, distribution_column => target.key,
+                                                colocate_with => target.colocate_with);
+                execute format('comment on table %s is %L', target.name, described);
+                return next format('%s: distributed by %s instead of %s', target.name, target.key, distributed_by);
+                continue;
+            end if;
+        end if;
+        continue when otel.distributed(target.relation);
+        if target.key is null then
+            perform create_reference_table(target.relation);
+            return next format('%s: reference', target.name);
+            continue;
+        end if;
+        if target.colocate_with in ('default', 'none') then
+            perform create_distributed_table(target.relation, target.key, shard_count => distribute.shard_count,
+                                             colocate_with => target.colocate_with);
+        else
+            perform create_distributed_table(target.relation, target.key, colocate_with => target.colocate_with);
+        end if;
+        return next format('%s: distributed by %s', target.name, target.key);
+    end loop;
+    foreach kind in array array['otlp', 'traces', 'logs', 'metrics'] loop
+        staging := format('otel.%I', kind || '_staging');
+        claims := format('otel.%I', 'claimed_' || kind);
+        if not otel.distributed(staging) then
+            -- Rows staged before get their ids here; a claim table holds rows
+            -- only while a flush runs, or after one failed.
+            row_ids := format('otel.%I', case kind when 'otlp' then 'staged_request_ids' when 'traces' then 'staged_span_ids'
+                                                   when 'logs' then 'staged_log_ids' else 'staged_point_ids' end);
+            execute format('create sequence %s', row_ids);
+            execute format('grant usage on sequence %s to otel_writer', row_ids);
+            execute format('alter table %s add column row_id bigint default nextval(%L)', staging, row_ids);
+            execute format('alter table %s add column row_id bigint default nextval(%L)', claims, row_ids);
+            execute format('alter table %s alter column row_id drop default', claims);
+            perform create_distributed_table(staging, 'row_id', shard_count => distribute.shard_count,
+                                             colocate_with => 'none');
+            perform create_distributed_table(claims, 'row_id', colocate_with => staging);
+            return next format('%s: distributed by row_id, and %s with it', staging, claims);
+        end if;
+        if kind = 'otlp' then
+            -- Requests parsed on the workers, each beside its claim.
+            if to_regclass('otel.flush_otlp') is null then
+                create unlogged table otel.flush_otlp (row_id bigint, doc jsonb);
+                alter table otel.flush_otlp alter column doc set storage external;
+                comment on table otel.flush_otlp is
+                    'On Citus: the OTLP/JSON requests of the running flush, parsed on the workers (otel.decode_on_workers()); internal';
+                perform create_distributed_table('otel.flush_otlp', 'row_id', colocate_with => 'otel.claimed_otlp');
+                return next 'otel.flush_otlp: distributed by row_id, beside otel.claimed_otlp';
+            end if;
+            continue;
+        end if;
+        working_table := otel.working_table_on_workers(kind);
+        remade := false;
+        if to_regclass(working_table) is not null then
+            -- Shaped by an earlier release's typing query, which a later one
+            -- may change (the flush then types on the coordinator): made again.
+            execute format('create temp table otel_typed_shape as %s with no data',
+                           otel.typing_query(kind, otel.claimed_rows_on_workers(kind)));
+            if otel.typed_columns(working_table::regclass) is distinct from otel.typed_columns('pg_temp.otel_typed_shape') then
+                execute format('drop table %s', working_table);
+                remade := true;
+            end if;
+            drop table pg_temp.otel_typed_shape;
+        end if;
+        if to_regclass(working_table) is null then
+            execute format('create unlogged table %s as %s with no data',
+                           working_table, otel.typing_query(kind, otel.claimed_rows_on_workers(kind)));
+            execute format('comment on table %s is %L', working_table,
+                           format('On Citus: the %s of the running flush, typed on the workers (otel.type_on_workers(), otel.decode_on_workers()); internal',
+                                  case kind when 'traces' then 'spans' when 'logs' then 'log records' else 'metric points' end));
+            -- Spans beside their traces' stored spans; the others beside their claims.
+            remade_note := case when remade then ', made again for this release''s typing' else '' end;
+            if kind = 'traces' then
+                perform create_distributed_table(working_table, 'trace_id', colocate_with => 'otel.traces');
+                return next format('%s: distributed by trace_id', working_table) || remade_note;
+            else
+                perform create_distributed_table(working_table, 'n', colocate_with => claims);
+                return next format('%s: distributed by n, beside %s', working_table, claims) || remade_note;
+            end if;
+        end if;
+    end loop;
+    foreach role_name in array array['otel_reader', 'otel_writer', 'otel_admin'] loop
+        continue when not exists (
+            select from run_command_on_workers(format('select rolcanlogin from pg_roles where rolname = %L', role_name))
+             where result is distinct from 't');
+        select string_agg(format('%s:%s: %s', w.nodename, w.nodeport, w.result), '; ') into refused
+          from run_command_on_workers(
+                   -- on each worker alone: Citus would pass it on to every node
+                   format('set citus.enable_alter_role_propagation to off; alter role %I login', role_name)) as w
+         where not w.success;
+        if refused is not null then
+            raise exception 'could not let % log in on the workers: %', role_name, refused;
+        end if;
+        return next format('%s: may log in on the workers', role_name);
+    end loop;
+end
+$$;
+comment on function otel.distribute(integer) is
+    'On a Citus coordinator, after `alembic upgrade head`: distributes otel.traces and otel.trace_summaries by trace_id in shard_count (default 32) co-located shards, otel.logs by shard_key co-located with the spans (a record in a trace beside its spans) and otel.metrics by series_key (one shard a series), redistributing a table an earlier release distributed otherwise, and makes otel.span_signatures and otel.operation_catalog reference tables; distributes the staging of OTLP/JSON requests, spans, logs and points by a row id it adds (writers COPY into them with a column list), so that the flush parses, decodes, types and moves their rows on the workers (otel.flush_otlp, otel.flush_spans, otel.flush_logs, otel.flush_metrics); lets otel_reader, otel_writer and otel_admin log in on the workers (Citus reaches the shards as the current role); returns what it changed (nothing when run again, unless a worker was added). The dead letters stay on the coordinator';
+
 comment on table otel.traces is
     'One row per span: trace_id, span_id, parent_span_id (null for a root), trace_state, flags, name, kind, start_time, end_time, duration_ms, status_code, status_message, service_name, scope_name, scope_version, attributes, resource_attributes, events (`[{name, time, attributes}]`), links (`[{trace_id, span_id, trace_state, attributes}]`), signature_id. Indexes, on each partition in row format (otel.index_partition()): BRIN (start_time); (service_name, start_time desc); (trace_id); (start_time desc) where status_code = ''ERROR''; GIN `jsonb_path_ops` (attributes), for `@>`; (signature_id, start_time desc). A cold partition (otel.set_cold_storage()) is columnar, without indexes; a cold day of many spans is split by trace id into columnar slices (<partition>_t00 …, otel.cold_trace_slices())';
+
+grant execute on function otel.cold_trace_slices(bigint) to otel_admin;
 """
 
 # Each sliced day back into one columnar table (the new conversion, told
@@ -396,5 +620,6 @@ def downgrade() -> None:
     execute_sql(released_routine("0042", "otel.daily_partitions"))
     execute_sql(released_routine("0051", "otel.drop_repeated_spans"))
     execute_sql(released_routine("0038", "otel.convert_to_columnar"))
+    execute_sql(released_routine("0059", "otel.distribute"))
     execute_sql("drop function otel.cold_trace_slices(bigint)")
     execute_sql(OLD_TABLE_COMMENT)
