@@ -223,7 +223,8 @@ as $$
 -- partitioned by trace id into columnar slices (otel.cold_trace_slices()):
 -- a trace is then looked for in one slice, whose metadata is a fraction of
 -- the day's, by 1,000-row chunk groups, which leave less to decompress:
--- a third of the time for a million narrow spans, for 5 % more bytes.
+-- 1.8 ms against 4.6 for a million narrow spans, for a tenth more bytes
+-- (`python -m bench storage`).
 -- The rows are copied while readers and flushes go on using the partition
 -- (only re-signing it waits). Then, for a moment, the partitioned table
 -- and the partition are locked (the table first, as a flush locks them),
