@@ -55,6 +55,7 @@ SERVE_DATABASE = "scaleout_serve"
 SIGNALS_DATABASE = "scaleout_signals"
 UPGRADE_DATABASE = "scaleout_upgrade"
 COLD_DATABASE = "scaleout_cold"
+SLICED_DATABASE = "scaleout_sliced"
 CLAIM_DATABASE = "scaleout_claim"
 TIMES_DATABASE = "scaleout_times"
 REQUESTS_DATABASE = "scaleout_requests"
@@ -740,6 +741,40 @@ def test_distribute_refuses_columnar_partitions_it_would_have_to_key(citus):
         with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="logs_p20240101"):
             conn.execute("select * from otel.distribute(4)")
         assert conn.execute("select otel.distributed('otel.traces')").fetchone() == (False,)
+
+
+def test_distribute_refuses_a_cold_day_of_spans_in_slices_until_it_is_one_table(citus):
+    """Citus distributes no table with a partitioned partition, which a cold day of many spans is: otel.distribute()
+    names the day, and distributes once the day is one columnar table again (its hint)."""
+    done = citus.script("createdb", SLICED_DATABASE)
+    assert done.returncode == 0, done.stderr
+    url = database_url(SLICED_DATABASE, citus.ports[0])
+    command.upgrade(alembic_config(url), "head")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("create extension if not exists citus_columnar")
+        spans = [
+            span(
+                traceId=f"{n % 256:02x}{n + 1:030x}",
+                spanId=f"{n + 1:016x}",
+                startTimeUnixNano="1704067200000000000",  # 2024-01-01
+                endTimeUnixNano="1704067201000000000",
+            )
+            for n in range(1_200)
+        ]
+        stage_otlp(conn, [traces_request(*spans)])
+        conn.execute("call otel.flush()")
+        conn.execute("set otel.cold_slice_spans = 1000")  # 1,200 spans: two slices
+        assert conn.execute("select otel.convert_to_columnar('traces', 'traces_p20240101')").fetchone() == (True,)
+        with pytest.raises(
+            psycopg.errors.ObjectNotInPrerequisiteState, match="its cold days traces_p20240101 are split into slices"
+        ):
+            conn.execute("select * from otel.distribute(4)")
+        assert conn.execute("select otel.distributed('otel.traces')").fetchone() == (False,)
+        conn.execute("select set_config('otel.cold_slice_spans', '999999999999999999', false)")
+        assert conn.execute("select otel.convert_to_columnar('traces', 'traces_p20240101')").fetchone() == (True,)
+        conn.execute("select * from otel.distribute(4)")
+        assert conn.execute("select otel.distributed('otel.traces')").fetchone() == (True,)
+        assert conn.execute("select count(*) from otel.traces").fetchone() == (1_200,)
 
 
 def test_a_writer_holding_the_staging_keeps_its_rows_and_the_claim_runs_on_the_workers(citus):
