@@ -344,7 +344,8 @@ def cold(conn: psycopg.Connection, count: int, trace_ids: list[str], clickhouse_
     with timed() as converting:
         conn.execute("call otel.maintain()")
     cold_days, slices = conn.execute(
-        "select count(*), sum((select count(*) from pg_partition_tree(format('otel.%I', p.name)) as t where t.isleaf))::bigint"
+        "select count(*),"
+        "       sum((select count(*) from pg_partition_tree(format('otel.%I', p.name)) as t where t.isleaf))::bigint"
         "  from otel.daily_partitions('traces') as p where p.columnar"
     ).fetchone()
     assert cold_days == 1, f"{cold_days} days of otel.traces are columnar, not the spans' one day"

@@ -571,14 +571,15 @@ def cmd_stats(client: Client, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# Every table of the tree: a cold day of spans is itself partitioned (slices by trace id).
+# Every table of a partition tree: a cold day of spans is itself partitioned (slices by trace id). A table
+# that is not partitioned has no tree, only itself.
 _SIZES = """
 select format('otel.%s', t.name) as "table",
-       pg_size_pretty(sum(pg_table_size(p.relid))) as data,
-       pg_size_pretty(sum(pg_indexes_size(p.relid))) as indexes,
+       pg_size_pretty(sum(pg_table_size(coalesce(p.relid, format('otel.%I', t.name)::regclass)))) as data,
+       pg_size_pretty(sum(pg_indexes_size(coalesce(p.relid, format('otel.%I', t.name)::regclass)))) as indexes,
        count(*) filter (where p.level = 1) as partitions
   from unnest(array['traces', 'logs', 'metrics', 'trace_summaries', 'span_signatures', 'telemetry_dlq']) as t (name)
- cross join lateral pg_partition_tree(format('otel.%I', t.name)::regclass) as p
+  left join lateral pg_partition_tree(format('otel.%I', t.name)::regclass) as p on true
  group by t.name
  order by t.name
 """

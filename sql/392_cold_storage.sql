@@ -186,6 +186,11 @@ begin
     if kind = 'traces' then
         execute format('select otel.cold_trace_slices(count(*)) from otel.%I', partition_name) into strict slices;
     end if;
+    if slices > 1 and exists (select from pg_class as c where c.oid = partition and c.relkind = 'p') then
+        raise exception 'otel.% is in slices already', partition_name
+            using errcode = 'object_not_in_prerequisite_state',
+                  hint = 'To make it one columnar table: select set_config(''otel.cold_slice_spans'', ''999999999999999999'', false), then convert it again.';
+    end if;
     -- Like the partition, not its table: that would lock otel.<kind>
     -- throughout the copy, and a flush making a partition would wait.
     execute format('create table otel.%I (like otel.%I including defaults including constraints including generated'
@@ -222,11 +227,12 @@ begin
         execute copy_rows;
         get diagnostics copied = row_count;
         -- Statistics now, before the locks below, which readers wait behind
-        -- (they stay the copy's through the swap). Each slice from a sample
-        -- of 3,000 rows (a fifth of it): its default sample, 30,000 rows, is
-        -- all of it with every column decompressed, and analysing the day
-        -- would sample the day as a whole besides: 18 s for a million spans,
-        -- against 4 s.
+        -- (they stay the copy's through the swap), though a flush writing
+        -- into the day meanwhile then has longer to make the copy stale.
+        -- Each slice from a sample of 3,000 rows: the default sample, 30,000
+        -- rows, is all of a slice of a million-span day, every column
+        -- decompressed, and analysing the day would sample the day as a
+        -- whole besides: 18 s for a million spans, against 4 s.
         if slices = 1 then
             execute format('analyze otel.%I', copy_name);
         else

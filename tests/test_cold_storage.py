@@ -370,10 +370,18 @@ def test_a_reader_in_the_way_postpones_the_conversion(conn, columnar, old_day, d
         assert scalar(conn, "select to_regclass(%s)", (f"otel.traces_p{DAY}_columnar",)) is None
         assert scalar(conn, "select to_regclass(%s)", (f"otel.traces_p{DAY}_t00",)) is None
     conn.execute("call otel.maintain()")
-    if sliced:
-        assert [method for _, method in slices(conn, f"traces_p{DAY}")] == ["columnar", "columnar"]
-    else:
+    if not sliced:
         assert access_method(conn, f"traces_p{DAY}") == "columnar"
+        return
+    assert [method for _, method in slices(conn, f"traces_p{DAY}")] == ["columnar", "columnar"]
+    # In slices already: made one columnar table only when told to (docs/operations.md), with the same spans.
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match=f"otel.traces_p{DAY} is in slices already"):
+        conn.execute("select otel.convert_to_columnar('traces', %s)", (f"traces_p{DAY}",))
+    spans = conn.execute("select * from otel.traces order by trace_id, span_id").fetchall()
+    conn.execute("select set_config('otel.cold_slice_spans', '999999999999999999', false)")
+    assert scalar(conn, "select otel.convert_to_columnar('traces', %s)", (f"traces_p{DAY}",)) is True
+    assert access_method(conn, f"traces_p{DAY}") == "columnar"
+    assert conn.execute("select * from otel.traces order by trace_id, span_id").fetchall() == spans
 
 
 def slices(conn, partition: str) -> list[tuple[str, str]]:
@@ -411,25 +419,33 @@ def test_a_cold_day_of_many_spans_is_sliced_by_trace_id_and_answers_as_before(co
     before = answers(conn), spans_of(sample)
     conn.execute("set otel.cold_slice_spans = 1000")  # 4,080 spans: 8 slices
     conn.execute("select otel.set_cold_storage('traces', interval '7 days')")
-    conn.execute("call otel.maintain()")
+    with conn.transaction():  # as otel.maintain() runs it, and then the session's statistics target
+        target = scalar(conn, "show default_statistics_target")
+        assert scalar(conn, "select otel.convert_to_columnar('traces', %s)", (f"traces_p{DAY}",)) is True
+        assert scalar(conn, "show default_statistics_target") == target
     assert slices(conn, f"traces_p{DAY}") == [(f"traces_p{DAY}_t{n * 32:02x}", "columnar") for n in range(8)]
     assert scalar(conn, "select columnar from otel.daily_partitions('traces') where day = '2025-11-24'") is True
-    # Each slice has statistics, from a small sample, and the conversion left the session's target as it was.
-    assert (
-        scalar(
-            conn,
-            "select count(distinct s.tablename) from pg_stats as s"
-            " where s.schemaname = 'otel' and s.tablename like %s and s.attname = 'trace_id'",
-            (f"traces_p{DAY}_t%",),
-        )
-        == 8
-    )
-    assert scalar(conn, "show default_statistics_target") == "100"
-    # otel-db stats counts the slices' bytes with the spans'.
+    # Each slice has statistics, from a sample for a target of 10: at most 11 histogram bounds.
+    bounds = conn.execute(
+        "select s.tablename, array_length(s.histogram_bounds, 1) from pg_stats as s"
+        " where s.schemaname = 'otel' and s.tablename like %s and s.attname = 'trace_id' order by 1",
+        (f"traces_p{DAY}_t%",),
+    ).fetchall()
+    assert [name for name, _ in bounds] == [name for name, _ in slices(conn, f"traces_p{DAY}")]
+    assert all(2 <= count <= 11 for _, count in bounds), bounds
+    # otel-db stats counts the slices' bytes with the spans', and lists every table.
     out = otel_db("stats", dsn=dsn).stdout.decode()
-    sizes = next(line.split() for line in out.split("sizes:")[1].splitlines() if line.startswith("otel.traces "))
-    assert sizes[1:3] != ["0", "bytes"]
-    assert int(sizes[-1]) == scalar(conn, "select count(*) from otel.daily_partitions('traces')")
+    sizes = {line.split()[0]: line.split() for line in out.split("sizes:")[1].splitlines() if line.startswith("otel.")}
+    assert sorted(sizes) == [
+        "otel.logs",
+        "otel.metrics",
+        "otel.span_signatures",
+        "otel.telemetry_dlq",
+        "otel.trace_summaries",
+        "otel.traces",
+    ]
+    assert sizes["otel.traces"][1:3] != ["0", "bytes"]
+    assert int(sizes["otel.traces"][-1]) == scalar(conn, "select count(*) from otel.daily_partitions('traces')")
     assert (answers(conn), spans_of(sample)) == before
     # A trace is looked for in its slice alone.
     plan = "\n".join(
@@ -446,6 +462,7 @@ def test_a_cold_day_of_many_spans_is_sliced_by_trace_id_and_answers_as_before(co
     stage_otlp(conn, [traces_request(late, more[0])])
     assert flush(conn)["duplicates"] == 1
     assert "late callback" in [row[3] for row in spans_of(sample[:1])[0]]
+    assert scalar(conn, "select count(*) from otel.traces") == 4_081
     conn.execute("select otel.set_retention('traces', interval '30 days')")
     conn.execute("call otel.maintain()")
     assert scalar(conn, "select to_regclass(%s)", (f"otel.traces_p{DAY}",)) is None
