@@ -228,13 +228,17 @@ def test_a_cold_day_is_a_tenth_of_the_bytes_and_finds_a_trace_by_its_chunk_group
     assert len(conn.execute("select * from otel.trace_spans(%s)", (spans[100]["traceId"],)).fetchall()) == 1
 
 
-def test_similar_traces_reads_newer_spans_first_and_cold_days_for_the_rest(conn, columnar, old_day):
+@pytest.mark.parametrize("sliced", [False, True], ids=["one table", "slices"])
+def test_similar_traces_reads_newer_spans_first_and_cold_days_for_the_rest(conn, columnar, old_day, sliced):
+    if sliced:
+        slice_the_day(conn)
+        conn.execute("set otel.cold_slice_spans = 1000")
     today = int(time.time()) - 60
     stage_otlp(conn, [traces_request(*failing_trace("f" * 32, 0, start=today))])
     flush(conn)
-    conn.execute(
+    conn.execute(  # the failing traces' signatures, not those of slice_the_day's spans
         "update otel.span_signatures set embedding = array_fill(0, array[383]) || array[1]::real[],"
-        " embedding_model = 'all-MiniLM-L6-v2', embedded_at = now()"
+        " embedding_model = 'all-MiniLM-L6-v2', embedded_at = now() where text not like '%cart%'"
     )
     query = "select trace_id, span_id, similarity from otel.similar_traces(%s::vector, k => 5, min_similarity => 0.5)"
     vector = "[" + ",".join(["0"] * 383 + ["1"]) + "]"
@@ -242,7 +246,8 @@ def test_similar_traces_reads_newer_spans_first_and_cold_days_for_the_rest(conn,
     assert [row[0] for row in before][:1] == ["f" * 32]  # the newest first
     conn.execute("select otel.set_cold_storage('traces', interval '7 days')")
     conn.execute("call otel.maintain()")
-    assert access_method(conn, f"traces_p{DAY}") == "columnar"
+    assert scalar(conn, "select columnar from otel.daily_partitions('traces') where day = '2025-11-24'") is True
+    assert len(slices(conn, f"traces_p{DAY}")) == (2 if sliced else 0)
     assert conn.execute(query, (vector,)).fetchall() == before
 
 
