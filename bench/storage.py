@@ -14,6 +14,8 @@ Ingest: spans a second of each, three rounds into empty tables, the medians. Byt
 after `OPTIMIZE … FINAL`: the compressed parts of both tables). Trace by id: `otel.trace_spans()` against the
 exporter's lookup-then-read query (as Grafana's ClickHouse data source runs it), p50 over 50 stored traces, both
 returning every span; and a selective `otel.find_traces()` against a ClickHouse query for the same traces.
+Index use: which read functions scan each index of the spans and trace summaries (their statistics reset
+before each read, READS), beside each index's bytes.
 
 Cold: where citus_columnar is installed (`make citus`), `otel.set_cold_storage('traces', '7 days')` and
 `call otel.maintain()` then rewrite the spans' day as a columnar partition (zstd, rows ordered by trace id, no
@@ -295,6 +297,64 @@ def otel_lookups(conn: psycopg.Connection, trace_ids: list[str]) -> dict:
     }
 
 
+# What each read function is asked in index_use(): a trace's spans, root cause, explanation and similar traces
+# for ten traces; searches over the hour the spans start in.
+HOUR = (
+    datetime.fromtimestamp(BASE_NS / 1e9, UTC).isoformat(),
+    (datetime.fromtimestamp(BASE_NS / 1e9, UTC) + timedelta(hours=1)).isoformat(),
+)
+READS = {
+    "trace_spans": ("select * from otel.trace_spans(%s)", "trace"),
+    "root_cause": ("select * from otel.root_cause(%s)", "trace"),
+    "explain_trace": ("select * from otel.explain_trace(%s)", "trace"),
+    "similar_traces": ("select * from otel.similar_traces(%s, min_similarity => 0.5)", "trace"),
+    "find_traces newest": ("select * from otel.find_traces(since => %s, until => %s)", "hour"),
+    "find_traces by service": (
+        "select * from otel.find_traces(service => 'payment', since => %s, until => %s)",
+        "hour",
+    ),
+    "find_traces by attribute": (
+        """select * from otel.find_traces(attributes => '{"http.route": "/cart"}', since => %s, until => %s)""",
+        "hour",
+    ),
+    "find_traces selective": (
+        f"select * from otel.find_traces(service => '{FIND_SERVICE}', operation => '{FIND_OPERATION}',"
+        f" attributes => '{{\"http.response.status_code\": {FIND_STATUS}}}', since => %s, until => %s)",
+        "hour",
+    ),
+    "traces_by_error": ("select * from otel.traces_by_error(%s, %s)", "hour"),
+    "service_dependencies": ("select * from otel.service_dependencies(%s, %s)", "hour"),
+}
+
+
+def index_use(conn: psycopg.Connection, trace_ids: list[str]) -> dict:
+    """For each index of the spans and trace summaries (a partition's named as otel_bytes() names it): the read
+    functions that scanned it, from its statistics reset before each read and flushed after it. The signatures get
+    one vector, all the same, so that similar_traces has neighbours to read."""
+    conn.execute(
+        "update otel.span_signatures set embedding = array_fill(0, array[383]) || array[1]::real[],"
+        " embedding_model = 'all-MiniLM-L6-v2', embedded_at = now()"
+    )
+    indexes = (
+        "select i.indexrelid, 'otel.' || regexp_replace(c.relname, '^traces_p[0-9]{8}_', 'traces_') as name"
+        "  from pg_index as i join pg_class as c on c.oid = i.indexrelid"
+        " where i.indrelid in (select relid from pg_partition_tree('otel.traces') where isleaf"
+        "                      union all select 'otel.trace_summaries'::regclass)"
+    )
+    used: dict[str, list[str]] = {name: [] for (name,) in conn.execute(f"select distinct name from ({indexes}) as i")}
+    for read, (query, argument) in READS.items():
+        conn.execute(f"select pg_stat_reset_single_table_counters(indexrelid) from ({indexes}) as i")
+        for trace_id in trace_ids[:10] if argument == "trace" else [None]:
+            conn.execute(query, (trace_id,) if argument == "trace" else HOUR).fetchall()
+        conn.execute("select pg_stat_force_next_flush()")  # this session's counts, reported when it is idle
+        for (name,) in conn.execute(
+            "select distinct i.name from pg_stat_user_indexes as s"
+            f" join ({indexes}) as i on i.indexrelid = s.indexrelid where s.idx_scan > 0"
+        ):
+            used[name].append(read)
+    return {name: ", ".join(reads) or "none" for name, reads in sorted(used.items())}
+
+
 def clickhouse_lookups(session, trace_ids: list[str]) -> dict:
     """The exporter's trace lookup for each trace, and a query for the same traces as find_traces'."""
 
@@ -406,6 +466,7 @@ def one_set(count: int, narrow: bool) -> dict:
                     "ingest_otel_vs_clickhouse": round(otel_rate / clickhouse_rate, 3),
                     "ingest_rounds": [{k: round(v) for k, v in r.items()} for r in rounds],
                     **lookups(conn, session, trace_ids),
+                    "index_use": index_use(conn, trace_ids),
                 }
                 cold_figures = cold(conn, count, trace_ids, measured["trace_by_id"]["clickhouse"]["p50_ms"])
                 return measured | ({"cold": cold_figures} if cold_figures else {})
