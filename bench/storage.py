@@ -44,6 +44,10 @@ from bench.trace_search import figures
 
 DATABASE = "otel_bench_storage"
 BASE_NS = 1_764_000_000_000_000_000  # span_dicts' default: 2025-11-24 16:00 UTC, spans within the hour
+START = datetime.fromtimestamp(BASE_NS / 1e9, UTC)
+# An index named without its partition's day (otel.traces_trace_idx for each day's), so that the days' add up
+# as one: c is its pg_class row.
+INDEX_NAME = "'otel.' || regexp_replace(c.relname, '^traces_p[0-9]{8}_', 'traces_')"
 LOOKUPS = 50
 ROUNDS = 3
 
@@ -219,7 +223,7 @@ def otel_bytes(conn: psycopg.Connection, count: int) -> dict:
     # Each partition's indexes (otel.index_partition()), summed by their name without the partition's.
     indexes = dict(
         conn.execute(
-            "select 'otel.traces_' || regexp_replace(c.relname, '^traces_p[0-9]{8}_', ''),"
+            f"select {INDEX_NAME},"
             "       sum(pg_relation_size(i.indexrelid))::bigint"
             "  from pg_partition_tree('otel.traces') as p"
             "  join pg_index as i on i.indrelid = p.relid join pg_class as c on c.oid = i.indexrelid"
@@ -268,8 +272,7 @@ def timed_each(calls: list[Callable[[], int]]) -> dict:
 
 
 def windows() -> list[tuple[datetime, datetime]]:
-    start = datetime.fromtimestamp(BASE_NS / 1e9, UTC)
-    return [(start + timedelta(minutes=n), start + timedelta(minutes=n + 10)) for n in range(0, 50, 5)]
+    return [(START + timedelta(minutes=n), START + timedelta(minutes=n + 10)) for n in range(0, 50, 5)]
 
 
 def otel_lookups(conn: psycopg.Connection, trace_ids: list[str]) -> dict:
@@ -299,10 +302,7 @@ def otel_lookups(conn: psycopg.Connection, trace_ids: list[str]) -> dict:
 
 # What each read function is asked in index_use(): a trace's spans, root cause, explanation and similar traces
 # for ten traces; searches over the hour the spans start in.
-HOUR = (
-    datetime.fromtimestamp(BASE_NS / 1e9, UTC).isoformat(),
-    (datetime.fromtimestamp(BASE_NS / 1e9, UTC) + timedelta(hours=1)).isoformat(),
-)
+HOUR = (START.isoformat(), (START + timedelta(hours=1)).isoformat())
 READS = {
     "trace_spans": ("select * from otel.trace_spans(%s)", "trace"),
     "root_cause": ("select * from otel.root_cause(%s)", "trace"),
@@ -336,7 +336,7 @@ def index_use(conn: psycopg.Connection, trace_ids: list[str]) -> dict:
         " embedding_model = 'all-MiniLM-L6-v2', embedded_at = now()"
     )
     indexes = (
-        "select i.indexrelid, 'otel.' || regexp_replace(c.relname, '^traces_p[0-9]{8}_', 'traces_') as name"
+        f"select i.indexrelid, {INDEX_NAME} as name"
         "  from pg_index as i join pg_class as c on c.oid = i.indexrelid"
         " where i.indrelid in (select relid from pg_partition_tree('otel.traces') where isleaf"
         "                      union all select 'otel.trace_summaries'::regclass)"
