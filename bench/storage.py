@@ -20,9 +20,9 @@ before each read, READS), beside each index's bytes.
 Cold: where citus_columnar is installed (`make citus`), `otel.set_cold_storage('traces', '7 days')` and
 `call otel.maintain()` then rewrite the spans' day as a columnar partition (zstd, rows ordered by trace id, no
 index; a million spans in 64 slices by trace id, otel.cold_trace_slices()), and the same figures are taken
-again through the same functions: bytes per span (the columnar partition, the rows citus_columnar keeps
-about its chunks, and the trace summaries, which stay in row format), trace by id and find_traces, and the
-conversion's rate.
+again through the same functions: bytes per span (the columnar partition, the day's trace summaries, which
+the same maintenance moves to a columnar partition of otel.cold_trace_summaries, and the rows citus_columnar
+keeps about the chunks of both), trace by id and find_traces, and the conversion's rate (spans and summaries).
 """
 
 from __future__ import annotations
@@ -410,11 +410,21 @@ def cold(conn: psycopg.Connection, count: int, trace_ids: list[str], clickhouse_
     ).fetchone()
     assert cold_days == 1, f"{cold_days} days of otel.traces are columnar, not the spans' one day"
     stored = otel_bytes(conn, count)
+    # The day's trace summaries, moved to a columnar partition (those of traces that crossed midnight stay
+    # in otel.trace_summaries, whose emptied pages new summaries take).
+    cold_summaries, summaries_left = conn.execute(
+        "select (select sum(pg_total_relation_size(p.relid))::bigint"
+        "          from pg_partition_tree('otel.cold_trace_summaries') as p where p.isleaf),"
+        "       (select count(*) from otel.trace_summaries)"
+    ).fetchone()
     # citus_columnar keeps each chunk's minimum, maximum and place in rows of its own tables (a line
-    # pointer each besides): the bytes of the cold day's rows there.
+    # pointer each besides): the bytes of the cold day's rows there, spans and summaries.
     metadata = conn.execute(
-        "with day as (select s.storage_id from pg_partition_tree('otel.traces') as p"
-        "             join columnar.storage as s on s.relation = p.relid where p.isleaf)"
+        "with day as (select s.storage_id"
+        "               from (select relid, isleaf from pg_partition_tree('otel.traces')"
+        "                     union all"
+        "                     select relid, isleaf from pg_partition_tree('otel.cold_trace_summaries')) as p"
+        "               join columnar.storage as s on s.relation = p.relid where p.isleaf)"
         " select (select sum(pg_column_size(c.*) + 4) from columnar_internal.chunk as c"
         "          where c.storage_id in (select storage_id from day))"
         "      + (select sum(pg_column_size(g.*) + 4) from columnar_internal.chunk_group as g"
@@ -425,11 +435,13 @@ def cold(conn: psycopg.Connection, count: int, trace_ids: list[str], clickhouse_
     found = otel_lookups(conn, trace_ids)
     return {
         "slices": slices,
-        "bytes_per_span": {key: stored[key] for key in ("spans_table", "trace_summaries")}
-        | {
+        "bytes_per_span": {
+            "spans_table": stored["spans_table"],
+            "trace_summaries": round(cold_summaries / count, 1),
             "columnar_metadata": round(metadata / count, 1),
-            "total": round(stored["total"] + metadata / count, 1),
+            "total": round(stored["spans_table"] + (cold_summaries + metadata) / count, 1),
         },
+        "trace_summaries_left_in_row_format": summaries_left,
         "conversion_spans_per_s": round(count / converting.seconds),
         **found,
         "trace_by_id_clickhouse_vs_otel_p50": round(clickhouse_trace_p50_ms / found["trace_by_id"]["p50_ms"], 1),

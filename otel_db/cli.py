@@ -519,6 +519,7 @@ select 'otel.traces' as "table", (select count(*) from otel.traces) as rows
 union all select 'otel.logs', (select count(*) from otel.logs)
 union all select 'otel.metrics', (select count(*) from otel.metrics)
 union all select 'otel.trace_summaries', (select count(*) from otel.trace_summaries)
+union all select 'otel.cold_trace_summaries', (select count(*) from otel.cold_trace_summaries)
 """
 
 _BACKLOG = """
@@ -578,7 +579,8 @@ select format('otel.%s', t.name) as "table",
        pg_size_pretty(sum(pg_table_size(coalesce(p.relid, format('otel.%I', t.name)::regclass)))) as data,
        pg_size_pretty(sum(pg_indexes_size(coalesce(p.relid, format('otel.%I', t.name)::regclass)))) as indexes,
        count(*) filter (where p.level = 1) as partitions
-  from unnest(array['traces', 'logs', 'metrics', 'trace_summaries', 'span_signatures', 'telemetry_dlq']) as t (name)
+  from unnest(array['traces', 'logs', 'metrics', 'trace_summaries', 'cold_trace_summaries', 'span_signatures',
+                    'telemetry_dlq']) as t (name)
   left join lateral pg_partition_tree(format('otel.%I', t.name)::regclass) as p on true
  group by t.name
  order by t.name

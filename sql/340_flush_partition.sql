@@ -104,7 +104,7 @@ as $$
        and c.relkind in ('r', 'p')
 $$;
 comment on function otel.daily_partitions(text) is
-    'The daily partitions of otel.traces, otel.logs or otel.metrics: name, UTC day, and whether it is columnar (cold storage, maybe in slices by trace id); internal';
+    'The daily partitions of otel.traces, otel.logs, otel.metrics or otel.cold_trace_summaries: name, UTC day, and whether it is columnar (cold storage, maybe in slices by trace id); internal';
 
 create or replace function otel.accepted_time_window(kind text)
 returns tstzrange

@@ -73,13 +73,15 @@ as $$
 -- Partitions ahead and retention first (otel.maintain_partitions()), then
 -- the partitions due for cold storage, each converted in a transaction of
 -- its own (otel.convert_to_columnar()), so that no lock outlives one
--- partition's conversion. With partitions to convert it commits, so it
+-- partition's conversion, then the trace summaries of each cold day of
+-- spans (otel.move_summaries_to_cold()), a transaction each. With partitions to convert it commits, so it
 -- must then be called outside a transaction block, as pg_cron does. A
 -- conversion that fails is a warning: the others go on. No `set` clause
 -- and not security definer, which would forbid the commits; the functions
 -- that do the work pin their settings.
 declare
     due record;
+    day date;
 begin
     perform otel.maintain_partitions(days_ahead);
     for due in select * from otel.cold_partitions_due() loop
@@ -90,10 +92,18 @@ begin
             raise warning 'otel_db: otel.% stays in row format: %', due.partition_name, sqlerrm;
         end;
     end loop;
+    for day in select * from otel.cold_summaries_due() loop
+        commit;
+        begin
+            perform otel.move_summaries_to_cold(day);
+        exception when others then
+            raise warning 'otel_db: the trace summaries of % stay in row format: %', day, sqlerrm;
+        end;
+    end loop;
 end
 $$;
 comment on procedure otel.maintain(integer) is
-    'Creates daily partitions from yesterday to days_ahead days ahead, drops those past their retention, then converts those due for cold storage (otel.set_cold_storage()) to columnar, one transaction each; run by the pg_cron job otel-maintenance, outside a transaction block';
+    'Creates daily partitions from yesterday to days_ahead days ahead, drops those past their retention, then converts those due for cold storage (otel.set_cold_storage()) to columnar and moves the trace summaries of each cold day of spans to otel.cold_trace_summaries, one transaction each; run by the pg_cron job otel-maintenance, outside a transaction block';
 
 create or replace function otel.whole_days(value interval, argument text, consequence text)
 returns integer
@@ -182,8 +192,18 @@ begin
     if found then
         delete from otel.trace_summaries as s where s.end_time < traces_cutoff;
         delete from otel.operation_catalog as c where c.last_seen < traces_cutoff;
+        -- A cold day's summaries all ended on that day.
+        for expired in
+            select p.name, format('otel.%I', p.name) as partition
+              from otel.daily_partitions('cold_trace_summaries') as p
+             where (p.day + 1)::timestamp at time zone 'UTC' <= traces_cutoff
+             order by p.name
+        loop
+            exit when not otel.run_with_short_locks(format('drop table otel.%I', expired.name));
+            return next expired.partition;
+        end loop;
     end if;
 end
 $$;
 comment on function otel.drop_expired_partitions() is
-    'Drops the daily partitions of otel.traces, otel.logs and otel.metrics past their retention (otel.retention), and the trace summaries and catalogued operations last seen before it; returns the partitions'' names';
+    'Drops the daily partitions of otel.traces, otel.logs and otel.metrics past their retention (otel.retention), and the trace summaries (hot, and the cold days'' partitions) and catalogued operations last seen before it; returns the partitions'' names';

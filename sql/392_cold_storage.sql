@@ -199,8 +199,8 @@ begin
     if slices = 1 then
         -- 5,000 rows a chunk group: the fastest lookups by trace id of 1,000,
         -- 5,000 and 10,000, for the same bytes.
-        execute format('alter table otel.%I set (columnar.chunk_group_row_limit = 5000, columnar.compression = zstd)',
-                       copy_name);
+        execute format('alter table otel.%I set (columnar.chunk_group_row_limit = 5000, columnar.compression = zstd,'
+                       ' columnar.compression_level = 9)', copy_name);
     else
         -- Slices by the first two hex digits of the trace id, named after
         -- the day (<partition>_t00 …). Each slice keeps its last stripe and
@@ -214,7 +214,8 @@ begin
                            case when slice_number = 0 then 'minvalue' else quote_literal(slice_start) end,
                            case when slice_number = slices - 1 then 'maxvalue' else quote_literal(slice_end) end);
             execute format('alter table otel.%I set (columnar.chunk_group_row_limit = 1000,'
-                           ' columnar.stripe_row_limit = 10000, columnar.compression = zstd)',
+                           ' columnar.stripe_row_limit = 10000, columnar.compression = zstd,'
+                           ' columnar.compression_level = 9)',
                            partition_name || '_t' || slice_start);
         end loop;
     end if;
@@ -272,3 +273,134 @@ end
 $$;
 comment on function otel.convert_to_columnar(text, text) is
     'Rewrites a daily partition of otel.traces, otel.logs or otel.metrics in the columnar format, without indexes, beside its readers and flushes (a day of many spans as columnar slices by trace id, otel.cold_trace_slices()); false, with a notice, when locks were not granted within moments; internal to otel.maintain()';
+
+-- The trace summaries of cold days. otel.maintain() moves the summaries of
+-- the traces that started and ended on a day whose spans are columnar into
+-- a columnar partition of otel.cold_trace_summaries: a tenth of their bytes
+-- in row format with their indexes (`python -m bench storage`). The reads
+-- look for a trace in otel.trace_summaries first: a trace that is not there
+-- is in a cold day, or unknown, and its spans are found without a time
+-- range, by the trace_id index of each day in row format and the trace's
+-- slice of each cold day.
+
+create or replace function otel.trace_time_range(trace_id text)
+returns table (first_start timestamptz, last_end timestamptz)
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+-- PL/pgSQL, which keeps its plan from call to call: a SQL function that is
+-- not inlined is planned at every call, a third of a hot trace's lookup.
+begin
+    select s.start_time, s.end_time into first_start, last_end
+      from otel.trace_summaries as s
+     where s.trace_id = trace_time_range.trace_id;
+    if not found then
+        first_start := '-infinity';
+        last_end := 'infinity';
+    end if;
+    return next;
+end
+$$;
+comment on function otel.trace_time_range(text) is
+    'The start of a trace''s first span and the end of its last, from otel.trace_summaries, which confine a lookup of its spans to the partitions they lie in; -infinity to infinity for a trace whose summary is cold (otel.cold_trace_summaries) or that is unknown; internal';
+
+create or replace view otel.all_trace_summaries as
+    select s.trace_id, s.start_time, s.end_time, s.duration_ms, s.root_service, s.root_name, s.span_count,
+           s.error_count, s.services
+      from otel.trace_summaries as s
+    union all
+    select c.trace_id, c.start_time, c.end_time, c.duration_ms, c.root_service, c.root_name, c.span_count,
+           c.error_count, c.services
+      from otel.cold_trace_summaries as c
+     where not exists (select from otel.trace_summaries as s where s.trace_id = c.trace_id);
+comment on view otel.all_trace_summaries is
+    'Every trace summary: otel.trace_summaries, and the cold days'' (otel.cold_trace_summaries) of traces not in it. A search by trace id reads every cold day (about a millisecond a day); otel.trace_summaries_of() looks in the cold days only for the traces otel.trace_summaries lacks';
+
+create or replace function otel.trace_summaries_of(trace_ids text[])
+returns setof otel.trace_summaries
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+-- In otel.trace_summaries first; in the cold days only when some trace is
+-- not there (each cold day's chunk groups are skipped by their minimum and
+-- maximum trace id).
+declare
+    found_hot bigint;
+begin
+    return query select s.* from otel.trace_summaries as s where s.trace_id = any (trace_ids);
+    get diagnostics found_hot = row_count;
+    if found_hot < (select count(distinct x) from unnest(trace_ids) as x) then
+        return query
+            select c.*
+              from otel.cold_trace_summaries as c
+             where c.trace_id = any (trace_ids)
+               and not exists (select from otel.trace_summaries as s where s.trace_id = c.trace_id);
+    end if;
+end
+$$;
+comment on function otel.trace_summaries_of(text[]) is
+    'The summaries of the given traces, from otel.trace_summaries, or from otel.cold_trace_summaries for those it lacks; internal';
+
+create or replace function otel.cold_summaries_due()
+returns setof date
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+begin
+    -- Not on Citus, where no partition of otel.traces is converted.
+    return query
+        select p.day
+          from otel.daily_partitions('traces') as p
+         where p.columnar and not otel.distributed('otel.trace_summaries')
+           and to_regclass(format('otel.%I', 'cold_trace_summaries_p' || to_char(p.day, 'YYYYMMDD'))) is null
+         order by p.day;
+end
+$$;
+comment on function otel.cold_summaries_due() is
+    'The days whose spans are columnar but whose trace summaries are not yet, oldest first; internal to otel.maintain()';
+
+create or replace function otel.move_summaries_to_cold(day date)
+returns bigint
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+-- Copies the summaries of the traces that started and ended on day into a
+-- new columnar partition of otel.cold_trace_summaries, ordered by trace id
+-- in 1,000-row chunk groups, then deletes from otel.trace_summaries those
+-- that no flush changed meanwhile: a summary a flush changed (its row lock
+-- waited for, then the row compared again) stays, and is the one the
+-- reads find. A trace that crossed midnight keeps its summary in
+-- otel.trace_summaries until retention. Flushes and readers go on
+-- throughout: attaching the partition locks out only another change of
+-- otel.cold_trace_summaries. Returns how many summaries moved.
+declare
+    partition_name text := 'cold_trace_summaries_p' || to_char(day, 'YYYYMMDD');
+    day_start timestamptz := day::timestamp at time zone 'UTC';
+    day_end timestamptz := (day + 1)::timestamp at time zone 'UTC';
+    moved bigint;
+begin
+    if not exists (select from pg_am where amname = 'columnar') then
+        raise exception 'citus_columnar is not installed in this database'
+            using errcode = 'undefined_object', hint = 'otel.set_cold_storage() installs it when the server has it.';
+    end if;
+    execute format('create table otel.%I (like otel.cold_trace_summaries including defaults) using columnar',
+                   partition_name);
+    execute format('alter table otel.%I set (columnar.chunk_group_row_limit = 1000, columnar.compression = zstd,'
+                   ' columnar.compression_level = 9)', partition_name);
+    execute format('insert into otel.%I select s.* from otel.trace_summaries as s'
+                   ' where s.start_time >= $1 and s.start_time < $2 and s.end_time < $2 order by s.trace_id',
+                   partition_name)
+        using day_start, day_end;
+    execute format('alter table otel.cold_trace_summaries attach partition otel.%I for values from (%L) to (%L)',
+                   partition_name, day_start, day_end);
+    -- The copies as a subquery (offset 0): a columnar table cannot give
+    -- the row identities a join in a delete asks of each of its tables.
+    execute format('delete from otel.trace_summaries as s using (select * from otel.%I offset 0) as c'
+                   ' where s.trace_id = c.trace_id and row(s.*) is not distinct from row(c.*)', partition_name);
+    get diagnostics moved = row_count;
+    return moved;
+end
+$$;
+comment on function otel.move_summaries_to_cold(date) is
+    'Moves the summaries of the traces that started and ended on a cold day of spans from otel.trace_summaries into a columnar partition of otel.cold_trace_summaries (those a flush changed meanwhile stay); returns how many; internal to otel.maintain()';

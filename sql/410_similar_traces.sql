@@ -164,12 +164,7 @@ begin
     perform otel.check_similarity_arguments(k, min_similarity);
     -- The trace's time range confines the root span's lookup to its
     -- partitions (otel.root_cause() reads it the same way).
-    select s.start_time, s.end_time into first_start, last_end
-      from otel.trace_summaries as s
-     where s.trace_id = wanted;
-    if not found then
-        return;
-    end if;
+    select r.first_start, r.last_end into first_start, last_end from otel.trace_time_range(wanted) as r;
     -- The causes, then their signatures, in two statements: joined with the
     -- spans, otel.root_cause() would run where they are kept, which on
     -- Citus is a worker that cannot query the shards itself.

@@ -39,12 +39,7 @@ begin
         raise exception 'trace_id must be 32 hex digits, got %', otel.argument_text(root_cause.trace_id)
             using errcode = 'invalid_parameter_value';
     end if;
-    select s.start_time, s.end_time into first_start, last_start
-      from otel.trace_summaries as s
-     where s.trace_id = wanted;
-    if not found then
-        return;
-    end if;
+    select r.first_start, r.last_end into first_start, last_start from otel.trace_time_range(wanted) as r;
     return query
         with recursive spans as (
             select t.span_id, t.parent_span_id, t.service_name, t.name, t.kind, t.status_code, t.status_message,

@@ -21,6 +21,7 @@ as $$
 -- are numbered in start order (occurrence).
 declare
     span_rows otel.traces[];
+    unsummarised text[];
 begin
     -- The spans first, in a statement of their own: as otel.trace_spans(),
     -- each trace's time range in otel.trace_summaries confines the lookup
@@ -40,6 +41,15 @@ begin
              offset 0
          ) as x
          where w.trace_id = any (trace_operations.trace_ids));
+    -- Traces whose summaries are cold (otel.cold_trace_summaries): found
+    -- without a time range, in each day's trace_id index or slice.
+    unsummarised := array(select x from unnest(trace_operations.trace_ids) as x
+                          except
+                          select w.trace_id from otel.trace_summaries as w
+                           where w.trace_id = any (trace_operations.trace_ids));
+    if cardinality(unsummarised) > 0 then
+        span_rows := span_rows || array(select t from otel.traces as t where t.trace_id = any (unsummarised));
+    end if;
     return query
     with recursive spans as (
         select t.trace_id, t.span_id, t.parent_span_id, t.service_name,
@@ -275,7 +285,8 @@ as $$
 -- exception event without status OK. The neighbours: traces of the same
 -- root operation (root service and root span name, by the
 -- trace_summaries_root_operation_idx index) without a failing span; for a
--- trace that did not fail, only those that took less time. Of the 100 before and the 100 after it in time, the 4k whose
+-- trace that did not fail, only those that took less time. Of the 100 before and the 100 after it in time (in
+-- cold days, within a day of it: each cold day's summaries are read whole), the 4k whose
 -- services and span count are nearest, then the k whose operations overlap
 -- most (shared operations over all, by path and occurrence), the nearer in
 -- time first on a tie. Each is aligned with the trace (otel.align_traces);
@@ -303,15 +314,25 @@ begin
         raise exception 'k must be between 1 and 100, got %', coalesce(k::text, 'null')
             using errcode = 'invalid_parameter_value';
     end if;
-    select * into this from otel.trace_summaries as s where s.trace_id = wanted;
+    select * into this from otel.trace_summaries_of(array[wanted]);
     if not found or this.root_service is null or this.root_name is null then
         return;
     end if;
     failed := this.error_count > 0 or exists (select from otel.root_cause(wanted));
     return query
-        with candidates as materialized (
+        with summaries as not materialized (
+            -- Cold days' summaries within a day of the trace: the neighbours
+            -- are most often close in time, and each cold day is read whole.
+            select s.* from otel.trace_summaries as s
+            union all
+            select c.*
+              from otel.cold_trace_summaries as c
+             where c.start_time between this.start_time - interval '1 day' and this.start_time + interval '1 day'
+               and not exists (select from otel.trace_summaries as s where s.trace_id = c.trace_id)
+        ),
+        candidates as materialized (
             (select s.trace_id, s.start_time, s.span_count, s.services
-               from otel.trace_summaries as s
+               from summaries as s
               where s.root_service = this.root_service and s.root_name = this.root_name
                 and s.start_time <= this.start_time and s.trace_id <> wanted
                 and s.error_count = 0 and (failed or s.duration_ms < this.duration_ms)
@@ -325,7 +346,7 @@ begin
               limit 100)
             union all
             (select s.trace_id, s.start_time, s.span_count, s.services
-               from otel.trace_summaries as s
+               from summaries as s
               where s.root_service = this.root_service and s.root_name = this.root_name
                 and s.start_time > this.start_time and s.trace_id <> wanted
                 and s.error_count = 0 and (failed or s.duration_ms < this.duration_ms)
@@ -478,7 +499,7 @@ begin
 end
 $$;
 comment on function otel.explain_trace(text, integer) is
-    'What sets a failing trace (or, when it did not fail, a slow one) apart: it is compared with the k (1..100) traces of the same root service and root span name without a failing span (and, for a trace that did not fail, took less time); a trace or span fails as `otel.root_cause` counts it: status ERROR, or an `exception` event without status OK, the nearest in time with the most similar shape (services, span count, then shared operations). Returns the differences that hold in more than half of the comparisons: rank, holds_in, compared, kind (`failed`, `only here`, `missing here`, `slower`, `faster`, `attribute`), service_name, name, path, span_id, attribute, value_here, value_elsewhere, duration_ratio, exception_type, status_message and a description (`span payment/charge failed with CardDeclined in this trace only`, `inventory/SELECT stock took 4.2 times as long`). Most comparisons first, then by kind, the span `otel.root_cause` names first. An attribute counts when the neighbours that differ agree on their value (ids that differ everywhere never do). No rows when there is nothing to compare with; its latency at 1M spans is in BENCHMARKS.md (`python -m bench explain_latency`); 22023 unless trace_id is 32 hex digits';
+    'What sets a failing trace (or, when it did not fail, a slow one) apart: it is compared with the k (1..100) traces of the same root service and root span name without a failing span (and, for a trace that did not fail, took less time); a trace or span fails as `otel.root_cause` counts it: status ERROR, or an `exception` event without status OK, the nearest in time with the most similar shape (services, span count, then shared operations). Returns the differences that hold in more than half of the comparisons: rank, holds_in, compared, kind (`failed`, `only here`, `missing here`, `slower`, `faster`, `attribute`), service_name, name, path, span_id, attribute, value_here, value_elsewhere, duration_ratio, exception_type, status_message and a description (`span payment/charge failed with CardDeclined in this trace only`, `inventory/SELECT stock took 4.2 times as long`). Most comparisons first, then by kind, the span `otel.root_cause` names first. An attribute counts when the neighbours that differ agree on their value (ids that differ everywhere never do). Neighbours in cold days (otel.set_cold_storage()) are looked for within a day of the trace. No rows when there is nothing to compare with; its latency at 1M spans is in BENCHMARKS.md (`python -m bench explain_latency`); 22023 unless trace_id is 32 hex digits';
 
 create or replace function otel.suspect_attributes(
     service text, operation text, since timestamptz, until timestamptz default now(),

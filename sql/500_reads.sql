@@ -91,7 +91,8 @@ language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
 -- The trace's time range in otel.trace_summaries confines the lookup to the
--- partitions it spans, where the trace_id index finds its spans.
+-- partitions it spans, where the trace_id index finds its spans (every
+-- partition for a trace whose summary is cold: otel.trace_time_range()).
 -- Depth first, children by start time; a span whose parent is missing is
 -- shown as a root (depth 0).
 declare
@@ -99,12 +100,7 @@ declare
     first_start timestamptz;
     last_start timestamptz;
 begin
-    select s.start_time, s.end_time into first_start, last_start
-      from otel.trace_summaries as s
-     where s.trace_id = wanted;
-    if not found then
-        return;
-    end if;
+    select r.first_start, r.last_end into first_start, last_start from otel.trace_time_range(wanted) as r;
     return query
         with recursive spans as (
             select t.*, lpad((extract(epoch from t.start_time) * 1000000)::bigint::text, 20, '0') || t.span_id as sort_key
@@ -138,7 +134,7 @@ begin
 end
 $$;
 comment on function otel.trace_spans(text) is
-    'The span tree, depth first (children by start time): span_id, parent_span_id, depth, name, service_name, kind, start_time, end_time, duration_ms, status_code, status_message, attributes, events, links. A span whose parent never arrived is shown as a root. The trace''s time range in `otel.trace_summaries` confines the lookup to its partitions; no rows for an unknown trace';
+    'The span tree, depth first (children by start time): span_id, parent_span_id, depth, name, service_name, kind, start_time, end_time, duration_ms, status_code, status_message, attributes, events, links. A span whose parent never arrived is shown as a root. The trace''s time range in `otel.trace_summaries` confines the lookup to its partitions (for a trace whose summary is cold, every day is searched, by its trace_id index or slice); no rows for an unknown trace';
 
 create or replace function otel.trace_logs(trace_id text)
 returns table (

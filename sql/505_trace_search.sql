@@ -158,7 +158,7 @@ begin
         return query
             select s.trace_id, s.root_service, s.root_name, s.start_time, s.duration_ms, s.span_count,
                    s.error_count, s.services
-              from otel.trace_summaries as s
+              from otel.all_trace_summaries as s
              where s.start_time >= since and s.start_time < until
              order by s.start_time desc, s.trace_id
              limit lim;
@@ -201,13 +201,12 @@ begin
     return query
         select s.trace_id, s.root_service, s.root_name, s.start_time, s.duration_ms, s.span_count, s.error_count,
                s.services
-          from otel.trace_summaries as s
-         where s.trace_id = any (found_ids)
+          from otel.trace_summaries_of(found_ids) as s
          order by s.start_time desc, s.trace_id;
 end
 $$;
 comment on function otel.find_traces(text, text, jsonb, interval, interval, text, timestamptz, timestamptz, integer) is
-    'Jaeger-style trace search: the newest `lim` (1..10000) traces with a span started in [since, until) that matches every criterion at once (service, span name, each attribute, duration, status `ERROR`/`OK`/`UNSET` in any case). An attribute matches the span''s own attributes or its resource''s, equal to the value as given or to the number or boolean it spells (`{"http.response.status_code": "503"}` finds 503); `{"error": true}` asks for failing spans, as Jaeger''s `error=true` tag. One row a trace: trace_id, root_service, root_name, start_time, duration_ms, span_count, error_count, services; newest first. With no criterion at all, the traces that started in the window, from `otel.trace_summaries`. Only the window''s partitions are read; spans newest first, in pages, until `lim` traces; span attributes through their GIN index. Resource attributes are matched for the keys the catalog has seen on the service''s resources, span by span: the flush records the keys of the first span of each distinct operation and status in a batch, so a key that only some of a service''s resources carry can be missed until such a span comes first (a resource table, planned with the compact layout, will record every resource); 22023 for bad arguments';
+    'Jaeger-style trace search: the newest `lim` (1..10000) traces with a span started in [since, until) that matches every criterion at once (service, span name, each attribute, duration, status `ERROR`/`OK`/`UNSET` in any case). An attribute matches the span''s own attributes or its resource''s, equal to the value as given or to the number or boolean it spells (`{"http.response.status_code": "503"}` finds 503); `{"error": true}` asks for failing spans, as Jaeger''s `error=true` tag. One row a trace: trace_id, root_service, root_name, start_time, duration_ms, span_count, error_count, services; newest first. With no criterion at all, the traces that started in the window, from the trace summaries (`otel.all_trace_summaries`, cold days'' too). Only the window''s partitions are read; spans newest first, in pages, until `lim` traces; span attributes through their GIN index. Resource attributes are matched for the keys the catalog has seen on the service''s resources, span by span: the flush records the keys of the first span of each distinct operation and status in a batch, so a key that only some of a service''s resources carry can be missed until such a span comes first (a resource table, planned with the compact layout, will record every resource); 22023 for bad arguments';
 
 create or replace function otel.service_dependencies(since timestamptz, until timestamptz default now())
 returns table (parent text, child text, call_count bigint)

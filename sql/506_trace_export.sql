@@ -14,12 +14,7 @@ declare
     first_start timestamptz;
     last_end timestamptz;
 begin
-    select s.start_time, s.end_time into first_start, last_end
-      from otel.trace_summaries as s
-     where s.trace_id = wanted;
-    if not found then
-        return;
-    end if;
+    select r.first_start, r.last_end into first_start, last_end from otel.trace_time_range(wanted) as r;
     return query
         select t.*
           from otel.traces as t

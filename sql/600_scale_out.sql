@@ -46,7 +46,8 @@ returns setof text
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
--- otel.traces and otel.trace_summaries are distributed by trace_id in
+-- otel.traces and otel.trace_summaries (and the cold days' summaries,
+-- otel.cold_trace_summaries) are distributed by trace_id in
 -- shard_count co-located shards, so that a trace's spans and its summary
 -- are on one worker and a lookup by trace id is routed there; the span
 -- signatures and the catalog of operations, which every worker joins, are
@@ -101,10 +102,11 @@ begin
         select t.*, t.name::regclass as relation
           from (values (1, 'otel.traces', 'trace_id', 'default'),
                        (2, 'otel.trace_summaries', 'trace_id', 'otel.traces'),
-                       (3, 'otel.span_signatures', null, null),
-                       (4, 'otel.operation_catalog', null, null),
-                       (5, 'otel.logs', 'shard_key', 'otel.traces'),
-                       (6, 'otel.metrics', 'series_key', 'none')) as t (n, name, key, colocate_with)
+                       (3, 'otel.cold_trace_summaries', 'trace_id', 'otel.traces'),
+                       (4, 'otel.span_signatures', null, null),
+                       (5, 'otel.operation_catalog', null, null),
+                       (6, 'otel.logs', 'shard_key', 'otel.traces'),
+                       (7, 'otel.metrics', 'series_key', 'none')) as t (n, name, key, colocate_with)
          order by n
     loop
         if target.key is not null then
@@ -245,4 +247,4 @@ begin
 end
 $$;
 comment on function otel.distribute(integer) is
-    'On a Citus coordinator, after `alembic upgrade head`: distributes otel.traces and otel.trace_summaries by trace_id in shard_count (default 32) co-located shards, otel.logs by shard_key co-located with the spans (a record in a trace beside its spans) and otel.metrics by series_key (one shard a series), redistributing a table an earlier release distributed otherwise, and makes otel.span_signatures and otel.operation_catalog reference tables; distributes the staging of OTLP/JSON requests, spans, logs and points by a row id it adds (writers COPY into them with a column list), so that the flush parses, decodes, types and moves their rows on the workers (otel.flush_otlp, otel.flush_spans, otel.flush_logs, otel.flush_metrics); lets otel_reader, otel_writer and otel_admin log in on the workers (Citus reaches the shards as the current role); returns what it changed (nothing when run again, unless a worker was added). The dead letters stay on the coordinator';
+    'On a Citus coordinator, after `alembic upgrade head`: distributes otel.traces, otel.trace_summaries and otel.cold_trace_summaries by trace_id in shard_count (default 32) co-located shards, otel.logs by shard_key co-located with the spans (a record in a trace beside its spans) and otel.metrics by series_key (one shard a series), redistributing a table an earlier release distributed otherwise, and makes otel.span_signatures and otel.operation_catalog reference tables; distributes the staging of OTLP/JSON requests, spans, logs and points by a row id it adds (writers COPY into them with a column list), so that the flush parses, decodes, types and moves their rows on the workers (otel.flush_otlp, otel.flush_spans, otel.flush_logs, otel.flush_metrics); lets otel_reader, otel_writer and otel_admin log in on the workers (Citus reaches the shards as the current role); returns what it changed (nothing when run again, unless a worker was added). The dead letters stay on the coordinator';

@@ -186,6 +186,7 @@ def test_otel_db_distributed_by_trace_id_answers_as_one_node_does(citus, dsn):
         assert [row for (row,) in conn.execute("select * from otel.distribute(4)")] == [
             "otel.traces: distributed by trace_id",
             "otel.trace_summaries: distributed by trace_id",
+            "otel.cold_trace_summaries: distributed by trace_id",
             "otel.span_signatures: reference",
             "otel.operation_catalog: reference",
             "otel.logs: distributed by shard_key",

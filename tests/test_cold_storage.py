@@ -207,6 +207,57 @@ def test_cold_partitions_answer_every_read_as_before_in_a_tenth_of_the_bytes(con
     assert scalar(conn, f"select pg_total_relation_size('otel.traces_p{DAY}')") < row_bytes
 
 
+def healthy_trace(trace_id: str, offset_s: int, start: int = 1764000000) -> list[dict]:
+    """failing_trace's operations, neither failing: what otel.explain_trace() compares a failing one with."""
+    spans = failing_trace(trace_id, offset_s, start)
+    for each in spans:
+        each["status"] = {}
+        each.pop("events", None)
+    return spans
+
+
+def summary_answers(conn) -> dict:
+    """What the reads that return trace summaries, or compare traces, say about DAY."""
+    return {
+        "find_traces": conn.execute(
+            "select * from otel.find_traces(since => '2025-11-24', until => '2025-11-25', lim => 100)"
+        ).fetchall(),
+        "explain_trace": conn.execute("select * from otel.explain_trace(%s)", (TRACES[0],)).fetchall(),
+        "compare_traces": conn.execute("select * from otel.compare_traces(%s, %s)", (TRACES[0], HEALTHY[0])).fetchall(),
+        "trace_operations": conn.execute(
+            "select * from otel.trace_operations(%s) order by trace_id, span_id", ([TRACES[1], HEALTHY[1]],)
+        ).fetchall(),
+    }
+
+
+HEALTHY = [f"{n:032x}" for n in range(101, 111)]
+
+
+def test_a_cold_days_trace_summaries_move_to_a_columnar_partition_and_every_read_finds_them(conn, columnar, old_day):
+    crossing = healthy_trace("c" * 32, 86_399, start=1763942400)  # DAY's last second …
+    crossing[0]["endTimeUnixNano"] = "1764028800500000000"  # … to the next day: its summary stays
+    stage_otlp(
+        conn,
+        [traces_request(*[s for n, t in enumerate(HEALTHY) for s in healthy_trace(t, n * 60 + 30)], *crossing)],
+    )
+    flush(conn)
+    before, summaries_before = answers(conn), summary_answers(conn)
+    assert [name for name, rows in summaries_before.items() if not rows] == []
+    hot_day = "select count(*) from otel.trace_summaries where start_time >= '2025-11-24' and start_time < '2025-11-25'"
+    assert scalar(conn, hot_day) == 51
+    conn.execute("select otel.set_cold_storage('traces', interval '7 days')")
+    conn.execute("call otel.maintain()")
+    assert access_method(conn, f"cold_trace_summaries_p{DAY}") == "columnar"
+    assert scalar(conn, "select count(*) from otel.cold_trace_summaries") == 50
+    assert [row[0] for row in conn.execute(hot_day)] == [1]
+    assert scalar(conn, "select trace_id from otel.trace_summaries where start_time < '2025-11-25'") == "c" * 32
+    assert answers(conn) == before
+    assert summary_answers(conn) == summaries_before
+    assert scalar(conn, "select count(*) from otel.trace_spans(%s)", ("f" * 32,)) == 0  # unknown: no rows
+    conn.execute("call otel.maintain()")  # nothing more to move
+    assert scalar(conn, "select count(*) from otel.cold_trace_summaries") == 50
+
+
 def test_a_cold_day_is_a_tenth_of_the_bytes_and_finds_a_trace_by_its_chunk_groups(conn, columnar):
     rng = random.Random(7)
     spans = [span(traceId=f"{rng.getrandbits(128):032x}", spanId=f"{n + 1:016x}") for n in range(12_000)]
@@ -260,9 +311,20 @@ def test_a_cold_partition_takes_late_spans_and_retention_drops_it(conn, columnar
     assert flush(conn)["duplicates"] == 1
     assert scalar(conn, "select count(*) from otel.traces where trace_id = %s", (TRACES[0],)) == 3
     assert "late callback" in [row[0] for row in conn.execute("select name from otel.trace_spans(%s)", (TRACES[0],))]
+    # The trace's cold summary came back to otel.trace_summaries, with the late span added to it.
+    assert conn.execute(
+        "select span_count, error_count from otel.trace_summaries where trace_id = %s", (TRACES[0],)
+    ).fetchall() == [(3, 2)]
+    assert conn.execute(
+        "select span_count from otel.find_traces(since => '2025-11-24', until => '2025-11-25', lim => 100)"
+        " where trace_id = %s",
+        (TRACES[0],),
+    ).fetchall() == [(3,)]
     conn.execute("select otel.set_retention('traces', interval '30 days')")
     conn.execute("call otel.maintain()")
     assert scalar(conn, "select to_regclass(%s)", (f"otel.traces_p{DAY}",)) is None
+    assert scalar(conn, "select to_regclass(%s)", (f"otel.cold_trace_summaries_p{DAY}",)) is None
+    assert scalar(conn, "select count(*) from otel.trace_summaries") == 0
 
 
 def test_resign_leaves_cold_partitions_as_they_are_and_says_so(conn, columnar, old_day):
@@ -438,10 +500,13 @@ def test_a_cold_day_of_many_spans_is_sliced_by_trace_id_and_answers_as_before(co
     ).fetchall()
     assert [name for name, _ in bounds] == [name for name, _ in slices(conn, f"traces_p{DAY}")]
     assert all(2 <= count <= 11 for _, count in bounds), bounds
-    # otel-db stats counts the slices' bytes with the spans', and lists every table.
+    # otel-db stats counts the slices' bytes with the spans', and lists every table (the day's summaries
+    # moved to a partition of their own by the next maintenance).
+    conn.execute("call otel.maintain()")
     out = otel_db("stats", dsn=dsn).stdout.decode()
     sizes = {line.split()[0]: line.split() for line in out.split("sizes:")[1].splitlines() if line.startswith("otel.")}
     assert sorted(sizes) == [
+        "otel.cold_trace_summaries",
         "otel.logs",
         "otel.metrics",
         "otel.span_signatures",
@@ -450,6 +515,7 @@ def test_a_cold_day_of_many_spans_is_sliced_by_trace_id_and_answers_as_before(co
         "otel.traces",
     ]
     assert sizes["otel.traces"][1:3] != ["0", "bytes"]
+    assert int(sizes["otel.cold_trace_summaries"][-1]) == 1  # the day's summaries, moved
     assert int(sizes["otel.traces"][-1]) == scalar(conn, "select count(*) from otel.daily_partitions('traces')")
     assert (answers(conn), spans_of(sample)) == before
     # A trace is looked for in its slice alone.

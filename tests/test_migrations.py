@@ -465,3 +465,24 @@ def test_downgrading_from_0061_makes_each_sliced_cold_day_one_columnar_table(emp
         assert scalar(conn, "select columnar from otel.daily_partitions('traces') where day = '2025-11-24'") is True
         assert scalar(conn, "select count(*) from otel.traces") == 2_400
         assert [conn.execute("select * from otel.trace_spans(%s)", (t,)).fetchall() for t in traces] == before
+
+
+def test_downgrading_from_0062_moves_the_cold_trace_summaries_back(empty_database):
+    config = alembic_config(empty_database)
+    command.upgrade(config, "0062")
+    with psycopg.connect(empty_database, autocommit=True) as conn:
+        if not scalar(conn, "select exists (select from pg_available_extensions where name = 'citus_columnar')"):
+            pytest.skip("citus_columnar is not installed on this server (`make citus` builds it)")
+        spans = [span(traceId=f"{n // 2 + 1:032x}", spanId=f"{n + 1:016x}") for n in range(200)]
+        stage_otlp(conn, [traces_request(*spans)])
+        assert flush(conn)["spans"] == 200
+        summaries = "select * from otel.trace_summaries order by trace_id"
+        before = conn.execute(summaries).fetchall()
+        conn.execute("select otel.set_cold_storage('traces', interval '7 days')")
+        conn.execute("call otel.maintain()")
+        assert scalar(conn, "select count(*) from otel.cold_trace_summaries") == 100
+        assert scalar(conn, "select count(*) from otel.trace_summaries") == 0
+    command.downgrade(config, "0061")
+    with psycopg.connect(empty_database, autocommit=True) as conn:
+        assert scalar(conn, "select to_regclass('otel.cold_trace_summaries')") is None
+        assert conn.execute(summaries).fetchall() == before
