@@ -217,12 +217,13 @@ GOALS: dict[str, list[Goal]] = {
         Goal("realistic: COPY + flush / ClickHouse insert", "realistic.ingest_otel_vs_clickhouse"),
         Goal("realistic: trace by id, ClickHouse / otel_db p50", "realistic.trace_by_id_clickhouse_vs_otel_p50"),
         Goal(
-            "narrow, cold: bytes per span, the columnar spans and trace summaries with their metadata",
+            "narrow, cold: bytes per span, the columnar spans and trace summaries, their metadata, the day filters",
             "narrow.cold.bytes_per_span.total",
             "<= 60",
         ),
         Goal("narrow, cold: the columnar partition alone", "narrow.cold.bytes_per_span.spans_table"),
         Goal("narrow, cold: the trace summaries, columnar", "narrow.cold.bytes_per_span.trace_summaries"),
+        Goal("narrow, cold: the Bloom filters of each day's trace ids", "narrow.cold.bytes_per_span.trace_day_filters"),
         Goal("narrow, cold: the columnar metadata of both", "narrow.cold.bytes_per_span.columnar_metadata"),
         Goal(
             "narrow, cold: trace by id, ClickHouse / otel_db p50",
@@ -233,7 +234,7 @@ GOALS: dict[str, list[Goal]] = {
         Goal("narrow, cold: find_traces p50 ms", "narrow.cold.find_traces.p50_ms"),
         Goal("narrow: conversion to columnar, spans/s", "narrow.cold.conversion_spans_per_s"),
         Goal(
-            "realistic, cold: bytes per span, the columnar spans and trace summaries with their metadata",
+            "realistic, cold: bytes per span, the columnar spans and trace summaries, their metadata, the day filters",
             "realistic.cold.bytes_per_span.total",
         ),
         Goal("realistic, cold: the columnar partition alone", "realistic.cold.bytes_per_span.spans_table"),

@@ -21,8 +21,9 @@ Cold: where citus_columnar is installed (`make citus`), `otel.set_cold_storage('
 `call otel.maintain()` then rewrite the spans' day as a columnar partition (zstd, rows ordered by trace id, no
 index; a million spans in 64 slices by trace id, otel.cold_trace_slices()), and the same figures are taken
 again through the same functions: bytes per span (the columnar partition, the day's trace summaries, which
-the same maintenance moves to a columnar partition of otel.cold_trace_summaries, and the rows citus_columnar
-keeps about the chunks of both), trace by id and find_traces, and the conversion's rate (spans and summaries).
+the same maintenance moves to a columnar partition of otel.cold_trace_summaries, the day's Bloom filters of
+trace ids in otel.cold_trace_days, and the rows citus_columnar keeps about the chunks of both), trace by id
+and find_traces, and the conversion's rate (spans and summaries).
 """
 
 from __future__ import annotations
@@ -412,9 +413,10 @@ def cold(conn: psycopg.Connection, count: int, trace_ids: list[str], clickhouse_
     stored = otel_bytes(conn, count)
     # The day's trace summaries, moved to a columnar partition (those of traces that crossed midnight stay
     # in otel.trace_summaries, whose emptied pages new summaries take).
-    cold_summaries, summaries_left = conn.execute(
+    cold_summaries, day_filters, summaries_left = conn.execute(
         "select (select sum(pg_total_relation_size(p.relid))::bigint"
         "          from pg_partition_tree('otel.cold_trace_summaries') as p where p.isleaf),"
+        "       pg_total_relation_size('otel.cold_trace_days'),"
         "       (select count(*) from otel.trace_summaries)"
     ).fetchone()
     # citus_columnar keeps each chunk's minimum, maximum and place in rows of its own tables (a line
@@ -438,8 +440,9 @@ def cold(conn: psycopg.Connection, count: int, trace_ids: list[str], clickhouse_
         "bytes_per_span": {
             "spans_table": stored["spans_table"],
             "trace_summaries": round(cold_summaries / count, 1),
+            "trace_day_filters": round(day_filters / count, 1),
             "columnar_metadata": round(metadata / count, 1),
-            "total": round(stored["spans_table"] + (cold_summaries + metadata) / count, 1),
+            "total": round(stored["spans_table"] + (cold_summaries + day_filters + metadata) / count, 1),
         },
         "trace_summaries_left_in_row_format": summaries_left,
         "conversion_spans_per_s": round(count / converting.seconds),

@@ -67,6 +67,17 @@ create table otel.cold_trace_summaries (
 comment on table otel.cold_trace_summaries is
     'The summaries of the traces that started and ended on a cold day of spans (otel.set_cold_storage()), as in otel.trace_summaries: one columnar partition a day (cold_trace_summaries_pYYYYMMDD), rows ordered by trace_id, without indexes. A trace found in otel.trace_summaries is read from there: a summary a flush changed while its day was moved, or that late spans brought back, stays there';
 
+-- Which cold day holds a trace whose summary is cold, without opening
+-- every day's partition (a millisecond each).
+create table otel.cold_trace_days (
+    day date not null,
+    bucket text not null,
+    bloom bytea not null,
+    primary key (bucket, day)
+);
+comment on table otel.cold_trace_days is
+    'Which day of otel.cold_trace_summaries may hold a trace: for each day and each first three hex digits of the trace ids (bucket), a Bloom filter of the day''s trace ids (otel.bloom_bits(): ten bits a trace, three hashes, about 2 % false positives), kept by otel.move_summaries_to_cold() and retention';
+
 create table otel.operation_catalog (
     service_name text not null,
     name text not null,

@@ -194,12 +194,13 @@ begin
         delete from otel.operation_catalog as c where c.last_seen < traces_cutoff;
         -- A cold day's summaries all ended on that day.
         for expired in
-            select p.name, format('otel.%I', p.name) as partition
+            select p.name, p.day, format('otel.%I', p.name) as partition
               from otel.daily_partitions('cold_trace_summaries') as p
              where (p.day + 1)::timestamp at time zone 'UTC' <= traces_cutoff
              order by p.name
         loop
             exit when not otel.run_with_short_locks(format('drop table otel.%I', expired.name));
+            delete from otel.cold_trace_days as d where d.day = expired.day;
             return next expired.partition;
         end loop;
     end if;

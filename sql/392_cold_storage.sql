@@ -278,10 +278,51 @@ comment on function otel.convert_to_columnar(text, text) is
 -- the traces that started and ended on a day whose spans are columnar into
 -- a columnar partition of otel.cold_trace_summaries: a tenth of their bytes
 -- in row format with their indexes (`python -m bench storage`). The reads
--- look for a trace in otel.trace_summaries first: a trace that is not there
--- is in a cold day, or unknown, and its spans are found without a time
--- range, by the trace_id index of each day in row format and the trace's
--- slice of each cold day.
+-- look for a trace in otel.trace_summaries first; a trace that is not there
+-- is in a cold day, which the Bloom filters of otel.cold_trace_days name,
+-- or unknown.
+
+create or replace function otel.bloom_position(bits bigint, trace_id text, hash_number integer)
+returns bigint
+language sql immutable parallel safe
+as $$
+    select mod(mod(hashtextextended(trace_id, hash_number), bits) + bits, bits)
+$$;
+comment on function otel.bloom_position(bigint, text, integer) is
+    'The bit that hash number hash_number (1 to 3) of a trace id sets in a Bloom filter of `bits` bits; internal';
+
+create or replace function otel.bloom_bits(trace_ids text[])
+returns bytea
+language plpgsql immutable parallel safe
+set search_path = pg_catalog, pg_temp
+as $$
+-- Ten bits a trace id, at least 64, three hashes: about 2 % false positives.
+declare
+    bloom bytea := decode(repeat('00', greatest(8, ceil(cardinality(trace_ids) * 10 / 8.0)::integer)), 'hex');
+    bits bigint := length(bloom) * 8;
+    trace_id text;
+begin
+    foreach trace_id in array trace_ids loop
+        for hash_number in 1 .. 3 loop
+            bloom := set_bit(bloom, otel.bloom_position(bits, trace_id, hash_number), 1);
+        end loop;
+    end loop;
+    return bloom;
+end
+$$;
+comment on function otel.bloom_bits(text[]) is
+    'A Bloom filter of trace ids, for otel.cold_trace_days; internal';
+
+create or replace function otel.bloom_may_hold(bloom bytea, trace_id text)
+returns boolean
+language sql immutable parallel safe
+as $$
+    select get_bit(bloom, otel.bloom_position(length(bloom) * 8, trace_id, 1))
+           & get_bit(bloom, otel.bloom_position(length(bloom) * 8, trace_id, 2))
+           & get_bit(bloom, otel.bloom_position(length(bloom) * 8, trace_id, 3)) = 1
+$$;
+comment on function otel.bloom_may_hold(bytea, text) is
+    'Whether a Bloom filter of otel.bloom_bits() may hold a trace id (false: it surely does not); internal';
 
 create or replace function otel.trace_time_range(trace_id text)
 returns table (first_start timestamptz, last_end timestamptz)
@@ -295,14 +336,22 @@ begin
       from otel.trace_summaries as s
      where s.trace_id = trace_time_range.trace_id;
     if not found then
-        first_start := '-infinity';
-        last_end := 'infinity';
+        -- A cold trace lies in one day: the days whose filter may hold it
+        -- (two or more only by a false positive), to their last microsecond,
+        -- so that the next day's partition is not searched too. None:
+        -- nulls, which no time is between.
+        select min(d.day)::timestamp at time zone 'UTC',
+               (max(d.day) + 1)::timestamp at time zone 'UTC' - interval '1 microsecond'
+          into first_start, last_end
+          from otel.cold_trace_days as d
+         where d.bucket = left(trace_time_range.trace_id, 3)
+           and otel.bloom_may_hold(d.bloom, trace_time_range.trace_id);
     end if;
     return next;
 end
 $$;
 comment on function otel.trace_time_range(text) is
-    'The start of a trace''s first span and the end of its last, from otel.trace_summaries, which confine a lookup of its spans to the partitions they lie in; -infinity to infinity for a trace whose summary is cold (otel.cold_trace_summaries) or that is unknown; internal';
+    'The start of a trace''s first span and the end of its last, from otel.trace_summaries, which confine a lookup of its spans to the partitions they lie in; for a trace whose summary is cold, the day that otel.cold_trace_days says may hold it; nulls for an unknown trace; internal';
 
 create or replace view otel.all_trace_summaries as
     select s.trace_id, s.start_time, s.end_time, s.duration_ms, s.root_service, s.root_name, s.span_count,
@@ -314,28 +363,33 @@ create or replace view otel.all_trace_summaries as
       from otel.cold_trace_summaries as c
      where not exists (select from otel.trace_summaries as s where s.trace_id = c.trace_id);
 comment on view otel.all_trace_summaries is
-    'Every trace summary: otel.trace_summaries, and the cold days'' (otel.cold_trace_summaries) of traces not in it. A search by trace id reads every cold day (about a millisecond a day); otel.trace_summaries_of() looks in the cold days only for the traces otel.trace_summaries lacks';
+    'Every trace summary: otel.trace_summaries, and the cold days'' (otel.cold_trace_summaries) of traces not in it. A search by trace id reads every cold day (about a millisecond a day); otel.trace_summaries_of() looks in cold days only for the traces otel.trace_summaries lacks, each in the day otel.cold_trace_days names';
 
 create or replace function otel.trace_summaries_of(trace_ids text[])
 returns setof otel.trace_summaries
 language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
--- In otel.trace_summaries first; in the cold days only when some trace is
--- not there (each cold day's chunk groups are skipped by their minimum and
--- maximum trace id).
+-- In otel.trace_summaries first; a trace not there in the cold day that
+-- otel.trace_time_range() names, whose chunk groups are skipped by their
+-- minimum and maximum trace id.
 declare
-    found_hot bigint;
+    cold_trace text;
+    day_start timestamptz;
+    day_end timestamptz;
 begin
     return query select s.* from otel.trace_summaries as s where s.trace_id = any (trace_ids);
-    get diagnostics found_hot = row_count;
-    if found_hot < (select count(distinct x) from unnest(trace_ids) as x) then
+    for cold_trace in
+        select x from unnest(trace_ids) as x
+        except
+        select s.trace_id from otel.trace_summaries as s where s.trace_id = any (trace_ids)
+    loop
+        select r.first_start, r.last_end into day_start, day_end from otel.trace_time_range(cold_trace) as r;
         return query
             select c.*
               from otel.cold_trace_summaries as c
-             where c.trace_id = any (trace_ids)
-               and not exists (select from otel.trace_summaries as s where s.trace_id = c.trace_id);
-    end if;
+             where c.trace_id = cold_trace and c.start_time between day_start and day_end;
+    end loop;
 end
 $$;
 comment on function otel.trace_summaries_of(text[]) is
@@ -367,7 +421,8 @@ set search_path = pg_catalog, pg_temp
 as $$
 -- Copies the summaries of the traces that started and ended on day into a
 -- new columnar partition of otel.cold_trace_summaries, ordered by trace id
--- in 1,000-row chunk groups, then deletes from otel.trace_summaries those
+-- in 1,000-row chunk groups, with the day's Bloom filters of their ids
+-- (otel.cold_trace_days), then deletes from otel.trace_summaries those
 -- that no flush changed meanwhile: a summary a flush changed (its row lock
 -- waited for, then the row compared again) stays, and is the one the
 -- reads find. A trace that crossed midnight keeps its summary in
@@ -394,6 +449,10 @@ begin
         using day_start, day_end;
     execute format('alter table otel.cold_trace_summaries attach partition otel.%I for values from (%L) to (%L)',
                    partition_name, day_start, day_end);
+    execute format('insert into otel.cold_trace_days (day, bucket, bloom)'
+                   ' select $1, left(c.trace_id, 3), otel.bloom_bits(array_agg(c.trace_id))'
+                   '   from otel.%I as c group by left(c.trace_id, 3)', partition_name)
+        using day;
     -- The copies as a subquery (offset 0): a columnar table cannot give
     -- the row identities a join in a delete asks of each of its tables.
     execute format('delete from otel.trace_summaries as s using (select * from otel.%I offset 0) as c'

@@ -21,7 +21,9 @@ as $$
 -- are numbered in start order (occurrence).
 declare
     span_rows otel.traces[];
-    unsummarised text[];
+    cold_trace text;
+    day_start timestamptz;
+    day_end timestamptz;
 begin
     -- The spans first, in a statement of their own: as otel.trace_spans(),
     -- each trace's time range in otel.trace_summaries confines the lookup
@@ -41,15 +43,17 @@ begin
              offset 0
          ) as x
          where w.trace_id = any (trace_operations.trace_ids));
-    -- Traces whose summaries are cold (otel.cold_trace_summaries): found
-    -- without a time range, in each day's trace_id index or slice.
-    unsummarised := array(select x from unnest(trace_operations.trace_ids) as x
-                          except
-                          select w.trace_id from otel.trace_summaries as w
-                           where w.trace_id = any (trace_operations.trace_ids));
-    if cardinality(unsummarised) > 0 then
-        span_rows := span_rows || array(select t from otel.traces as t where t.trace_id = any (unsummarised));
-    end if;
+    -- Traces whose summaries are cold (otel.cold_trace_summaries), each in
+    -- the day otel.trace_time_range() names.
+    for cold_trace in
+        select x from unnest(trace_operations.trace_ids) as x
+        except
+        select w.trace_id from otel.trace_summaries as w where w.trace_id = any (trace_operations.trace_ids)
+    loop
+        select r.first_start, r.last_end into day_start, day_end from otel.trace_time_range(cold_trace) as r;
+        span_rows := span_rows || array(
+            select t from otel.traces as t where t.trace_id = cold_trace and t.start_time between day_start and day_end);
+    end loop;
     return query
     with recursive spans as (
         select t.trace_id, t.span_id, t.parent_span_id, t.service_name,

@@ -91,8 +91,8 @@ language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
 -- The trace's time range in otel.trace_summaries confines the lookup to the
--- partitions it spans, where the trace_id index finds its spans (every
--- partition for a trace whose summary is cold: otel.trace_time_range()).
+-- partitions it spans, where the trace_id index finds its spans (for a
+-- trace whose summary is cold, the day otel.trace_time_range() names).
 -- Depth first, children by start time; a span whose parent is missing is
 -- shown as a root (depth 0).
 declare
@@ -134,7 +134,7 @@ begin
 end
 $$;
 comment on function otel.trace_spans(text) is
-    'The span tree, depth first (children by start time): span_id, parent_span_id, depth, name, service_name, kind, start_time, end_time, duration_ms, status_code, status_message, attributes, events, links. A span whose parent never arrived is shown as a root. The trace''s time range in `otel.trace_summaries` confines the lookup to its partitions (for a trace whose summary is cold, every day is searched, by its trace_id index or slice); no rows for an unknown trace';
+    'The span tree, depth first (children by start time): span_id, parent_span_id, depth, name, service_name, kind, start_time, end_time, duration_ms, status_code, status_message, attributes, events, links. A span whose parent never arrived is shown as a root. The trace''s time range in `otel.trace_summaries` confines the lookup to its partitions (for a trace whose summary is cold, the day that otel.cold_trace_days names); no rows for an unknown trace';
 
 create or replace function otel.trace_logs(trace_id text)
 returns table (

@@ -37,7 +37,8 @@ grant insert on otel.traces_staging, otel.logs_staging, otel.metrics_staging, ot
 grant execute on function otel.dead_letter(text, text, text, text, text) to otel_writer;
 
 grant select on otel.traces, otel.trace_summaries, otel.cold_trace_summaries, otel.all_trace_summaries,
-                otel.operation_catalog, otel.logs, otel.metrics, otel.span_signatures, otel.flush_runs to otel_reader;
+                otel.cold_trace_days, otel.operation_catalog, otel.logs, otel.metrics, otel.span_signatures,
+                otel.flush_runs to otel_reader;
 
 grant select, insert, update, delete, truncate on all tables in schema otel to otel_admin;
 grant execute on procedure otel.flush(), otel.retry_dlq(integer), otel.maintain(integer), otel.resign_spans(timestamptz)
@@ -99,12 +100,15 @@ grant execute on function
     otel.distributed(regclass),
     otel.distribution_column(regclass),
     otel.trace_time_range(text),
-    otel.trace_summaries_of(text[])
+    otel.trace_summaries_of(text[]),
+    otel.bloom_position(bigint, text, integer),
+    otel.bloom_may_hold(bytea, text)
     to otel_reader, otel_admin;
 grant execute on function otel.set_retention(text, interval), otel.drop_expired_partitions(),
                           otel.maintain_partitions(integer), otel.set_cold_storage(text, interval),
                           otel.cold_partitions_due(), otel.convert_to_columnar(text, text),
-                          otel.cold_trace_slices(bigint), otel.cold_summaries_due(), otel.move_summaries_to_cold(date)
+                          otel.cold_trace_slices(bigint), otel.cold_summaries_due(), otel.move_summaries_to_cold(date),
+                          otel.bloom_bits(text[])
     to otel_admin;
 grant execute on function otel.set_staging_mode(text) to otel_admin;
 grant execute on function otel.staging_mode() to otel_writer, otel_reader, otel_admin;

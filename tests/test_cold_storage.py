@@ -4,6 +4,7 @@ import random
 import re
 import threading
 import time
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -253,9 +254,25 @@ def test_a_cold_days_trace_summaries_move_to_a_columnar_partition_and_every_read
     assert scalar(conn, "select trace_id from otel.trace_summaries where start_time < '2025-11-25'") == "c" * 32
     assert answers(conn) == before
     assert summary_answers(conn) == summaries_before
-    assert scalar(conn, "select count(*) from otel.trace_spans(%s)", ("f" * 32,)) == 0  # unknown: no rows
+    # A cold trace is looked for in its day alone, which the day's Bloom filters name; an unknown one nowhere.
+    assert conn.execute("select * from otel.trace_time_range(%s)", (TRACES[0],)).fetchall() == [
+        (datetime(2025, 11, 24, tzinfo=UTC), datetime(2025, 11, 24, 23, 59, 59, 999_999, tzinfo=UTC))
+    ]
+    assert conn.execute("select * from otel.trace_time_range(%s)", ("f" * 32,)).fetchall() == [(None, None)]
+    assert scalar(conn, "select count(*) from otel.trace_spans(%s)", ("f" * 32,)) == 0
     conn.execute("call otel.maintain()")  # nothing more to move
     assert scalar(conn, "select count(*) from otel.cold_trace_summaries") == 50
+
+
+def test_a_bloom_filter_holds_every_trace_id_it_was_made_of_and_few_others(conn):
+    rng = random.Random(3)
+    held = [f"{rng.getrandbits(128):032x}" for _ in range(1_000)]
+    others = [f"{rng.getrandbits(128):032x}" for _ in range(10_000)]
+    bloom = scalar(conn, "select otel.bloom_bits(%s)", (held,))
+    assert len(bloom) == 1_250  # ten bits a trace
+    holds = "select count(*) filter (where otel.bloom_may_hold(%s, x)) from unnest(%s::text[]) as x"
+    assert scalar(conn, holds, (bloom, held)) == 1_000
+    assert scalar(conn, holds, (bloom, others)) < 400  # about 2 % expected; 4 % at most
 
 
 def test_a_cold_day_is_a_tenth_of_the_bytes_and_finds_a_trace_by_its_chunk_groups(conn, columnar):

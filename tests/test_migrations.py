@@ -485,4 +485,5 @@ def test_downgrading_from_0062_moves_the_cold_trace_summaries_back(empty_databas
     command.downgrade(config, "0061")
     with psycopg.connect(empty_database, autocommit=True) as conn:
         assert scalar(conn, "select to_regclass('otel.cold_trace_summaries')") is None
+        assert scalar(conn, "select to_regclass('otel.cold_trace_days')") is None
         assert conn.execute(summaries).fetchall() == before

@@ -10,9 +10,11 @@ midnight, stay in otel.trace_summaries; retention drops a cold day's
 summaries with its spans. The days converted before get theirs at the next
 maintenance.
 
-The reads look in otel.trace_summaries first. A trace that is not there has
-its spans found without a time range (otel.trace_time_range()):
-trace_spans, root_cause, trace_export, similar_traces and the comparisons.
+otel.cold_trace_days keeps, for each cold day and each first three hex
+digits of the trace ids, a Bloom filter of the day's trace ids. The reads
+look in otel.trace_summaries first; a trace that is not there is looked for
+in the day whose filter may hold it (otel.trace_time_range()): trace_spans,
+root_cause, trace_export, similar_traces and the comparisons.
 find_traces and explain_trace read the cold summaries as well
 (otel.trace_summaries_of(), the view otel.all_trace_summaries; explain_trace
 those within a day of the trace). A flush with late spans of a trace whose
@@ -52,6 +54,17 @@ create table otel.cold_trace_summaries (
 comment on table otel.cold_trace_summaries is
     'The summaries of the traces that started and ended on a cold day of spans (otel.set_cold_storage()), as in otel.trace_summaries: one columnar partition a day (cold_trace_summaries_pYYYYMMDD), rows ordered by trace_id, without indexes. A trace found in otel.trace_summaries is read from there: a summary a flush changed while its day was moved, or that late spans brought back, stays there';
 
+-- Which cold day holds a trace whose summary is cold, without opening
+-- every day's partition (a millisecond each).
+create table otel.cold_trace_days (
+    day date not null,
+    bucket text not null,
+    bloom bytea not null,
+    primary key (bucket, day)
+);
+comment on table otel.cold_trace_days is
+    'Which day of otel.cold_trace_summaries may hold a trace: for each day and each first three hex digits of the trace ids (bucket), a Bloom filter of the day''s trace ids (otel.bloom_bits(): ten bits a trace, three hashes, about 2 % false positives), kept by otel.move_summaries_to_cold() and retention';
+
 create or replace view otel.all_trace_summaries as
     select s.trace_id, s.start_time, s.end_time, s.duration_ms, s.root_service, s.root_name, s.span_count,
            s.error_count, s.services
@@ -62,7 +75,49 @@ create or replace view otel.all_trace_summaries as
       from otel.cold_trace_summaries as c
      where not exists (select from otel.trace_summaries as s where s.trace_id = c.trace_id);
 comment on view otel.all_trace_summaries is
-    'Every trace summary: otel.trace_summaries, and the cold days'' (otel.cold_trace_summaries) of traces not in it. A search by trace id reads every cold day (about a millisecond a day); otel.trace_summaries_of() looks in the cold days only for the traces otel.trace_summaries lacks';
+    'Every trace summary: otel.trace_summaries, and the cold days'' (otel.cold_trace_summaries) of traces not in it. A search by trace id reads every cold day (about a millisecond a day); otel.trace_summaries_of() looks in cold days only for the traces otel.trace_summaries lacks, each in the day otel.cold_trace_days names';
+
+create or replace function otel.bloom_position(bits bigint, trace_id text, hash_number integer)
+returns bigint
+language sql immutable parallel safe
+as $$
+    select mod(mod(hashtextextended(trace_id, hash_number), bits) + bits, bits)
+$$;
+comment on function otel.bloom_position(bigint, text, integer) is
+    'The bit that hash number hash_number (1 to 3) of a trace id sets in a Bloom filter of `bits` bits; internal';
+
+create or replace function otel.bloom_bits(trace_ids text[])
+returns bytea
+language plpgsql immutable parallel safe
+set search_path = pg_catalog, pg_temp
+as $$
+-- Ten bits a trace id, at least 64, three hashes: about 2 % false positives.
+declare
+    bloom bytea := decode(repeat('00', greatest(8, ceil(cardinality(trace_ids) * 10 / 8.0)::integer)), 'hex');
+    bits bigint := length(bloom) * 8;
+    trace_id text;
+begin
+    foreach trace_id in array trace_ids loop
+        for hash_number in 1 .. 3 loop
+            bloom := set_bit(bloom, otel.bloom_position(bits, trace_id, hash_number), 1);
+        end loop;
+    end loop;
+    return bloom;
+end
+$$;
+comment on function otel.bloom_bits(text[]) is
+    'A Bloom filter of trace ids, for otel.cold_trace_days; internal';
+
+create or replace function otel.bloom_may_hold(bloom bytea, trace_id text)
+returns boolean
+language sql immutable parallel safe
+as $$
+    select get_bit(bloom, otel.bloom_position(length(bloom) * 8, trace_id, 1))
+           & get_bit(bloom, otel.bloom_position(length(bloom) * 8, trace_id, 2))
+           & get_bit(bloom, otel.bloom_position(length(bloom) * 8, trace_id, 3)) = 1
+$$;
+comment on function otel.bloom_may_hold(bytea, text) is
+    'Whether a Bloom filter of otel.bloom_bits() may hold a trace id (false: it surely does not); internal';
 
 create or replace function otel.trace_time_range(trace_id text)
 returns table (first_start timestamptz, last_end timestamptz)
@@ -76,35 +131,48 @@ begin
       from otel.trace_summaries as s
      where s.trace_id = trace_time_range.trace_id;
     if not found then
-        first_start := '-infinity';
-        last_end := 'infinity';
+        -- A cold trace lies in one day: the days whose filter may hold it
+        -- (two or more only by a false positive), to their last microsecond,
+        -- so that the next day's partition is not searched too. None:
+        -- nulls, which no time is between.
+        select min(d.day)::timestamp at time zone 'UTC',
+               (max(d.day) + 1)::timestamp at time zone 'UTC' - interval '1 microsecond'
+          into first_start, last_end
+          from otel.cold_trace_days as d
+         where d.bucket = left(trace_time_range.trace_id, 3)
+           and otel.bloom_may_hold(d.bloom, trace_time_range.trace_id);
     end if;
     return next;
 end
 $$;
 comment on function otel.trace_time_range(text) is
-    'The start of a trace''s first span and the end of its last, from otel.trace_summaries, which confine a lookup of its spans to the partitions they lie in; -infinity to infinity for a trace whose summary is cold (otel.cold_trace_summaries) or that is unknown; internal';
+    'The start of a trace''s first span and the end of its last, from otel.trace_summaries, which confine a lookup of its spans to the partitions they lie in; for a trace whose summary is cold, the day that otel.cold_trace_days says may hold it; nulls for an unknown trace; internal';
 
 create or replace function otel.trace_summaries_of(trace_ids text[])
 returns setof otel.trace_summaries
 language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
--- In otel.trace_summaries first; in the cold days only when some trace is
--- not there (each cold day's chunk groups are skipped by their minimum and
--- maximum trace id).
+-- In otel.trace_summaries first; a trace not there in the cold day that
+-- otel.trace_time_range() names, whose chunk groups are skipped by their
+-- minimum and maximum trace id.
 declare
-    found_hot bigint;
+    cold_trace text;
+    day_start timestamptz;
+    day_end timestamptz;
 begin
     return query select s.* from otel.trace_summaries as s where s.trace_id = any (trace_ids);
-    get diagnostics found_hot = row_count;
-    if found_hot < (select count(distinct x) from unnest(trace_ids) as x) then
+    for cold_trace in
+        select x from unnest(trace_ids) as x
+        except
+        select s.trace_id from otel.trace_summaries as s where s.trace_id = any (trace_ids)
+    loop
+        select r.first_start, r.last_end into day_start, day_end from otel.trace_time_range(cold_trace) as r;
         return query
             select c.*
               from otel.cold_trace_summaries as c
-             where c.trace_id = any (trace_ids)
-               and not exists (select from otel.trace_summaries as s where s.trace_id = c.trace_id);
-    end if;
+             where c.trace_id = cold_trace and c.start_time between day_start and day_end;
+    end loop;
 end
 $$;
 comment on function otel.trace_summaries_of(text[]) is
@@ -136,7 +204,8 @@ set search_path = pg_catalog, pg_temp
 as $$
 -- Copies the summaries of the traces that started and ended on day into a
 -- new columnar partition of otel.cold_trace_summaries, ordered by trace id
--- in 1,000-row chunk groups, then deletes from otel.trace_summaries those
+-- in 1,000-row chunk groups, with the day's Bloom filters of their ids
+-- (otel.cold_trace_days), then deletes from otel.trace_summaries those
 -- that no flush changed meanwhile: a summary a flush changed (its row lock
 -- waited for, then the row compared again) stays, and is the one the
 -- reads find. A trace that crossed midnight keeps its summary in
@@ -163,6 +232,10 @@ begin
         using day_start, day_end;
     execute format('alter table otel.cold_trace_summaries attach partition otel.%I for values from (%L) to (%L)',
                    partition_name, day_start, day_end);
+    execute format('insert into otel.cold_trace_days (day, bucket, bloom)'
+                   ' select $1, left(c.trace_id, 3), otel.bloom_bits(array_agg(c.trace_id))'
+                   '   from otel.%I as c group by left(c.trace_id, 3)', partition_name)
+        using day;
     -- The copies as a subquery (offset 0): a columnar table cannot give
     -- the row identities a join in a delete asks of each of its tables.
     execute format('delete from otel.trace_summaries as s using (select * from otel.%I offset 0) as c'
@@ -420,12 +493,13 @@ begin
         delete from otel.operation_catalog as c where c.last_seen < traces_cutoff;
         -- A cold day's summaries all ended on that day.
         for expired in
-            select p.name, format('otel.%I', p.name) as partition
+            select p.name, p.day, format('otel.%I', p.name) as partition
               from otel.daily_partitions('cold_trace_summaries') as p
              where (p.day + 1)::timestamp at time zone 'UTC' <= traces_cutoff
              order by p.name
         loop
             exit when not otel.run_with_short_locks(format('drop table otel.%I', expired.name));
+            delete from otel.cold_trace_days as d where d.day = expired.day;
             return next expired.partition;
         end loop;
     end if;
@@ -677,8 +751,8 @@ language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
 -- The trace's time range in otel.trace_summaries confines the lookup to the
--- partitions it spans, where the trace_id index finds its spans (every
--- partition for a trace whose summary is cold: otel.trace_time_range()).
+-- partitions it spans, where the trace_id index finds its spans (for a
+-- trace whose summary is cold, the day otel.trace_time_range() names).
 -- Depth first, children by start time; a span whose parent is missing is
 -- shown as a root (depth 0).
 declare
@@ -720,7 +794,7 @@ begin
 end
 $$;
 comment on function otel.trace_spans(text) is
-    'The span tree, depth first (children by start time): span_id, parent_span_id, depth, name, service_name, kind, start_time, end_time, duration_ms, status_code, status_message, attributes, events, links. A span whose parent never arrived is shown as a root. The trace''s time range in `otel.trace_summaries` confines the lookup to its partitions (for a trace whose summary is cold, every day is searched, by its trace_id index or slice); no rows for an unknown trace';
+    'The span tree, depth first (children by start time): span_id, parent_span_id, depth, name, service_name, kind, start_time, end_time, duration_ms, status_code, status_message, attributes, events, links. A span whose parent never arrived is shown as a root. The trace''s time range in `otel.trace_summaries` confines the lookup to its partitions (for a trace whose summary is cold, the day that otel.cold_trace_days names); no rows for an unknown trace';
 
 create or replace function otel.trace_export(trace_id text)
 returns setof otel.traces
@@ -763,7 +837,9 @@ as $$
 -- are numbered in start order (occurrence).
 declare
     span_rows otel.traces[];
-    unsummarised text[];
+    cold_trace text;
+    day_start timestamptz;
+    day_end timestamptz;
 begin
     -- The spans first, in a statement of their own: as otel.trace_spans(),
     -- each trace's time range in otel.trace_summaries confines the lookup
@@ -783,15 +859,17 @@ begin
              offset 0
          ) as x
          where w.trace_id = any (trace_operations.trace_ids));
-    -- Traces whose summaries are cold (otel.cold_trace_summaries): found
-    -- without a time range, in each day's trace_id index or slice.
-    unsummarised := array(select x from unnest(trace_operations.trace_ids) as x
-                          except
-                          select w.trace_id from otel.trace_summaries as w
-                           where w.trace_id = any (trace_operations.trace_ids));
-    if cardinality(unsummarised) > 0 then
-        span_rows := span_rows || array(select t from otel.traces as t where t.trace_id = any (unsummarised));
-    end if;
+    -- Traces whose summaries are cold (otel.cold_trace_summaries), each in
+    -- the day otel.trace_time_range() names.
+    for cold_trace in
+        select x from unnest(trace_operations.trace_ids) as x
+        except
+        select w.trace_id from otel.trace_summaries as w where w.trace_id = any (trace_operations.trace_ids)
+    loop
+        select r.first_start, r.last_end into day_start, day_end from otel.trace_time_range(cold_trace) as r;
+        span_rows := span_rows || array(
+            select t from otel.traces as t where t.trace_id = cold_trace and t.start_time between day_start and day_end);
+    end loop;
     return query
     with recursive spans as (
         select t.trace_id, t.span_id, t.parent_span_id, t.service_name,
@@ -1515,10 +1593,13 @@ comment on function otel.daily_partitions(text) is
 comment on table otel.trace_summaries is
     'One row per trace, kept current by the flush: trace_id (primary key), start_time, end_time, duration_ms, root_service, root_name, span_count, error_count, services. Indexes: (start_time desc); (root_service, root_name, start_time). The summaries of cold days move to otel.cold_trace_summaries';
 
-grant select on otel.cold_trace_summaries, otel.all_trace_summaries to otel_reader;
-grant execute on function otel.trace_time_range(text), otel.trace_summaries_of(text[]) to otel_reader, otel_admin;
-grant execute on function otel.cold_summaries_due(), otel.move_summaries_to_cold(date) to otel_admin;
-grant select, insert, update, delete, truncate on otel.cold_trace_summaries, otel.all_trace_summaries to otel_admin;
+grant select on otel.cold_trace_summaries, otel.all_trace_summaries, otel.cold_trace_days to otel_reader;
+grant execute on function otel.trace_time_range(text), otel.trace_summaries_of(text[]),
+    otel.bloom_position(bigint, text, integer), otel.bloom_may_hold(bytea, text) to otel_reader, otel_admin;
+grant execute on function otel.cold_summaries_due(), otel.move_summaries_to_cold(date), otel.bloom_bits(text[])
+    to otel_admin;
+grant select, insert, update, delete, truncate on otel.cold_trace_summaries, otel.all_trace_summaries,
+    otel.cold_trace_days to otel_admin;
 """
 
 # The cold summaries back where the earlier routines read them, before those return.
@@ -1527,7 +1608,7 @@ insert into otel.trace_summaries
 select c.* from otel.cold_trace_summaries as c
  where not exists (select from otel.trace_summaries as s where s.trace_id = c.trace_id);
 drop view otel.all_trace_summaries;
-drop table otel.cold_trace_summaries;
+drop table otel.cold_trace_summaries, otel.cold_trace_days;
 comment on table otel.trace_summaries is
     'One row per trace, kept current by the flush: trace_id (primary key), start_time, end_time, duration_ms, root_service, root_name, span_count, error_count, services. Indexes: (start_time desc)';
 """
@@ -1559,5 +1640,8 @@ def downgrade() -> None:
         "otel.trace_summaries_of(text[])",
         "otel.cold_summaries_due()",
         "otel.move_summaries_to_cold(date)",
+        "otel.bloom_may_hold(bytea, text)",
+        "otel.bloom_bits(text[])",
+        "otel.bloom_position(bigint, text, integer)",
     ):
         execute_sql(f"drop function {function}")
