@@ -53,17 +53,7 @@ create index trace_summaries_root_operation_idx on otel.trace_summaries (root_se
 
 -- The summaries of cold days: otel.maintain() moves a day's there once its
 -- spans are columnar (otel.move_summaries_to_cold()).
-create table otel.cold_trace_summaries (
-    trace_id text not null,
-    start_time timestamptz not null,
-    end_time timestamptz not null,
-    duration_ms double precision not null,
-    root_service text,
-    root_name text,
-    span_count bigint not null,
-    error_count bigint not null,
-    services text[] not null default '{}'
-) partition by range (start_time);
+create table otel.cold_trace_summaries (like otel.trace_summaries including defaults) partition by range (start_time);
 comment on table otel.cold_trace_summaries is
     'The summaries of the traces that started and ended on a cold day of spans (otel.set_cold_storage()), as in otel.trace_summaries: one columnar partition a day (cold_trace_summaries_pYYYYMMDD), rows ordered by trace_id, without indexes. A trace found in otel.trace_summaries is read from there: a summary a flush changed while its day was moved, or that late spans brought back, stays there';
 
