@@ -284,7 +284,9 @@ as $$
 -- Ids are grouped byte-wise (collate "C"): the same groups, without the
 -- database's collation rules. Late spans of a trace whose summary is cold
 -- (otel.move_summaries_to_cold()) bring it back to otel.trace_summaries
--- first, where the upsert adds them to it.
+-- first, where the upsert adds them to it: spans that start on the day of
+-- the trace's summary or the next (a trace that ended just before
+-- midnight), so that a batch of current spans reads no cold summary.
 declare
     cold_until timestamptz;
     first_start timestamptz;
@@ -292,14 +294,13 @@ begin
     select (max(p.day) + 1)::timestamp at time zone 'UTC' into cold_until
       from otel.daily_partitions('cold_trace_summaries') as p;
     select e.first_time into first_start from pg_temp.otel_batch_extent as e where e.kind = 'traces';
-    if first_start < cold_until then
-        -- A cold summary lies in its spans' day: only the batch's days are read.
+    if first_start < cold_until + interval '1 day' then
         insert into otel.trace_summaries
         select c.*
           from otel.cold_trace_summaries as c
-         where c.start_time >= date_trunc('day', first_start, 'UTC') and c.start_time < cold_until
+         where c.start_time >= date_trunc('day', first_start, 'UTC') - interval '1 day' and c.start_time < cold_until
            and c.trace_id in (select t.trace_id from pg_temp.otel_traces as t
-                               where t.err is null and t.start_time < cold_until)
+                               where t.err is null and t.start_time < cold_until + interval '1 day')
            and not exists (select from otel.trace_summaries as s where s.trace_id = c.trace_id);
     end if;
     perform otel.upsert_trace_summaries($query$

@@ -74,9 +74,10 @@ as $$
 -- the partitions due for cold storage, each converted in a transaction of
 -- its own (otel.convert_to_columnar()), so that no lock outlives one
 -- partition's conversion, then the trace summaries of each cold day of
--- spans (otel.move_summaries_to_cold()), a transaction each. With partitions to convert it commits, so it
--- must then be called outside a transaction block, as pg_cron does. A
--- conversion that fails is a warning: the others go on. No `set` clause
+-- spans (otel.move_summaries_to_cold()), a transaction each. With
+-- partitions to convert or summaries to move it commits, so it must then
+-- be called outside a transaction block, as pg_cron does. A conversion or
+-- move that fails is a warning: the others go on. No `set` clause
 -- and not security definer, which would forbid the commits; the functions
 -- that do the work pin their settings.
 declare

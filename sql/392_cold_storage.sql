@@ -401,7 +401,8 @@ language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
 begin
-    -- Not on Citus, where no partition of otel.traces is converted.
+    -- Not on Citus: no partition of a distributed otel.traces is converted,
+    -- and otel.distribute() moves the cold summaries back.
     return query
         select p.day
           from otel.daily_partitions('traces') as p
@@ -422,12 +423,14 @@ as $$
 -- Copies the summaries of the traces that started and ended on day into a
 -- new columnar partition of otel.cold_trace_summaries, ordered by trace id
 -- in 1,000-row chunk groups, with the day's Bloom filters of their ids
--- (otel.cold_trace_days), then deletes from otel.trace_summaries those
--- that no flush changed meanwhile: a summary a flush changed (its row lock
--- waited for, then the row compared again) stays, and is the one the
--- reads find. A trace that crossed midnight keeps its summary in
--- otel.trace_summaries until retention. Flushes and readers go on
--- throughout: attaching the partition locks out only another change of
+-- (otel.cold_trace_days), then, holding the flush lock, deletes from
+-- otel.trace_summaries those that no flush changed meanwhile: a summary a
+-- flush changed during the copy stays, and is the one the reads find. The
+-- lock keeps a flush from reading the cold summaries before this commits
+-- and adding late spans to a summary deleted under it. A trace that
+-- crossed midnight keeps its summary in otel.trace_summaries until
+-- retention. Readers go on throughout, and flushes but for the delete:
+-- attaching the partition locks out another change of
 -- otel.cold_trace_summaries. Returns how many summaries moved.
 declare
     partition_name text := 'cold_trace_summaries_p' || to_char(day, 'YYYYMMDD');
@@ -453,6 +456,7 @@ begin
                    ' select $1, left(c.trace_id, 3), otel.bloom_bits(array_agg(c.trace_id))'
                    '   from otel.%I as c group by left(c.trace_id, 3)', partition_name)
         using day;
+    perform otel.take_flush_lock();
     -- The copies as a subquery (offset 0): a columnar table cannot give
     -- the row identities a join in a delete asks of each of its tables.
     execute format('delete from otel.trace_summaries as s using (select * from otel.%I offset 0) as c'

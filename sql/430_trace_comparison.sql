@@ -325,8 +325,10 @@ begin
     failed := this.error_count > 0 or exists (select from otel.root_cause(wanted));
     return query
         with summaries as not materialized (
-            -- Cold days' summaries within a day of the trace: the neighbours
-            -- are most often close in time, and each cold day is read whole.
+            -- Cold days' summaries within a day of the trace: each cold day
+            -- is read whole, once for the neighbours before the trace and
+            -- once for those after (materialised, the cold ones would be
+            -- read once, but Citus runs no correlated subquery over them).
             select s.* from otel.trace_summaries as s
             union all
             select c.*

@@ -46,8 +46,8 @@ returns setof text
 language plpgsql
 set search_path = pg_catalog, pg_temp
 as $$
--- otel.traces and otel.trace_summaries (and the cold days' summaries,
--- otel.cold_trace_summaries) are distributed by trace_id in
+-- otel.traces and otel.trace_summaries (and otel.cold_trace_summaries,
+-- whose cold days' summaries it first moves back) are distributed by trace_id in
 -- shard_count co-located shards, so that a trace's spans and its summary
 -- are on one worker and a lookup by trace id is routed there; the span
 -- signatures and the catalog of operations, which every worker joins, are
@@ -86,6 +86,7 @@ declare
     working_table text;
     remade boolean;
     remade_note text;
+    moved_back bigint;
 begin
     if not exists (select from pg_extension where extname = 'citus') then
         raise exception 'otel.distribute() needs Citus in this database: create extension citus, on a coordinator with workers'
@@ -98,6 +99,23 @@ begin
     -- Flushes wait until this commits: a flush that began before the keys
     -- are filled would write rows without one, which Citus refuses.
     perform otel.take_flush_lock();
+    -- Cold storage is for one node: the summaries of cold days go back to
+    -- otel.trace_summaries, where the flush on the workers finds them (the
+    -- cold days of spans stay columnar). Once distributed, there are none,
+    -- and the table is not read: Citus plans no subquery that selects no
+    -- column of a distributed table.
+    if not otel.distributed('otel.trace_summaries') and exists (select 1 from otel.cold_trace_summaries) then
+        insert into otel.trace_summaries
+        select c.*
+          from otel.cold_trace_summaries as c
+         where not exists (select from otel.trace_summaries as s where s.trace_id = c.trace_id);
+        get diagnostics moved_back = row_count;
+        for cold in select p.name from otel.daily_partitions('cold_trace_summaries') as p loop
+            execute format('drop table otel.%I', cold);
+        end loop;
+        delete from otel.cold_trace_days;
+        return next format('otel.cold_trace_summaries: %s summaries moved back to otel.trace_summaries', moved_back);
+    end if;
     for target in
         select t.*, t.name::regclass as relation
           from (values (1, 'otel.traces', 'trace_id', 'default'),
@@ -247,4 +265,4 @@ begin
 end
 $$;
 comment on function otel.distribute(integer) is
-    'On a Citus coordinator, after `alembic upgrade head`: distributes otel.traces, otel.trace_summaries and otel.cold_trace_summaries by trace_id in shard_count (default 32) co-located shards, otel.logs by shard_key co-located with the spans (a record in a trace beside its spans) and otel.metrics by series_key (one shard a series), redistributing a table an earlier release distributed otherwise, and makes otel.span_signatures and otel.operation_catalog reference tables; distributes the staging of OTLP/JSON requests, spans, logs and points by a row id it adds (writers COPY into them with a column list), so that the flush parses, decodes, types and moves their rows on the workers (otel.flush_otlp, otel.flush_spans, otel.flush_logs, otel.flush_metrics); lets otel_reader, otel_writer and otel_admin log in on the workers (Citus reaches the shards as the current role); returns what it changed (nothing when run again, unless a worker was added). The dead letters stay on the coordinator';
+    'On a Citus coordinator, after `alembic upgrade head`: moves the trace summaries of cold days back to otel.trace_summaries (cold storage is for one node); distributes otel.traces, otel.trace_summaries and otel.cold_trace_summaries by trace_id in shard_count (default 32) co-located shards, otel.logs by shard_key co-located with the spans (a record in a trace beside its spans) and otel.metrics by series_key (one shard a series), redistributing a table an earlier release distributed otherwise, and makes otel.span_signatures and otel.operation_catalog reference tables; distributes the staging of OTLP/JSON requests, spans, logs and points by a row id it adds (writers COPY into them with a column list), so that the flush parses, decodes, types and moves their rows on the workers (otel.flush_otlp, otel.flush_spans, otel.flush_logs, otel.flush_metrics); lets otel_reader, otel_writer and otel_admin log in on the workers (Citus reaches the shards as the current role); returns what it changed (nothing when run again, unless a worker was added). The dead letters stay on the coordinator';

@@ -746,7 +746,8 @@ def test_distribute_refuses_columnar_partitions_it_would_have_to_key(citus):
 
 def test_distribute_refuses_a_cold_day_of_spans_in_slices_until_it_is_one_table(citus):
     """Citus distributes no table with a partitioned partition, which a cold day of many spans is: otel.distribute()
-    names the day, and distributes once the day is one columnar table again (its hint)."""
+    names the day, and distributes once the day is one columnar table again (its hint), moving the day's cold
+    trace summaries back to otel.trace_summaries."""
     done = citus.script("createdb", SLICED_DATABASE)
     assert done.returncode == 0, done.stderr
     url = database_url(SLICED_DATABASE, citus.ports[0])
@@ -773,9 +774,16 @@ def test_distribute_refuses_a_cold_day_of_spans_in_slices_until_it_is_one_table(
         assert conn.execute("select otel.distributed('otel.traces')").fetchone() == (False,)
         conn.execute("select set_config('otel.cold_slice_spans', '999999999999999999', false)")
         assert conn.execute("select otel.convert_to_columnar('traces', 'traces_p20240101')").fetchone() == (True,)
-        conn.execute("select * from otel.distribute(4)")
+        assert conn.execute("select otel.move_summaries_to_cold('2024-01-01')").fetchone() == (1_200,)
+        before = conn.execute("select * from otel.trace_spans(%s)", (spans[7]["traceId"],)).fetchall()
+        assert len(before) == 1
+        changes = [row for (row,) in conn.execute("select * from otel.distribute(4)")]
+        assert changes[0] == "otel.cold_trace_summaries: 1200 summaries moved back to otel.trace_summaries"
         assert conn.execute("select otel.distributed('otel.traces')").fetchone() == (True,)
         assert conn.execute("select count(*) from otel.traces").fetchone() == (1_200,)
+        assert conn.execute("select count(*) from otel.trace_summaries").fetchone() == (1_200,)
+        assert conn.execute("select count(*) from otel.cold_trace_summaries").fetchone() == (0,)
+        assert conn.execute("select * from otel.trace_spans(%s)", (spans[7]["traceId"],)).fetchall() == before
 
 
 def test_a_writer_holding_the_staging_keeps_its_rows_and_the_claim_runs_on_the_workers(citus):

@@ -322,6 +322,7 @@ def test_similar_traces_reads_newer_spans_first_and_cold_days_for_the_rest(conn,
 def test_a_cold_partition_takes_late_spans_and_retention_drops_it(conn, columnar, old_day):
     conn.execute("select otel.set_cold_storage('traces', interval '7 days')")
     conn.execute("call otel.maintain()")
+    assert scalar(conn, "select count(*) from otel.trace_summaries") == 0  # all cold
     late = span(traceId=TRACES[0], spanId="00000000000000aa", parentSpanId=f"{1:016x}", name="late callback")
     again = failing_trace(TRACES[0], 0)[0]  # stored before: dropped as a repeat
     stage_otlp(conn, [traces_request(late, again)])
@@ -342,6 +343,38 @@ def test_a_cold_partition_takes_late_spans_and_retention_drops_it(conn, columnar
     assert scalar(conn, "select to_regclass(%s)", (f"otel.traces_p{DAY}",)) is None
     assert scalar(conn, "select to_regclass(%s)", (f"otel.cold_trace_summaries_p{DAY}",)) is None
     assert scalar(conn, "select count(*) from otel.trace_summaries") == 0
+
+
+def test_a_late_span_on_the_next_day_brings_a_cold_summary_back_and_reads_find_hot_and_cold_alike(
+    conn, columnar, old_day
+):
+    conn.execute("select otel.set_cold_storage('traces', interval '7 days')")
+    conn.execute("call otel.maintain()")
+    # TRACES[39] ended at 16:39:00.9 on DAY; a callback of it starts just after midnight.
+    late = span(
+        traceId=TRACES[39],
+        spanId="00000000000000bb",
+        parentSpanId=f"{39 * 60 + 1:016x}",
+        name="nightly callback",
+        startTimeUnixNano="1764028800100000000",
+        endTimeUnixNano="1764028800200000000",
+    )
+    stage_otlp(conn, [traces_request(late)])
+    assert flush(conn)["spans"] == 1
+    assert conn.execute(
+        "select span_count, end_time > '2025-11-25' from otel.trace_summaries where trace_id = %s", (TRACES[39],)
+    ).fetchall() == [(3, True)]
+    assert [row[0] for row in conn.execute("select name from otel.trace_spans(%s)", (TRACES[39],))] == [
+        "POST /orders",
+        "charge card",
+        "nightly callback",
+    ]
+    # Hot and cold traces, and an unknown one, in one call: each once, the hot one as it is now.
+    summaries = conn.execute(
+        "select trace_id, span_count from otel.trace_summaries_of(%s) order by trace_id",
+        ([TRACES[39], TRACES[1], "f" * 32, TRACES[2]],),
+    ).fetchall()
+    assert summaries == [(TRACES[1], 2), (TRACES[2], 2), (TRACES[39], 3)]
 
 
 def test_resign_leaves_cold_partitions_as_they_are_and_says_so(conn, columnar, old_day):
