@@ -250,6 +250,15 @@ def test_a_cold_days_trace_summaries_move_to_a_columnar_partition_and_every_read
     conn.execute("call otel.maintain()")
     assert access_method(conn, f"cold_trace_summaries_p{DAY}") == "columnar"
     assert scalar(conn, "select count(*) from otel.cold_trace_summaries") == 50
+    # zstd level 9, the spans' and the summaries' days alike
+    assert conn.execute(
+        "select o.relation::text, o.compression::text, o.compression_level, o.chunk_group_row_limit"
+        " from columnar.options as o where o.relation::text like %s order by 1",
+        (f"otel.%_p{DAY}",),
+    ).fetchall() == [
+        (f"otel.cold_trace_summaries_p{DAY}", "zstd", 9, 1_000),
+        (f"otel.traces_p{DAY}", "zstd", 9, 5_000),
+    ]
     assert [row[0] for row in conn.execute(hot_day)] == [1]
     assert scalar(conn, "select trace_id from otel.trace_summaries where start_time < '2025-11-25'") == "c" * 32
     assert answers(conn) == before
