@@ -324,6 +324,32 @@ $$;
 comment on function otel.bloom_may_hold(bytea, text) is
     'Whether a Bloom filter of otel.bloom_bits() may hold a trace id (false: it surely does not); internal';
 
+create or replace function otel.cold_trace_ranges(trace_ids text[])
+returns table (trace_id text, first_start timestamptz, last_end timestamptz)
+language plpgsql stable
+set search_path = pg_catalog, pg_temp
+as $$
+-- Of the given traces, those otel.trace_summaries lacks, each with the
+-- days whose filter may hold it (two or more only by a false positive), to
+-- their last microsecond, so that the next day's partition is not searched
+-- too. Two statements: the first reads the summaries (distributed on
+-- Citus), the second only otel.cold_trace_days.
+declare
+    unsummarised text[] := array(select x from unnest(trace_ids) as x
+                                 except
+                                 select s.trace_id from otel.trace_summaries as s where s.trace_id = any (trace_ids));
+begin
+    return query
+        select x, min(d.day)::timestamp at time zone 'UTC',
+               (max(d.day) + 1)::timestamp at time zone 'UTC' - interval '1 microsecond'
+          from unnest(unsummarised) as x
+          join otel.cold_trace_days as d on d.bucket = left(x, 3) and otel.bloom_may_hold(d.bloom, x)
+         group by x;
+end
+$$;
+comment on function otel.cold_trace_ranges(text[]) is
+    'Of the given traces, those not in otel.trace_summaries that a cold day may hold (otel.cold_trace_days), with that day''s first and last moment: trace_id, first_start, last_end; internal';
+
 create or replace function otel.trace_time_range(trace_id text)
 returns table (first_start timestamptz, last_end timestamptz)
 language plpgsql stable
@@ -336,16 +362,9 @@ begin
       from otel.trace_summaries as s
      where s.trace_id = trace_time_range.trace_id;
     if not found then
-        -- A cold trace lies in one day: the days whose filter may hold it
-        -- (two or more only by a false positive), to their last microsecond,
-        -- so that the next day's partition is not searched too. None:
-        -- nulls, which no time is between.
-        select min(d.day)::timestamp at time zone 'UTC',
-               (max(d.day) + 1)::timestamp at time zone 'UTC' - interval '1 microsecond'
-          into first_start, last_end
-          from otel.cold_trace_days as d
-         where d.bucket = left(trace_time_range.trace_id, 3)
-           and otel.bloom_may_hold(d.bloom, trace_time_range.trace_id);
+        -- A cold trace lies in one day. None: nulls, which no time is between.
+        select r.first_start, r.last_end into first_start, last_end
+          from otel.cold_trace_ranges(array[trace_time_range.trace_id]) as r;
     end if;
     return next;
 end
@@ -371,24 +390,17 @@ language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
 -- In otel.trace_summaries first; a trace not there in the cold day that
--- otel.trace_time_range() names, whose chunk groups are skipped by their
+-- otel.cold_trace_ranges() names, whose chunk groups are skipped by their
 -- minimum and maximum trace id.
 declare
-    cold_trace text;
-    day_start timestamptz;
-    day_end timestamptz;
+    cold record;
 begin
     return query select s.* from otel.trace_summaries as s where s.trace_id = any (trace_ids);
-    for cold_trace in
-        select x from unnest(trace_ids) as x
-        except
-        select s.trace_id from otel.trace_summaries as s where s.trace_id = any (trace_ids)
-    loop
-        select r.first_start, r.last_end into day_start, day_end from otel.trace_time_range(cold_trace) as r;
+    for cold in select * from otel.cold_trace_ranges(trace_ids) loop
         return query
             select c.*
               from otel.cold_trace_summaries as c
-             where c.trace_id = cold_trace and c.start_time between day_start and day_end;
+             where c.trace_id = cold.trace_id and c.start_time between cold.first_start and cold.last_end;
     end loop;
 end
 $$;

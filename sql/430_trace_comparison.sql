@@ -21,9 +21,7 @@ as $$
 -- are numbered in start order (occurrence).
 declare
     span_rows otel.traces[];
-    cold_trace text;
-    day_start timestamptz;
-    day_end timestamptz;
+    cold record;
 begin
     -- The spans first, in a statement of their own: as otel.trace_spans(),
     -- each trace's time range in otel.trace_summaries confines the lookup
@@ -44,15 +42,11 @@ begin
          ) as x
          where w.trace_id = any (trace_operations.trace_ids));
     -- Traces whose summaries are cold (otel.cold_trace_summaries), each in
-    -- the day otel.trace_time_range() names.
-    for cold_trace in
-        select x from unnest(trace_operations.trace_ids) as x
-        except
-        select w.trace_id from otel.trace_summaries as w where w.trace_id = any (trace_operations.trace_ids)
-    loop
-        select r.first_start, r.last_end into day_start, day_end from otel.trace_time_range(cold_trace) as r;
+    -- the day otel.cold_trace_ranges() names.
+    for cold in select * from otel.cold_trace_ranges(trace_operations.trace_ids) loop
         span_rows := span_rows || array(
-            select t from otel.traces as t where t.trace_id = cold_trace and t.start_time between day_start and day_end);
+            select t from otel.traces as t
+             where t.trace_id = cold.trace_id and t.start_time between cold.first_start and cold.last_end);
     end loop;
     return query
     with recursive spans as (

@@ -101,6 +101,7 @@ grant execute on function
     otel.distribution_column(regclass),
     otel.trace_time_range(text),
     otel.trace_summaries_of(text[]),
+    otel.cold_trace_ranges(text[]),
     otel.bloom_position(bigint, text, integer),
     otel.bloom_may_hold(bytea, text)
     to otel_reader, otel_admin;
